@@ -52,10 +52,15 @@ class RunResult:
     v: np.ndarray | None = None
 
     def first_spike(self, what: str = "outputs") -> np.ndarray:
-        """Return the first step at which each output (or compartment) fired, -1 if never."""
+        """Return the first step at which each output (or compartment) fired, -1 if never.
+
+        Works on batched ``(B, T, n)`` and single-sample ``(T, n)`` results (the step axis is
+        the second from last).
+        """
         x = getattr(self, what) > 0
-        first = x.argmax(axis=1)
-        return np.where(x.any(axis=1), first, -1)
+        axis = x.ndim - 2
+        first = x.argmax(axis=axis)
+        return np.where(x.any(axis=axis), first, -1)
 
 
 class GoldenCore:
