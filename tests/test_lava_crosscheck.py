@@ -85,4 +85,4 @@ def test_quartz_style_integrator_matches_lava():
     x = np.zeros((1, 40, g.n_axons), dtype=bool)
     x[0, 3, 0] = x[0, 9, 1] = True
     golden = _check(cfg, x, seed=None, label="golden vs Lava (hand-built)")
-    assert golden.spikes[0].sum(axis=0).tolist() == [1, 1, 1]
+    assert golden.spikes[0, :, :3].sum(axis=0).tolist() == [1, 1, 1]
