@@ -153,8 +153,9 @@ class GoldenCore:
                 sf = s[:, active].astype(self.dtype)
                 for d, m in self.RWf.items():
                     acc[(t + 1 + d) % D] += (sf @ m[active]).astype(np.int64)
-        outputs = (spikes.reshape(B * T, n).astype(np.int32) @ self.O.astype(np.int32)
-                   ).reshape(B, T, -1)
+        # Route counts per output: small integers, exact in float32 (BLAS, unlike int matmul).
+        outputs = (spikes.reshape(B * T, n).astype(np.float32) @ self.O.astype(np.float32)
+                   ).astype(np.int32).reshape(B, T, -1)
         res = RunResult(spikes=spikes, outputs=outputs, u=rec_u, v=rec_v)
         if single:
             res = RunResult(*(None if a is None else a[0] for a in

@@ -40,11 +40,38 @@ def lava_du(du: int, du_offset: int) -> int:
     return int(du) + int(du_offset) - 1
 
 
+def _import_lava_runtime():
+    """Import Lava's runtime, which calls ``multiprocessing.set_start_method('fork')``.
+
+    That call raises if anything (tqdm's lock, for one) already fixed the start method.  If
+    the method in force is already 'fork', Lava's call is a no-op and is let through.
+    """
+    import multiprocessing as mp
+
+    current = mp.get_start_method(allow_none=True)
+    if current not in (None, "fork"):
+        raise RuntimeError(f"Lava needs the 'fork' start method, but this process already "
+                           f"uses {current!r}")
+    original = mp.set_start_method
+
+    def tolerant(method, force=False):
+        if method == "fork" and mp.get_start_method(allow_none=True) == "fork":
+            return
+        original(method, force=force)
+
+    mp.set_start_method = tolerant
+    try:
+        import lava.magma.runtime.runtime  # noqa: F401
+    finally:
+        mp.set_start_method = original
+
+
 def _lava():
     """Import Lava lazily (it is large) and define the two recording models once."""
     global _LAVA
     if "_LAVA" in globals():
         return _LAVA
+    _import_lava_runtime()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import DelayDense, Dense
