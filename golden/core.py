@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
 from .network import CoreConfig
 
 __all__ = ["GoldenCore", "RunResult", "exact_dtype"]
 
+#: Below this fraction of ones, host rasters are multiplied as sparse matrices.
+SPARSE_INPUT_DENSITY = 0.02
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
 
@@ -90,7 +93,10 @@ class GoldenCore:
             self.W[int(d)] = Wd
         # Recurrent path: compartment spikes → routes → synapses, folded into one matrix.
         self.recurrent = bool(self.R.any())
-        self.RW = {d: self.R @ Wd for d, Wd in self.W.items()} if self.recurrent else {}
+        # (float64 BLAS: the entries are small integers, so the product is exact.)
+        Rf = self.R.astype(np.float64)
+        self.RW = ({d: np.rint(Rf @ Wd.astype(np.float64)).astype(np.int64)
+                    for d, Wd in self.W.items()} if self.recurrent else {})
         # Exactness: the largest number of spikes one axon can carry in one step.
         max_count = 1 + self.R.sum(axis=0).max(initial=0)
         bound = max((int((np.abs(Wd).sum(axis=0)).max(initial=0)) for Wd in self.W.values()),
@@ -114,18 +120,24 @@ class GoldenCore:
         if x.ndim != 3 or x.shape[2] != g.n_axons:
             raise ValueError(f"inputs must have shape (batch, steps, {g.n_axons}), "
                              f"not {np.shape(inputs)}")
-        if not np.isin(x, (0, 1)).all():
-            bad = x[~np.isin(x, (0, 1))].ravel()[0]
+        if x.dtype != bool and not ((x == 0) | (x == 1)).all():
+            bad = x[(x != 0) & (x != 1)].ravel()[0]
             raise ValueError(f"inputs must be 0/1 spikes, found {bad!r}")
         unknown = set(record) - {"u", "v"}
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
         B, T, _ = x.shape
         n, D = g.n_compartments, g.n_delay_slots
-        xf = x.astype(self.dtype)
-        # Host spikes do not depend on the state: fold them for all steps at once.
-        ext = {d: (xf.reshape(B * T, -1) @ Wd).reshape(B, T, n).astype(np.int64)
-               for d, Wd in self.Wf.items()}
+        # Host spikes do not depend on the state: fold them for all steps at once, as a sparse
+        # product when the raster is sparse (Quartz inputs spike once per sample).
+        flat = x.reshape(B * T, -1)
+        if np.count_nonzero(flat) < SPARSE_INPUT_DENSITY * flat.size:
+            xs = scipy.sparse.csr_matrix(flat).astype(self.dtype)
+            ext = {d: np.asarray(xs @ Wd).reshape(B, T, n).astype(np.int64)
+                   for d, Wd in self.Wf.items()}
+        else:
+            xf = flat.astype(self.dtype)
+            ext = {d: (xf @ Wd).reshape(B, T, n).astype(np.int64) for d, Wd in self.Wf.items()}
         acc = np.zeros((D, B, n), dtype=np.int64)
         u = np.zeros((B, n), dtype=np.int64)
         v = np.zeros((B, n), dtype=np.int64)

@@ -1,0 +1,420 @@
+"""Map a Quartz network onto one neurocore (docs/quartz.md §2 states the mapping and its math).
+
+Per weight layer ``l`` with scale ``S`` (an even integer: one unit of value is ``S`` accumulator
+units) the core holds:
+
+- one non-leaky IF compartment per neuron (``du = 0, du_offset = 0, dv = 0``) with threshold
+  ``vth = S·T − S/2 − 1``, i.e. ``v ≥ S(T − ½)``: the Quartz threshold, which rounds half up;
+- data synapses ``W = round(w·S)`` (8-bit magnitude, sign per synapse);
+- a bias synapse ``B = round(b·S)`` from the layer's ONE clock, which spikes at layer time
+  ``T − 1`` (value 1): the bias is the weight of a constant-1 input;
+- counter-weight synapses of total ``C = S − ΣW − B`` from the layer's SYNC clock at readout
+  time ``R = 2(T − 1)``, so every neuron's current is exactly ``S`` after ``R``;
+- rectifier synapses from the layer's RECT clock at ``Q = 3(T − 1)``, large enough to force a
+  spike in every neuron that has not fired (value 0);
+- self-inhibition through the neuron's own axon, so it spikes exactly once.
+
+Layer ``l``'s window starts at global step ``W_l``; a spike sent at ``t`` arrives at ``t + 1``,
+so ``W_{l+1} = W_l + T (+1 per max-pool relay)``: the synaptic step replaces one step of the
+reference's ``T − 1`` shift and the integer core reproduces the float time grid exactly.  With
+no early spike the decoded output is ``max(0, floor((T−1)·Y/S + ½))/(T−1)`` for rectified layers,
+``Y = Σ W x + B`` (:func:`integer_closed_form`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..golden.network import CoreConfig, NetworkBuilder
+from ..golden.quartz import TimeGrid, encode
+from ..spec.geometry import CoreGeometry
+from ..spec.words import SignMode
+from .layers import MaxPoolStage, WeightStage, stages_of
+
+__all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude",
+           "integer_closed_form", "MappingError", "choose_scale"]
+
+
+class MappingError(ValueError):
+    """The network cannot be mapped; the message names the layer and the value."""
+
+
+def split_amplitude(value: int, g: CoreGeometry) -> list[tuple[int, int]]:
+    """Split an integer into synapses ``(w, exp)`` with ``Σ w·2^exp == value`` exactly.
+
+    Uses as few full ``(±255, max_exp)`` pieces as needed, then ``(hi, max_exp)`` and
+    ``(lo, 0)``; all pieces carry the sign of ``value``.
+    """
+    value = int(value)
+    if value == 0:
+        return []
+    sign = 1 if value > 0 else -1
+    mag = abs(value)
+    e_max = (1 << g.weight_exp_bits) - 1
+    full = ((1 << g.weight_bits) - 1) << e_max
+    pieces = [(sign * ((1 << g.weight_bits) - 1), e_max)] * (mag // full)
+    r = mag % full
+    hi, lo = r >> e_max, r & ((1 << e_max) - 1)
+    if hi:
+        pieces.append((sign * hi, e_max))
+    if lo:
+        pieces.append((sign * lo, 0))
+    return pieces
+
+
+def integer_closed_form(y_int: np.ndarray, scale: int, t_max: int, rectify: bool = True):
+    """Decoded output of an integer-core neuron with net input ``Y = Σ W x + B`` (no early spike).
+
+    ``floor((T−1)·Y/S + ½)/(T−1)``, clipped at 0 when rectified; computed in exact integers.
+    """
+    levels = t_max - 1
+    y = np.asarray(y_int, dtype=np.int64)
+    k = np.floor_divide(2 * levels * y + scale, 2 * scale)
+    if rectify:
+        k = np.maximum(k, 0)
+    return k / levels
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """What the mapping did to one stage (printed by the fit report)."""
+
+    name: str
+    kind: str
+    neurons: int
+    scale: int = 0
+    vth: int = 0
+    max_abs_weight: float = 0.0
+    weights: int = 0
+    weights_zeroed: int = 0
+    weights_clipped: int = 0
+    synapses: int = 0
+    counter_synapses: int = 0
+    bias_synapses: int = 0
+    rect_synapses: int = 0
+    inhibit_synapses: int = 0
+    window_start: int = 0
+
+
+@dataclass
+class _Layer:
+    stage: object
+    neurons: np.ndarray = None          # compartment ids
+    W: np.ndarray = None                # int weights (n_out, n_in)
+    B: np.ndarray = None
+    C: np.ndarray = None
+    rect: np.ndarray = None
+    inhib: np.ndarray = None
+    S: int = 0
+    vth: int = 0
+    window: int = 0                     # W_l (global step of layer time 0)
+    clocks: dict = field(default_factory=dict)
+
+
+def _limits(g: CoreGeometry) -> tuple[int, int]:
+    """Largest |u'| and |v'| (in accumulator units, u' = u >> 6) that never wrap or saturate."""
+    return (g.state_max >> g.act_shift) - 1, ((g.state_max - 1) >> g.act_shift) - 1
+
+
+def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeometry):
+    """Integer weights and per-neuron synapse totals for scale ``S``; None if out of range."""
+    u_lim, v_lim = _limits(g)
+    W = np.rint(stage.weight * S).astype(np.int64)
+    B = np.rint(stage.bias * S).astype(np.int64)
+    C = S - W.sum(axis=1) - B
+    vth = S * T - S // 2 - 1
+    if vth >= 1 << g.vth_bits:
+        return None
+    Wp, Wn = np.clip(W, 0, None).sum(axis=1), np.clip(W, None, 0).sum(axis=1)
+    pos = Wp + np.clip(B, 0, None) + np.clip(C, 0, None)
+    neg = -Wn - np.clip(B, None, 0) - np.clip(C, None, 0)
+    grid = TimeGrid(T)
+    if np.any(vth + pos >= v_lim):
+        return None
+    if stage.rectify:
+        # v' at Q-1 is S(T-1) + (T-1)·Y (closed form); Y is lowest with every negative weight's
+        # input at x_max.  The rectifier must lift the lowest v' above vth in one step.
+        y_lo = np.floor(x_max * Wn).astype(np.int64) + B
+        v_lo = S * grid.levels + grid.levels * y_lo
+        rect = np.maximum(1, vth - S - v_lo + 1)
+        if np.any(neg * grid.rectify_step >= v_lim) or np.any(S + rect >= u_lim):
+            return None
+    else:
+        rect = np.zeros_like(B)
+    inhib = pos + rect + 1
+    if np.any(neg + inhib >= u_lim):
+        return None
+    return W, B, C, rect, inhib, vth
+
+
+def choose_scale(stage: WeightStage, x_max: float, T: int, g: CoreGeometry) -> int:
+    """Return the largest even scale ``S`` whose weights fit 8 bits and whose state stays in range.
+
+    Raises :class:`MappingError` if even ``S = 2`` does not fit.
+    """
+    max_w = float(np.abs(stage.weight).max(initial=0.0))
+    full = (1 << g.weight_bits) - 1
+    s_hi = int(full / max_w) if max_w > 0 else full
+    s_hi -= s_hi % 2
+    if s_hi < 2:
+        raise MappingError(f"{stage.name}: weight {max_w:.4g} does not fit {g.weight_bits} bits "
+                           f"at any scale (normalise the model first)")
+    lo, hi = 2, s_hi
+    if _layer_integers(stage, lo, x_max, T, g) is None:
+        raise MappingError(f"{stage.name}: even scale S=2 overflows the 24-bit state at T={T}; "
+                           "the layer's fan-in or T is too large for one core")
+    while lo < hi:  # largest even S in [lo, hi] that fits
+        mid = (lo + hi + 2) // 4 * 2
+        if _layer_integers(stage, mid, x_max, T, g) is not None:
+            lo = mid
+        else:
+            hi = mid - 2
+    return lo
+
+
+@dataclass
+class QuartzProgram:
+    """A Quartz network compiled onto one core: the config and how to feed and read it.
+
+    ``input_axons[i]`` is the axon of flattened input ``i``; host clock spikes for the first
+    layer are sent on ``clock_axons`` at ``clock_steps``; the class of a sample is its earliest
+    output spike (output id = class).  ``n_steps`` steps cover the output layer's window.
+    """
+
+    config: CoreConfig
+    t_max: int
+    input_shape: tuple
+    input_max: float
+    input_axons: np.ndarray
+    clock_axons: dict
+    clock_steps: dict
+    first_window: int
+    output_window: int
+    n_steps: int
+    n_outputs: int
+    layers: list
+    notes: list = field(default_factory=list)
+
+    # ---- host side ---------------------------------------------------------------
+    def encode(self, images) -> np.ndarray:
+        """Return the host spike raster (B, n_steps, n_axons) for a batch of images."""
+        x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images,
+                       dtype=np.float64)
+        x = x.reshape(x.shape[0], -1)
+        n_in = int(np.prod(self.input_shape))
+        if x.shape[1] != n_in:
+            raise ValueError(f"images have {x.shape[1]} values each, the network takes {n_in}")
+        bad = (x > self.input_max + 1e-9) | (x < -1.9) | np.isnan(x)
+        if bad.any():
+            b, i = np.argwhere(bad)[0]
+            raise ValueError(f"input value {x[b, i]!r} (sample {b}, input {i}) is outside the "
+                             f"range [-1.9, {self.input_max}] this program was compiled for")
+        tau = encode(x, self.t_max)
+        steps = self.first_window + tau - 1
+        g = self.config.geometry
+        raster = np.zeros((x.shape[0], self.n_steps, g.n_axons), dtype=bool)
+        ok = (steps >= 0) & (steps < self.n_steps)
+        bb, ii = np.nonzero(ok)
+        raster[bb, steps[bb, ii], self.input_axons[ii]] = True
+        for name, axon in self.clock_axons.items():
+            raster[:, self.clock_steps[name], axon] = True
+        return raster
+
+    def decode(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Decode output events (B, n_steps, n_outputs): first spike step, value, class."""
+        fired = outputs[:, :, :self.n_outputs] > 0
+        any_ = fired.any(axis=1)
+        first = np.where(any_, fired.argmax(axis=1), -1)
+        levels = self.t_max - 1
+        tau = first - self.output_window
+        values = np.where(any_, (3 * levels - tau) / levels, -np.inf)
+        predicted = np.where(any_.any(axis=1), np.argmax(values, axis=1), -1)
+        decision = np.where(any_.any(axis=1), first.max(axis=1, initial=-1), -1)
+        earliest = np.where(any_, first, np.iinfo(np.int64).max).min(axis=1)
+        return {"first_spike": first, "values": values, "predicted": predicted,
+                "decision_step": np.where(any_.any(axis=1), earliest, -1),
+                "last_first_spike": decision}
+
+    def fit_report(self) -> str:
+        """Return a text table: memory use against capacity, and each layer's mapping."""
+        g = self.config.geometry
+        s = self.config.summary()
+        rows = [
+            f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference",
+            f"  compartments {s['compartments_used']:>8} / {g.n_compartments}",
+            f"  synapses     {s['synapses_used']:>8} / {g.n_synapses}",
+            f"  axons        {s['axons_used']:>8} / {g.n_axons}",
+            f"  routes       {s['routes_used']:>8} / {g.n_routes}",
+            f"  profiles     {len(set(self.config.mem['compartments']['profile'].tolist())):>8}"
+            f" / {g.n_profiles}",
+            "  layer                         neurons  scale S    vth  |w|max  weights  zeroed  "
+            "synapses  window",
+        ]
+        for r in self.layers:
+            rows.append(f"  {r.name:<29} {r.neurons:>7} {r.scale:>8} {r.vth:>6} "
+                        f"{r.max_abs_weight:>7.3f} {r.weights:>8} {r.weights_zeroed:>7} "
+                        f"{r.synapses:>9} {r.window_start:>7}")
+        rows += [f"  note: {n}" for n in self.notes]
+        return "\n".join(rows)
+
+
+# ---- compilation -----------------------------------------------------------------------
+_PULSE = dict(du=4095, du_offset=1, dv=0, vth=0)     # fires on its one input, then forgets it
+
+
+def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreGeometry, *,
+                   input_max: float = 1.0, hidden_max: float = 2.0) -> QuartzProgram:
+    """Lay out ``stages`` (see :mod:`neurocore.sw.layers`) on one core of ``geometry``.
+
+    ``input_max`` bounds the network inputs and ``hidden_max`` the decoded hidden activations
+    when the scales are chosen (docs/quartz.md §2.3).
+    """
+    T = int(t_max)
+    grid = TimeGrid(T)
+    g = geometry
+    weight_stages = [s for s in stages if isinstance(s, WeightStage)]
+    layers = [_Layer(s) for s in stages]
+    n_in = int(np.prod(input_shape))
+    # --- windows: W_0 so that the earliest host spike is sent at step >= 0
+    tau_min = int(encode(np.array([input_max]), T)[0])
+    w0 = max(2 - T, 1 - tau_min)
+    window, pools_since = w0, 0
+    for lay in layers:
+        if isinstance(lay.stage, WeightStage):
+            lay.window = window
+            window += T + 0
+            pools_since = 0
+        else:
+            window += 1
+            pools_since += 1
+    out_layer = layers[-1]
+    n_steps = out_layer.window + grid.window
+    # --- scales
+    reports = []
+    x_max = input_max
+    for lay in layers:
+        if not isinstance(lay.stage, WeightStage):
+            continue
+        S = choose_scale(lay.stage, x_max, T, g)
+        W, B, C, rect, inhib, vth = _layer_integers(lay.stage, S, x_max, T, g)
+        lay.S, lay.vth, lay.W, lay.B, lay.C, lay.rect, lay.inhib = S, vth, W, B, C, rect, inhib
+        x_max = hidden_max
+    # --- axons: host inputs, three host clocks, then one axon per compartment
+    host = {"one": n_in, "sync": n_in + 1, "rect": n_in + 2}
+    n_host = n_in + len(host)
+    b = NetworkBuilder(g)
+    p_pulse = b.add_profile(**_PULSE)
+    p_pool = b.add_profile(du=0, du_offset=0, dv=0, vth=0)
+    p_timer = b.add_profile(du=0, du_offset=0, dv=0, vth=max(0, T - 2))
+    counts: dict[int, dict[str, int]] = {}
+
+    def axon_of(cx) -> int:
+        return n_host + int(cx)
+
+    # compartments, stage by stage, with their clocks
+    for li, lay in enumerate(layers):
+        st = lay.stage
+        if isinstance(st, WeightStage):
+            prof = b.add_profile(du=0, du_offset=0, dv=0, vth=lay.vth)
+            lay.neurons = b.add_compartments(st.weight.shape[0], profile=prof)
+            if lay is layers[0] or not any(isinstance(x.stage, WeightStage) for x in layers[:li]):
+                lay.clocks = dict(host)                  # first layer: host clocks
+            else:
+                lay.clocks = {
+                    "one": int(b.add_compartments(1, profile=p_pulse)[0]),
+                    "sync": int(b.add_compartments(1, profile=p_pulse)[0]),
+                }
+                if st.rectify:
+                    lay.clocks["rect"] = int(b.add_compartments(1, profile=p_timer)[0])
+        else:
+            lay.neurons = b.add_compartments(st.groups.shape[0], profile=p_pool)
+    first = next(lay for lay in layers if isinstance(lay.stage, WeightStage))
+    # neurons of each stage's input
+    prev_neurons = None
+    prev_weight: _Layer | None = None
+    for lay in layers:
+        st = lay.stage
+        src_axons = (np.arange(n_in) if prev_neurons is None
+                     else np.array([axon_of(c) for c in prev_neurons]))
+        if isinstance(st, WeightStage):
+            syn = {"data": 0, "counter": 0, "bias": 0, "rect": 0, "inhib": 0}
+            for i, axon in enumerate(src_axons):
+                col = lay.W[:, i]
+                nz = np.flatnonzero(col)
+                if nz.size:
+                    b.connect(int(axon), lay.neurons[nz], col[nz])
+                    syn["data"] += nz.size
+            clk = lay.clocks
+            is_host = lay is first
+            ax = {k: (v if is_host else axon_of(v)) for k, v in clk.items()}
+            for j, cx in enumerate(lay.neurons):
+                for key, amount, src in (("bias", lay.B[j], "one"), ("counter", lay.C[j], "sync"),
+                                         ("rect", lay.rect[j], "rect")):
+                    for w, e in split_amplitude(int(amount), g):
+                        b.connect(ax[src], int(cx), w, weight_exp=e)
+                        syn[key] += 1
+                b.route_to_axon(int(cx), axon_of(cx))
+                for w, e in split_amplitude(-int(lay.inhib[j]), g):
+                    b.connect(axon_of(cx), int(cx), w, weight_exp=e)
+                    syn["inhib"] += 1
+            if not is_host:  # clock chain from the previous weight layer
+                delta = lay.window - prev_weight.window - T
+                if delta > g.max_delay:
+                    raise MappingError(f"{st.name}: clock relay needs delay {delta} > "
+                                       f"max_delay {g.max_delay}")
+                pc = prev_weight.clocks
+                pax = {k: (v if prev_weight is first else axon_of(v)) for k, v in pc.items()}
+                b.connect(pax["sync"], clk["one"], 1, delay=delta)
+                if "rect" not in pax:
+                    raise MappingError(f"{prev_weight.stage.name}: a hidden layer must be "
+                                       "followed by ReLU (rectified)")
+                b.connect(pax["rect"], clk["sync"], 1, delay=delta)
+                for name in ("one", "sync"):
+                    b.route_to_axon(clk[name], axon_of(clk[name]))
+                if "rect" in clk:
+                    b.connect(axon_of(clk["sync"]), clk["rect"], 1)        # timer current
+                    b.route_to_axon(clk["rect"], axon_of(clk["rect"]))
+                    b.connect(axon_of(clk["rect"]), clk["rect"], -2)       # fire once
+            counts[id(lay)] = syn
+            reports.append(LayerReport(
+                name=st.name, kind="IF" + (" (ReLU)" if st.rectify else " (output)"),
+                neurons=lay.neurons.size, scale=lay.S, vth=lay.vth,
+                max_abs_weight=float(np.abs(st.weight).max(initial=0)),
+                weights=int(np.count_nonzero(st.weight)),
+                weights_zeroed=int(np.count_nonzero(st.weight) - np.count_nonzero(lay.W)),
+                synapses=sum(syn.values()), counter_synapses=syn["counter"],
+                bias_synapses=syn["bias"], rect_synapses=syn["rect"],
+                inhibit_synapses=syn["inhib"], window_start=lay.window))
+            prev_weight = lay
+        else:
+            k = st.groups.shape[1]
+            for p, group in enumerate(st.groups):
+                cx = int(lay.neurons[p])
+                for i in group:
+                    b.connect(int(src_axons[i]), cx, 1)
+                b.route_to_axon(cx, axon_of(cx))
+                b.connect(axon_of(cx), cx, -(k + 1))
+            reports.append(LayerReport(name=st.name, kind="max-pool relay",
+                                       neurons=lay.neurons.size,
+                                       synapses=int(st.groups.size + lay.neurons.size),
+                                       window_start=lay.window))
+        prev_neurons = lay.neurons
+    n_out = out_layer.neurons.size
+    if n_out > g.n_outputs:
+        raise MappingError(f"{n_out} outputs exceed n_outputs={g.n_outputs}")
+    b.route_to_output(out_layer.neurons, np.arange(n_out))
+    config = b.build()
+    clock_steps = {"one": first.window + T - 2, "sync": first.window + 2 * grid.levels - 1,
+                   "rect": first.window + 3 * grid.levels - 1}
+    if not first.stage.rectify:
+        del clock_steps["rect"]
+        del host["rect"]
+    return QuartzProgram(config=config, t_max=T, input_shape=tuple(input_shape),
+                         input_max=float(input_max), input_axons=np.arange(n_in),
+                         clock_axons=host, clock_steps=clock_steps, first_window=first.window,
+                         output_window=out_layer.window, n_steps=int(n_steps), n_outputs=n_out,
+                         layers=reports)

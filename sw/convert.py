@@ -1,0 +1,88 @@
+"""``from_model``: a trained torch ``nn.Sequential`` → a Quartz program on the neurocore.
+
+Steps: fold BatchNorm, drop Dropout/Identity, percentile-normalise activations on
+``sample_data``, flatten into stages (:mod:`neurocore.sw.layers`), choose per-layer scales and
+lay everything out on one core (:mod:`neurocore.sw.compiler`).  With ``geometry=None`` the
+core is sized to the network (each depth rounded up to a power of two).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..spec.geometry import CoreGeometry
+from .compiler import QuartzProgram, compile_stages
+from .layers import stages_of
+from .normalize import fold_batchnorm, normalize
+
+__all__ = ["from_model", "fitted_geometry", "DEFAULT_PERCENTILE"]
+
+#: Activation percentile of the normalisation (quartz.md: 98.5–99.99 worked best).
+DEFAULT_PERCENTILE = 99.9
+#: Provisional geometry used to measure a network before the core is sized to it.
+_UNBOUNDED = CoreGeometry(name="unbounded", n_compartments=1 << 16, n_axons=1 << 17,
+                          n_synapses=1 << 22, n_routes=1 << 17, n_profiles=16, n_delay_slots=8,
+                          n_outputs=1 << 10, max_fanout=1 << 14, max_routes=8)
+
+
+def _pow2(n: int, floor: int = 2) -> int:
+    return max(floor, 1 << max(0, int(n) - 1).bit_length())
+
+
+def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometry:
+    """Return the smallest power-of-two geometry that holds ``program``'s network."""
+    cfg = program.config
+    s = cfg.summary()
+    fan = int(cfg.mem["synapse_map"]["length"].max(initial=1))
+    routes = int(cfg.mem["axon_map"]["length"].max(initial=1))
+    used_profiles = int(cfg.mem["compartments"]["profile"].max(initial=0)) + 1
+    n_axons = int(np.flatnonzero(cfg.mem["synapse_map"]["length"]).max(initial=0)) + 1
+    return dataclasses.replace(
+        cfg.geometry, name=name,
+        n_compartments=_pow2(program.config.summary()["compartments_used"]),
+        n_axons=_pow2(n_axons), n_synapses=_pow2(s["synapses_used"]),
+        n_routes=_pow2(s["routes_used"]), n_profiles=_pow2(used_profiles),
+        n_outputs=_pow2(program.n_outputs), max_fanout=_pow2(fan, 1),
+        max_routes=_pow2(routes, 1))
+
+
+def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | None = None, *,
+               percentile: float = DEFAULT_PERCENTILE, geometry: CoreGeometry | str | None = None,
+               normalized: bool = False) -> QuartzProgram:
+    """Convert ``model`` (an ``nn.Sequential``) to a :class:`QuartzProgram` with ``T = t_max``.
+
+    ``sample_data`` (N, C, H, W) or (N, F) sets the input shape and the normalisation; pass
+    ``normalized=True`` for a model that is already folded and normalised.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"from_model takes an nn.Sequential, not {type(model).__name__}")
+    if sample_data is None:
+        raise ValueError("from_model needs sample_data (a batch of inputs) for the input shape "
+                         "and the activation normalisation")
+    x = torch.as_tensor(sample_data, dtype=torch.float32)
+    if normalized:
+        net, fold, lambdas = model.eval(), None, []
+    else:
+        folded, fold = fold_batchnorm(model)
+        net, lambdas = normalize(folded, x, percentile)
+    stages = stages_of(net, tuple(x.shape[1:]))
+    input_max = float(x.max())
+    if input_max > 2.0:
+        raise ValueError(f"sample_data reaches {input_max:.4g}; Quartz encodes inputs in "
+                         "(-2, 2] — scale the data first")
+    input_max = max(input_max, 1e-6)
+    if isinstance(geometry, str):
+        geometry = CoreGeometry.preset(geometry)
+    program = compile_stages(stages, tuple(x.shape[1:]), t_max, geometry or _UNBOUNDED,
+                             input_max=input_max)
+    if geometry is None:
+        program = compile_stages(stages, tuple(x.shape[1:]), t_max, fitted_geometry(program),
+                                 input_max=input_max)
+    program.normalized_model = net
+    program.fold_report = fold
+    program.lambdas = lambdas
+    return program
