@@ -40,5 +40,8 @@ lava: install  ## golden vs Lava cross-check only
 bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
 	$(BIN)/python -m neurocore.bench.golden_vs_lava
 
+demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/demo
+	$(BIN)/neurocore demo --out build/demo
+
 clean:
 	rm -rf sim_build build bench/results .pytest_cache

@@ -198,6 +198,8 @@ class QuartzProgram:
     n_outputs: int
     layers: list
     notes: list = field(default_factory=list)
+    #: Compartment ids of each stage's neurons, keyed by the stage (layer report) name.
+    neuron_ids: dict = field(default_factory=dict)
 
     # ---- host side ---------------------------------------------------------------
     def encode(self, images) -> np.ndarray:
@@ -417,4 +419,5 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                          input_max=float(input_max), input_axons=np.arange(n_in),
                          clock_axons=host, clock_steps=clock_steps, first_window=first.window,
                          output_window=out_layer.window, n_steps=int(n_steps), n_outputs=n_out,
-                         layers=reports)
+                         layers=reports,
+                         neuron_ids={lay.stage.name: lay.neurons for lay in layers})

@@ -1,0 +1,126 @@
+"""The ``neurocore`` command: convert, evaluate and report Quartz networks.
+
+``neurocore demo`` runs the digits flow end to end (train or load the cached CNN, convert it
+for T ∈ {4, 8, 16, 32}, run the test split on the golden core, print the table, write CSV and
+PNG).  ``neurocore convert`` writes a core image and prints its fit report; ``neurocore
+report`` prints the fit report of an image; ``neurocore evaluate`` is ``demo`` with choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEFAULT_T = (4, 8, 16, 32)
+DEFAULT_OUT = Path("build") / "demo"
+
+
+def _data_and_model(args):
+    from .sw.datasets import load_digits_split, load_mnist_idx
+    from .sw.models import load_or_train
+
+    if args.mnist:
+        data = load_mnist_idx(args.mnist)
+        name = "mnist_convnet"
+    else:
+        data = load_digits_split()
+        name = args.model
+    return data, name, load_or_train(name, args.cache, data=data)
+
+
+def _evaluate(args) -> int:
+    from .bench.report import update_doc_section
+    from .sw.evaluate import evaluate, markdown_table, plot_accuracy, write_csv
+
+    data, name, model = _data_and_model(args)
+    print(f"model {name} on {data.name}: {len(data.y_test)} test images; T = {args.t}")
+    rows = evaluate(model, data, tuple(args.t), percentile=args.percentile,
+                    progress=not args.quiet)
+    table = markdown_table(rows)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / f"{name}_accuracy.csv", rows)
+    plot_accuracy(out / f"{name}_accuracy.png", rows, f"{name}: accuracy against T")
+    print(f"wrote {out / f'{name}_accuracy.csv'} and {out / f'{name}_accuracy.png'}")
+    if args.update_docs:
+        doc = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+        update_doc_section(doc, f"eval_{name}", f"Command: `neurocore evaluate --model {name}"
+                           f" --t {' '.join(map(str, args.t))}` (percentile {args.percentile})."
+                           f"\n\n{table}")
+    return 0
+
+
+def _convert(args) -> int:
+    from .sw.convert import from_model
+    from .sw.image import save_program, write_hex
+
+    data, name, model = _data_and_model(args)
+    program = from_model(model, args.t_max, data.x_train, percentile=args.percentile,
+                         geometry=args.geometry)
+    print(program.fit_report())
+    save_program(args.out, program)
+    print(f"wrote {args.out}")
+    if args.hex:
+        write_hex(args.hex, program.config)
+        print(f"wrote hex memories to {args.hex}")
+    return 0
+
+
+def _report(args) -> int:
+    from .sw.image import load_program
+
+    print(load_program(args.image).fit_report())
+    return 0
+
+
+def _common(p, t_default):
+    p.add_argument("--model", default="digits_cnn", choices=["digits_cnn", "digits_mlp"],
+                   help="named digits model (default digits_cnn)")
+    p.add_argument("--mnist", metavar="DIR", help="use MNIST IDX files in DIR and mnist_convnet")
+    p.add_argument("--cache", metavar="DIR", help="checkpoint cache (default $NEUROCORE_CACHE "
+                   "or ~/.cache/neurocore)")
+    p.add_argument("--percentile", type=float, default=None,
+                   help="activation-normalisation percentile")
+
+
+def main(argv=None) -> int:
+    from .sw.convert import DEFAULT_PERCENTILE
+
+    ap = argparse.ArgumentParser(prog="neurocore", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, helptext in (("demo", "the digits flow end to end"),
+                           ("evaluate", "accuracy table against T")):
+        p = sub.add_parser(name, help=helptext)
+        _common(p, DEFAULT_T)
+        p.add_argument("--t", type=int, nargs="+", default=list(DEFAULT_T), help="values of T")
+        p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder for CSV and PNG")
+        p.add_argument("--update-docs", action="store_true",
+                       help="write the table into docs/performance.md")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=_evaluate)
+    p = sub.add_parser("convert", help="convert a model and write its core image")
+    _common(p, None)
+    p.add_argument("--t-max", type=int, default=16)
+    p.add_argument("--geometry", default=None, help="geometry preset (default: fitted)")
+    p.add_argument("--out", required=True, help="image file to write (.ncimg)")
+    p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
+    p.set_defaults(func=_convert)
+    p = sub.add_parser("report", help="print the fit report of an image")
+    p.add_argument("image")
+    p.set_defaults(func=_report)
+    args = ap.parse_args(argv)
+    if getattr(args, "percentile", None) is None and hasattr(args, "percentile"):
+        args.percentile = DEFAULT_PERCENTILE
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
+        print(f"neurocore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
