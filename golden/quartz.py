@@ -1,7 +1,7 @@
 """Float Quartz TTFS reference: the yardstick between the ANN and the integer core.
 
-Implements the simulator semantics of docs/reference quartz.md §1A (Lenz, Orchard, Sheik,
-arXiv 2309.16795), restated from the method description, not from any Quartz code.
+Implements the simulator semantics of the project's Quartz notes (quartz.md §1A; Lenz, Orchard,
+Sheik, arXiv 2309.16795), written from the method description, not from any Quartz code.
 
 Time contract, per layer, with ``T = t_max``:
 
@@ -35,6 +35,7 @@ neuron itself rounds half up (see :func:`closed_form`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = [
     "NO_SPIKE", "BIAS_CLIP", "INPUT_MIN", "INPUT_MAX", "TimeGrid", "encode", "decode", "quantize",
     "closed_form", "SynapticMap", "dense_synapses", "module_synapses", "LayerSpikes",
     "simulate_if_layer", "simulate_dense_layer", "LayerStats", "QuartzResult", "run_network",
+    "run_closed_form",
 ]
 
 #: Index meaning "no spike in the window".
@@ -106,7 +108,7 @@ def encode(x, t_max: int) -> np.ndarray:
     if np.isnan(x).any():
         raise ValueError("encode: input contains NaN")
     if x.size and x.max() > INPUT_MAX:
-        raise ValueError(f"encode: value {x.max()!r} exceeds {INPUT_MAX}, the top of the encoding range")
+        raise ValueError(f"encode: value {float(x.max())!r} exceeds {INPUT_MAX}, the top of the encoding range")
     return np.rint(grid.levels * (INPUT_MAX - x)).astype(np.int64)
 
 
@@ -119,7 +121,7 @@ def decode(idx, t_max: int) -> np.ndarray:
 
 
 def quantize(x, t_max: int) -> np.ndarray:
-    """``round_half_even(x(T-1))/(T-1)``; equals ``decode(encode(x))`` for ``x <= 2``."""
+    """``round_half_even(x(T-1))/(T-1)``; mathematically ``decode(encode(x))`` for ``x <= 2``."""
     grid = TimeGrid(t_max)
     return np.rint(np.asarray(x, dtype=np.float64) * grid.levels) / grid.levels
 
@@ -231,7 +233,7 @@ def simulate_if_layer(in_idx, synapses: SynapticMap, t_max: int, *, rectify: boo
     event_steps = set(np.unique(in_idx[in_window]).tolist())
     v, i = np.zeros(shape), np.zeros(shape)
     spike_t = np.full(shape, NO_SPIKE, dtype=np.int64)
-    last_event = np.full(shape, grid.readout, dtype=np.int64)
+    last_event = np.full(shape, grid.readout, dtype=np.int64)  # the counter-weight's step, at least
     synops = np.full(batch, neurons_per_sample * (2 if rectify else 1), dtype=np.int64)
     current_events = np.zeros(batch, dtype=np.int64)
     forced = np.zeros(shape, dtype=bool)
@@ -243,13 +245,13 @@ def simulate_if_layer(in_idx, synapses: SynapticMap, t_max: int, *, rectify: boo
             spikes = (in_idx == t).astype(np.float64)
             data += synapses.apply(spikes)
             events = np.rint(synapses.count(spikes)).astype(np.int64)
-            last_event[events > 0] = t
+            last_event[events > 0] = max(t, grid.readout)
             if t <= last_step:
                 synops += events.reshape(batch, -1).sum(axis=1)
         if bias_idx is not None:
             hit = bias_idx == t
             data += hit
-            last_event[hit] = t
+            last_event[hit] = max(t, grid.readout)
             if t <= last_step:
                 synops += hit.reshape(batch, -1).sum(axis=1)
         if t == grid.readout:
@@ -323,6 +325,17 @@ class QuartzResult:
     n_neurons: int
     layers: tuple[LayerStats, ...] = field(default=())
 
+    def per_inference(self) -> dict[str, float]:
+        """Batch means of the per-sample counts (``tied``: fraction of samples)."""
+        return {
+            "input_spikes": float(self.input_spikes.mean()), "spikes": float(self.spikes.mean()),
+            "early_spikes": float(self.early_spikes.mean()),
+            "early_rate": float(self.early_spikes.mean()) / self.n_neurons,
+            "synops": float(self.synops.mean()), "current_events": float(self.current_events.mean()),
+            "decision_step": float(self.decision_step[self.decision_step != NO_SPIKE].mean()),
+            "tied": float(self.tied.mean()),
+        }
+
     def accuracy(self, labels) -> float:
         """Fraction of ``predicted`` equal to ``labels``."""
         labels = np.asarray(labels)
@@ -331,12 +344,24 @@ class QuartzResult:
         return float(np.mean(self.predicted == labels))
 
 
-def _pool_in_value_domain(pool: nn.Module, idx: np.ndarray, t_max: int, where: str) -> np.ndarray:
+def _pool_levels(pool: nn.Module, levels: np.ndarray) -> np.ndarray:
+    """Pool integer levels ``(T-1)·value`` and round half to even: exact, so ties are deterministic."""
+    with torch.no_grad():
+        return np.rint(pool(torch.from_numpy(levels.astype(np.float64))).numpy())
+
+
+def _pool_spikes(pool: nn.Module, idx: np.ndarray, t_max: int, where: str) -> np.ndarray:
+    """decode → pool → re-encode, computed on levels: ``idx' = R - rint(pool(R - idx))``."""
     if (idx == NO_SPIKE).any():
         raise ValueError(f"{where}: pooling a silent neuron (pooling must follow a rectified layer)")
-    with torch.no_grad():
-        pooled = pool(torch.from_numpy(decode(idx, t_max))).numpy()
-    return encode(pooled, t_max)
+    readout = TimeGrid(t_max).readout
+    return (readout - _pool_levels(pool, readout - idx)).astype(np.int64)
+
+
+def _in_window_values(idx: np.ndarray, t_max: int) -> np.ndarray:
+    """Decoded values, with 0 for indices outside the window (no event acts like the value 0)."""
+    in_window = (idx >= 0) & (idx < TimeGrid(t_max).window)
+    return np.where(in_window, decode(np.where(in_window, idx, 0), t_max), 0.0)
 
 
 def _spiking_plan(model: nn.Sequential) -> list[tuple[str, nn.Module, bool]]:
@@ -367,22 +392,23 @@ def _spiking_plan(model: nn.Sequential) -> list[tuple[str, nn.Module, bool]]:
     return plan
 
 
-def run_network(model: nn.Sequential, x, t_max: int) -> QuartzResult:
-    """Run ``model`` as a float Quartz network on the batch ``x`` (values clamped to [-1.9, 2]).
+@contextmanager
+def _single_thread():
+    """Run torch on one thread: these per-step ops are tiny and extra threads only stall."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    Conv2d/Linear followed by ReLU become rectified IF layers, without ReLU non-rectified ones
-    (the output layer).  Pooling is decode → torch pool → re-encode (zero latency).
-    """
-    grid = TimeGrid(t_max)
-    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-    idx = encode(np.clip(x, INPUT_MIN, INPUT_MAX), t_max)
-    batch = idx.shape[0]
-    input_spikes = ((idx >= 0) & (idx < grid.window)).reshape(batch, -1).sum(axis=1)
-    totals = {k: np.zeros(batch, dtype=np.int64) for k in ("spikes", "early", "synops", "current")}
-    stats, n_neurons, n_if = [], 0, 0
+
+def _run_layers(model, idx, t_max, totals, stats) -> tuple[np.ndarray, int, int]:
+    """Propagate spike indices through the plan; add per-sample counts to ``totals``."""
+    batch, n_if, n_neurons = idx.shape[0], 0, 0
     for pos, (kind, module, rectify) in enumerate(_spiking_plan(model)):
         if kind == "pool":
-            idx = _pool_in_value_domain(module, idx, t_max, f"step {pos} ({module})")
+            idx = _pool_spikes(module, idx, t_max, f"step {pos} ({module})")
         elif kind == "flatten":
             idx = idx.reshape(batch, -1)
         else:
@@ -398,6 +424,25 @@ def run_network(model: nn.Sequential, x, t_max: int) -> QuartzResult:
             stats.append(LayerStats(f"{type(module).__name__}#{n_if}", size, float(spikes.mean()),
                                     float(early.mean()), float(layer.synops.mean()),
                                     float(layer.current_events.mean())))
+    return idx, n_if, n_neurons
+
+
+def run_network(model: nn.Sequential, x, t_max: int) -> QuartzResult:
+    """Run ``model`` as a float Quartz network on the batch ``x`` (values clamped to [-1.9, 2]).
+
+    Conv2d/Linear followed by ReLU become rectified IF layers, without ReLU non-rectified ones
+    (the output layer).  Pooling is decode → torch pool → re-encode (zero latency), evaluated on
+    the integer levels ``(T-1)·value`` so that ties round half to even exactly.
+    """
+    grid = TimeGrid(t_max)
+    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    idx = encode(np.clip(x, INPUT_MIN, INPUT_MAX), t_max)
+    batch = idx.shape[0]
+    input_spikes = ((idx >= 0) & (idx < grid.window)).reshape(batch, -1).sum(axis=1)
+    totals = {k: np.zeros(batch, dtype=np.int64) for k in ("spikes", "early", "synops", "current")}
+    stats: list[LayerStats] = []
+    with _single_thread():
+        idx, n_if, n_neurons = _run_layers(model, idx, t_max, totals, stats)
     out_idx = idx.reshape(batch, -1)
     values = decode(out_idx, t_max)
     predicted = np.argmax(values, axis=1)
@@ -411,3 +456,32 @@ def run_network(model: nn.Sequential, x, t_max: int) -> QuartzResult:
                         early_spikes=totals["early"], synops=totals["synops"],
                         current_events=totals["current"], decision_step=decision,
                         n_neurons=n_neurons, layers=tuple(stats))
+
+
+def run_closed_form(model: nn.Sequential, x, t_max: int) -> np.ndarray:
+    """Decoded outputs ``(B, n_out)`` of the network evaluated with :func:`closed_form` per layer.
+
+    The value-domain twin of :func:`run_network`: inputs and biases encoded and decoded exactly as
+    there, each Conv2d/Linear output passed through :func:`closed_form`, pooling re-rounded on
+    levels.  A silent neuron (``-inf``) or an out-of-window input feeds the next layer as 0, as a
+    missing spike does in the simulation.  Equals ``run_network(...).values`` on every sample
+    without early spikes.
+    """
+    grid = TimeGrid(t_max)
+    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    values = _in_window_values(encode(np.clip(x, INPUT_MIN, INPUT_MAX), t_max), t_max)
+    with _single_thread():
+        for kind, module, rectify in _spiking_plan(model):
+            values = np.where(np.isneginf(values), 0.0, values)
+            if kind == "pool":
+                values = _pool_levels(module, np.rint(values * grid.levels)) / grid.levels
+            elif kind == "flatten":
+                values = values.reshape(values.shape[0], -1)
+            else:
+                synapses = module_synapses(module)
+                net = synapses.apply(values)
+                if synapses.bias is not None:
+                    clipped = np.clip(synapses.bias, -BIAS_CLIP, BIAS_CLIP)
+                    net = net + _in_window_values(encode(clipped, t_max), t_max)
+                values = closed_form(net, t_max, rectify=rectify)
+    return values.reshape(values.shape[0], -1)
