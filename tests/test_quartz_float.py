@@ -202,7 +202,7 @@ def test_simulation_matches_closed_form(seed, rng, rectify):
     print(f"seed={seed} rectify={rectify}: {checked} neurons with y <= 1 checked, "
           f"{matched_y_le_1} match the closed form, {early_total} early spikes")
     assert checked > 50_000, f"seed={seed}: only {checked} neurons checked"
-    assert matched_y_le_1 + early_total == checked, f"seed={seed}"
+    assert matched_y_le_1 >= checked - early_total, f"seed={seed}"
     assert early_total < 0.02 * checked, f"seed={seed}: {early_total}/{checked} early spikes"
 
 
