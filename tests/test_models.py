@@ -122,4 +122,4 @@ def test_mnist_convnet_trains_on_supplied_data(tmp_path, seed, rng):
     model = load_or_train("mnist_convnet", tmp_path, data=data)
     assert checkpoint_path("mnist_convnet", tmp_path).is_file(), f"seed={seed}"
     assert model(x[:2]).shape == (2, 10)
-    assert np.isfinite(model[0].weight.detach().numpy()).all()
+    assert np.isfinite(model[0].weight.detach().numpy()).all(), f"seed={seed}"

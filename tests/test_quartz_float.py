@@ -228,12 +228,12 @@ def test_network_matches_closed_form_network_without_early_spikes(seed, rng, t_m
     print(f"seed={seed} T={t_max}: {clean.sum()} of {NETWORK_SAMPLES} samples without early spikes")
     assert clean.sum() >= MIN_CLEAN_SAMPLES, f"seed={seed} T={t_max}: only {clean.sum()} clean samples"
     assert np.all(same[clean]), f"seed={seed} T={t_max}: samples {np.nonzero(clean & ~same)[0][:5]}"
-    assert np.array_equal(result.predicted, np.argmax(result.values, axis=1))
+    assert np.array_equal(result.predicted, np.argmax(result.values, axis=1)), f"seed={seed} T={t_max}"
     assert result.n_neurons == 4 * 64 + 6 * 16 + 5
     spiked = result.out_idx != NO_SPIKE
     earliest = np.where(spiked, result.out_idx, np.iinfo(np.int64).max).min(axis=1)
     assert np.array_equal(result.decision_step[spiked.any(axis=1)],
-                          (3 * (t_max - 1) + earliest)[spiked.any(axis=1)])
+                          (3 * (t_max - 1) + earliest)[spiked.any(axis=1)]), f"seed={seed} T={t_max}"
 
 
 def test_network_rejects_unsupported_layers():
@@ -271,7 +271,7 @@ def test_fold_batchnorm_preserves_the_function(seed, rng):
     x = torch.from_numpy(rng.normal(0, 1, (16, 1, 8, 8))).float()
     with torch.no_grad():
         assert torch.allclose(model(x), folded(x), atol=1e-5), f"seed={seed}"
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "input modified"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), f"seed={seed}: input modified"
 
 
 def test_fold_batchnorm_rejects_orphan_batchnorm():
@@ -293,7 +293,7 @@ def test_normalize_sets_each_percentile_to_one_and_keeps_predictions(seed, rng):
     model = _random_network(rng)
     data = torch.from_numpy(rng.uniform(0, 1, (300, 1, 8, 8))).float()
     normalised, lambdas = normalize(model, data, percentile=NORMALISATION_PERCENTILE)
-    assert len(lambdas) == 3 and all(lam > 0 for lam in lambdas)
+    assert len(lambdas) == 3 and all(lam > 0 for lam in lambdas), f"seed={seed}: λ={lambdas}"
     for k, pre in enumerate(_pre_activations(normalised, data)):
         pct = np.percentile(pre.double().numpy(), NORMALISATION_PERCENTILE)
         assert abs(pct - 1.0) < 1e-5, f"seed={seed}: layer {k} percentile {pct}"
