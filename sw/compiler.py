@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..golden.network import CoreConfig, NetworkBuilder
-from ..golden.quartz import TimeGrid, encode
+from ..golden.quartz import INPUT_MAX, INPUT_MIN, TimeGrid, encode
 from ..spec.geometry import CoreGeometry
 from ..spec.words import SignMode
 from .layers import MaxPoolStage, WeightStage, stages_of
@@ -66,17 +66,18 @@ def split_amplitude(value: int, g: CoreGeometry) -> list[tuple[int, int]]:
     return pieces
 
 
-def integer_closed_form(y_int: np.ndarray, scale: int, t_max: int, rectify: bool = True):
-    """Decoded output of an integer-core neuron with net input ``Y = Σ W x + B`` (no early spike).
+def integer_closed_form(z: np.ndarray, scale: int, t_max: int, rectify: bool = True):
+    """Decoded output of an integer-core neuron without early spike, as a multiple of 1/(T−1).
 
-    ``floor((T−1)·Y/S + ½)/(T−1)``, clipped at 0 when rectified; computed in exact integers.
+    ``z = Σ_i W_i k_i + (T−1)·B`` is the net input ``Y = Σ W x + B`` times ``T−1``, where the
+    inputs ``x_i = k_i/(T−1)`` lie on the time grid; all integers.  The output is
+    ``floor(z/S + ½)/(T−1)`` — round half up — clipped at 0 when rectified, computed exactly.
     """
-    levels = t_max - 1
-    y = np.asarray(y_int, dtype=np.int64)
-    k = np.floor_divide(2 * levels * y + scale, 2 * scale)
+    z = np.asarray(z, dtype=np.int64)
+    k = np.floor_divide(2 * z + scale, 2 * scale)
     if rectify:
         k = np.maximum(k, 0)
-    return k / levels
+    return k / (t_max - 1)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,9 @@ class QuartzProgram:
     notes: list = field(default_factory=list)
     #: Compartment ids of each stage's neurons, keyed by the stage (layer report) name.
     neuron_ids: dict = field(default_factory=dict)
+    #: Integer mapping of each weight stage: ``{name: {"W", "B", "C", "S"}}`` (not saved in
+    #: images; the memories hold the same numbers).
+    integers: dict = field(default_factory=dict)
 
     # ---- host side ---------------------------------------------------------------
     def encode(self, images) -> np.ndarray:
@@ -210,12 +214,16 @@ class QuartzProgram:
         n_in = int(np.prod(self.input_shape))
         if x.shape[1] != n_in:
             raise ValueError(f"images have {x.shape[1]} values each, the network takes {n_in}")
-        bad = (x > self.input_max + 1e-9) | (x < -1.9) | np.isnan(x)
+        # Inputs are judged on the time grid: a value may exceed input_max by less than the
+        # rounding of its spike time.
+        bad = np.isnan(x) | (x < INPUT_MIN) | (x > INPUT_MAX)
+        tau = np.where(bad, 0, encode(np.where(bad, 0.0, x), self.t_max))
+        bad |= tau < encode(np.array([self.input_max]), self.t_max)[0]
         if bad.any():
             b, i = np.argwhere(bad)[0]
-            raise ValueError(f"input value {x[b, i]!r} (sample {b}, input {i}) is outside the "
-                             f"range [-1.9, {self.input_max}] this program was compiled for")
-        tau = encode(x, self.t_max)
+            raise ValueError(f"input value {float(x[b, i])!r} (sample {b}, input {i}) is outside "
+                             f"the range [{INPUT_MIN}, {self.input_max:.6g}] this program was "
+                             "compiled for")
         steps = self.first_window + tau - 1
         g = self.config.geometry
         raster = np.zeros((x.shape[0], self.n_steps, g.n_axons), dtype=bool)
@@ -420,4 +428,7 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                          clock_axons=host, clock_steps=clock_steps, first_window=first.window,
                          output_window=out_layer.window, n_steps=int(n_steps), n_outputs=n_out,
                          layers=reports,
-                         neuron_ids={lay.stage.name: lay.neurons for lay in layers})
+                         neuron_ids={lay.stage.name: lay.neurons for lay in layers},
+                         integers={lay.stage.name: {"W": lay.W, "B": lay.B, "C": lay.C,
+                                                    "S": lay.S}
+                                   for lay in layers if isinstance(lay.stage, WeightStage)})

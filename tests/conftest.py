@@ -76,3 +76,24 @@ def pytest_terminal_summary(terminalreporter):
             f"{name}: {t['networks']} networks, {t['samples']} samples, {t['steps']} time steps, "
             f"{t['compartment_steps']} compartment-steps (spikes, u, v) compared, "
             f"{t['mismatches']} mismatches")
+
+
+# ---- shared digits fixtures (trained once per session into a temporary cache) ----------
+@pytest.fixture(scope="session")
+def digits():
+    from neurocore.sw.datasets import load_digits_split
+    return load_digits_split()
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(digits, tmp_path_factory):
+    """The digits CNN; trained into ``$NEUROCORE_CACHE`` if set, else a session temp dir."""
+    from neurocore.sw.models import load_or_train
+    cache = os.environ.get("NEUROCORE_CACHE") or tmp_path_factory.mktemp("cache")
+    return load_or_train("digits_cnn", cache, data=digits)
+
+
+@pytest.fixture(scope="session")
+def digits_program_t16(digits_cnn, digits):
+    from neurocore.sw.convert import from_model
+    return from_model(digits_cnn, 16, digits.x_train), digits_cnn
