@@ -1,0 +1,340 @@
+"""Core image files and $readmemh export (``neurocore.sw.image``): round trips, the byte
+layout of docs/image_format.md, and every rejection of a bad file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurocore.golden.network import CONFIG_MEMORIES
+from neurocore.golden.random_networks import random_network
+from neurocore.spec.words import memories, pack
+from neurocore.sw.compiler import LayerReport
+from neurocore.sw.convert import from_model
+from neurocore.sw.image import (
+    UNSTORED_PROGRAM_ATTRIBUTES, UNSTORED_PROGRAM_FIELDS, ImageFormatError, load_config,
+    load_program, read_hex, save_config, save_program, write_hex,
+)
+
+# The byte layout as docs/image_format.md states it, written out independently of the module.
+DOC_HEADER = "<8sII"          # magic, version, metadata length
+DOC_HEADER_BYTES = 16
+DOC_MAGIC = b"NCIMAGE\x00"
+DOC_DIGEST_BYTES = 32
+
+
+@pytest.fixture
+def config(seed):
+    return random_network(seed, "small").config
+
+
+@pytest.fixture(scope="module")
+def program():
+    torch.manual_seed(1234)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    return from_model(model, 8, torch.rand(32, 16))
+
+
+@pytest.fixture
+def image(tmp_path, config):
+    """(path, bytes) of a saved config image."""
+    path = save_config(tmp_path / "net.ncimg", config)
+    return path, path.read_bytes()
+
+
+def assert_same_config(a, b):
+    assert a.geometry == b.geometry
+    for name in CONFIG_MEMORIES:
+        assert set(a.mem[name]) == set(b.mem[name]), name
+        for field, values in a.mem[name].items():
+            np.testing.assert_array_equal(b.mem[name][field], values, err_msg=f"{name}.{field}")
+
+
+def split(data: bytes):
+    """(magic, version, metadata dict, payload, digest) per the documented layout."""
+    magic, version, meta_len = struct.unpack_from(DOC_HEADER, data)
+    meta = json.loads(data[DOC_HEADER_BYTES:DOC_HEADER_BYTES + meta_len])
+    return (magic, version, meta, data[DOC_HEADER_BYTES + meta_len:-DOC_DIGEST_BYTES],
+            data[-DOC_DIGEST_BYTES:])
+
+
+def reseal(meta_bytes: bytes, payload: bytes, version: int = 1) -> bytes:
+    """An image with a correct checksum around arbitrary metadata and payload."""
+    body = struct.pack(DOC_HEADER, DOC_MAGIC, version, len(meta_bytes)) + meta_bytes + payload
+    return body + hashlib.sha256(body).digest()
+
+
+def rejected(path, data: bytes, *fragments) -> str:
+    path.write_bytes(data)
+    with pytest.raises(ImageFormatError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg, msg
+    for frag in fragments:
+        assert frag in msg, f"{frag!r} not in {msg!r}"
+    return msg
+
+
+# ---- round trips ---------------------------------------------------------------------
+def test_config_round_trip(tmp_path, config):
+    loaded = load_config(save_config(tmp_path / "a.ncimg", config))
+    assert_same_config(config, loaded)
+    assert config.summary()["synapses_used"] > 0
+    for name, words in config.to_words().items():
+        np.testing.assert_array_equal(loaded.to_words()[name], words, err_msg=name)
+
+
+def test_file_layout_matches_the_documented_byte_table(image, config):
+    _, data = image
+    magic, version, meta, payload, digest = split(data)
+    assert (magic, version) == (DOC_MAGIC, 1)
+    assert digest == hashlib.sha256(data[:-DOC_DIGEST_BYTES]).digest()
+    assert meta["geometry"] == dataclasses.asdict(config.geometry)
+    assert "program" not in meta
+    mems = memories(config.geometry)
+    assert [m["name"] for m in meta["memories"]] == [n for n in mems if n in CONFIG_MEMORIES]
+    words = config.to_words()
+    offset = 0
+    for m in meta["memories"]:
+        mem = mems[m["name"]]
+        assert (m["depth"], m["word_bits"], m["offset"], m["length"]) == \
+            (mem.depth, mem.layout.size, offset, 8 * mem.depth)
+        stored = np.frombuffer(payload[offset:offset + m["length"]], dtype="<u8")
+        np.testing.assert_array_equal(stored, words[m["name"]], err_msg=m["name"])
+        offset += m["length"]
+    assert offset == len(payload)
+
+
+def test_saving_is_deterministic(tmp_path, config):
+    a = save_config(tmp_path / "a.ncimg", config).read_bytes()
+    b = save_config(tmp_path / "b.ncimg", config).read_bytes()
+    assert a == b
+
+
+def assert_same_value(got, want, what):
+    """Equal values of equal types, arrays compared element-wise (with dtype)."""
+    assert type(got) is type(want), f"{what}: {type(got).__name__} != {type(want).__name__}"
+    if isinstance(want, np.ndarray):
+        assert got.dtype == want.dtype, what
+        np.testing.assert_array_equal(got, want, err_msg=what)
+    elif isinstance(want, dict):
+        assert list(got) == list(want), what
+        for k in want:
+            assert_same_value(got[k], want[k], f"{what}[{k!r}]")
+    elif isinstance(want, (list, tuple)):
+        assert len(got) == len(want), what
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_value(g, w, f"{what}[{i}]")
+    else:
+        assert got == want, what
+
+
+def test_program_round_trip(tmp_path, program):
+    loaded = load_program(save_program(tmp_path / "p.ncimg", program))
+    assert_same_config(program.config, loaded.config)
+    for f in dataclasses.fields(program):
+        if f.name == "config":
+            continue
+        if f.name in UNSTORED_PROGRAM_FIELDS:
+            assert getattr(loaded, f.name) == f.default_factory(), f.name
+            continue
+        assert_same_value(getattr(loaded, f.name), getattr(program, f.name), f.name)
+    assert len(loaded.layers) == 2 and all(isinstance(r, LayerReport) for r in loaded.layers)
+    assert loaded.fit_report() == program.fit_report()
+    images = np.random.default_rng(0).random((3, 16))
+    np.testing.assert_array_equal(loaded.encode(images), program.encode(images))
+    for attr in UNSTORED_PROGRAM_ATTRIBUTES:
+        assert hasattr(program, attr) and not hasattr(loaded, attr)
+
+
+def test_program_image_also_loads_as_config(tmp_path, program):
+    assert_same_config(program.config, load_config(save_program(tmp_path / "p.ncimg", program)))
+
+
+def test_load_program_rejects_a_plain_config_image(image):
+    path, _ = image
+    with pytest.raises(ImageFormatError, match="no program metadata") as err:
+        load_program(path)
+    assert str(path) in str(err.value)
+
+
+# ---- rejections ----------------------------------------------------------------------
+def test_image_format_error_is_a_value_error():
+    assert issubclass(ImageFormatError, ValueError)
+
+
+def test_wrong_magic(image):
+    path, data = image
+    rejected(path, b"NOTIMAGE" + data[8:], "not a neurocore image", "b'NOTIMAGE'")
+    rejected(path, b"PK\x03\x04" + bytes(12), "not a neurocore image", "b'PK\\x03\\x04")
+
+
+def test_unsupported_version(image):
+    path, data = image
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, 8, 7)
+    rejected(path, bytes(bad), "format version 7; this build reads version 1")
+
+
+@pytest.mark.parametrize("where", ["empty", "in magic", "in header", "in metadata",
+                                   "start of payload", "end of payload", "in checksum"])
+def test_truncated(image, where):
+    path, data = image
+    meta_end = DOC_HEADER_BYTES + struct.unpack_from(DOC_HEADER, data)[2]
+    cut, expected = {
+        "empty": (0, f"at least {DOC_HEADER_BYTES}"),
+        "in magic": (5, f"at least {DOC_HEADER_BYTES}"),
+        "in header": (DOC_HEADER_BYTES - 1, f"at least {DOC_HEADER_BYTES}"),
+        "in metadata": (meta_end - 10, f"at least {meta_end + DOC_DIGEST_BYTES}"),
+        "start of payload": (meta_end + 40, f"expected {len(data)}"),
+        "end of payload": (len(data) - DOC_DIGEST_BYTES - 3, f"expected {len(data)}"),
+        "in checksum": (len(data) - 1, f"expected {len(data)}"),
+    }[where]
+    rejected(path, data[:cut], "truncated", f"has {cut} bytes", expected)
+
+
+def test_trailing_bytes(image):
+    path, data = image
+    rejected(path, data + b"\x00" * 5, f"has {len(data) + 5} bytes", f"expected {len(data)}",
+             "5 trailing bytes")
+
+
+@pytest.mark.parametrize("where", ["metadata length", "metadata", "payload first",
+                                   "payload middle", "checksum"])
+def test_flipped_byte_is_a_checksum_mismatch(image, where):
+    path, data = image
+    meta_end = DOC_HEADER_BYTES + struct.unpack_from(DOC_HEADER, data)[2]
+    pos = {"metadata length": 12, "metadata": (DOC_HEADER_BYTES + meta_end) // 2,
+           "payload first": meta_end, "payload middle": (meta_end + len(data)) // 2,
+           "checksum": len(data) - 1}[where]
+    bad = bytearray(data)
+    bad[pos] ^= 0xFF
+    stored = bytes(bad[-DOC_DIGEST_BYTES:]).hex()
+    rejected(path, bytes(bad), "checksum mismatch", "corrupt", stored)
+
+
+def test_flipped_magic_byte(image):
+    path, data = image
+    bad = bytearray(data)
+    bad[0] ^= 0xFF
+    rejected(path, bytes(bad), "not a neurocore image", repr(bytes(bad[:8])))
+
+
+def test_invalid_metadata_json(image):
+    path, data = image
+    _, _, _, payload, _ = split(data)
+    rejected(path, reseal(b'{"geometry": not json}', payload), "metadata JSON invalid",
+             "not json")
+    rejected(path, reseal(b"\xff\xfe{}", payload), "metadata JSON invalid", "0xff")
+    rejected(path, reseal(b"[1, 2]", payload), "metadata JSON is a list")
+
+
+def test_memory_depth_not_matching_geometry(image):
+    path, data = image
+    _, _, meta, payload, _ = split(data)
+    entry = next(m for m in meta["memories"] if m["name"] == "synapses")
+    entry["depth"] = 100
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "'synapses'", "depth 100",
+             "geometry 'small' needs 8192")
+
+
+def test_geometry_change_without_payload_change(image):
+    path, data = image
+    _, _, meta, payload, _ = split(data)
+    meta["geometry"]["n_axons"] = 1024
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "'synapse_map'", "depth 512",
+             "needs 1024")
+
+
+def test_missing_geometry_field(image):
+    path, data = image
+    _, _, meta, payload, _ = split(data)
+    del meta["geometry"]["n_routes"]
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "geometry", "n_routes")
+
+
+def test_word_with_bits_above_its_width(image, config):
+    path, data = image
+    _, _, meta, payload, _ = split(data)
+    entry = next(m for m in meta["memories"] if m["name"] == "routes")
+    bad = bytearray(payload)
+    struct.pack_into("<Q", bad, entry["offset"] + 8 * 3, 1 << 40)
+    rejected(path, reseal(json.dumps(meta).encode(), bytes(bad)), "'routes' word 3",
+             hex(1 << 40), f"{entry['word_bits']}-bit width")
+
+
+def test_invalid_configuration_in_a_sealed_image(image, config):
+    path, data = image
+    _, _, meta, payload, _ = split(data)
+    entry = next(m for m in meta["memories"] if m["name"] == "synapse_map")
+    n_syn = config.geometry.n_synapses
+    word = pack(memories(config.geometry)["synapse_map"].layout,
+                {"base": [n_syn - 1], "length": [2]})[0]
+    bad = bytearray(payload)
+    struct.pack_into("<Q", bad, entry["offset"], int(word))
+    rejected(path, reseal(json.dumps(meta).encode(), bytes(bad)), "invalid configuration",
+             f"synapse_map[0] list synapses[{n_syn - 1}:{n_syn + 1}]")
+
+
+# ---- $readmemh export ----------------------------------------------------------------
+def test_hex_round_trip(tmp_path, config):
+    manifest_path = write_hex(tmp_path / "hex", config)
+    assert_same_config(config, read_hex(tmp_path / "hex", config.geometry))
+    manifest = json.loads(manifest_path.read_text())
+    words = config.to_words()
+    mems = memories(config.geometry)
+    assert [m["name"] for m in manifest["memories"]] == [n for n in mems if n in CONFIG_MEMORIES]
+    for entry in manifest["memories"]:
+        mem = mems[entry["name"]]
+        raw = (tmp_path / "hex" / entry["file"]).read_bytes()
+        assert entry["file"] == f"{mem.name}.hex"
+        assert (entry["depth"], entry["width"]) == (mem.depth, mem.layout.size)
+        assert entry["sha256"] == hashlib.sha256(raw).hexdigest()
+        lines = raw.decode("ascii").splitlines()
+        digits = (mem.layout.size + 3) // 4
+        assert len(lines) == mem.depth and {len(line) for line in lines} == {digits}
+        assert [int(line, 16) for line in lines] == words[mem.name].tolist()
+
+
+def test_hex_rejects_an_edited_file(tmp_path, config):
+    write_hex(tmp_path, config)
+    hexfile = tmp_path / "synapses.hex"
+    text = hexfile.read_text()
+    hexfile.write_text(("f" if text[0] != "f" else "0") + text[1:])
+    with pytest.raises(ImageFormatError, match="does not match the manifest") as err:
+        read_hex(tmp_path, config.geometry)
+    assert str(hexfile) in str(err.value)
+
+
+def test_hex_rejects_a_bad_line_even_with_a_matching_checksum(tmp_path, config):
+    write_hex(tmp_path, config)
+    hexfile = tmp_path / "routes.hex"
+    lines = hexfile.read_text().splitlines()
+    lines[2] = "zz" + lines[2][2:]
+    data = ("\n".join(lines) + "\n").encode()
+    hexfile.write_bytes(data)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    next(m for m in manifest["memories"] if m["name"] == "routes")["sha256"] = \
+        hashlib.sha256(data).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ImageFormatError, match=f"line 3 '{lines[2]}'") as err:
+        read_hex(tmp_path, config.geometry)
+    assert str(hexfile) in str(err.value)
+
+
+def test_hex_rejects_another_geometry(tmp_path, config):
+    write_hex(tmp_path, config)
+    other = config.geometry.replace(n_routes=2048)
+    with pytest.raises(ImageFormatError, match=r"'n_routes': \(1024, 2048\)") as err:
+        read_hex(tmp_path, other)
+    assert "manifest.json" in str(err.value)
