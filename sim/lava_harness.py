@@ -128,8 +128,13 @@ class LavaNetwork:
     Build with :meth:`build`, then :meth:`run`.  ``workdir`` receives the dump files.
     """
 
-    def __init__(self, config: CoreConfig, workdir: Path):
+    def __init__(self, config: CoreConfig, workdir: Path, host_axons=None):
+        """``host_axons``: the axons the host may spike on (all axons if None); synapses of
+        other axons are reached only through routes, so they need no connection from the
+        input source."""
         config.validate()
+        self.host_axons = (np.arange(config.geometry.n_axons) if host_axons is None
+                           else np.asarray(host_axons))
         self.config = config
         self.workdir = Path(workdir)
         g = config.geometry
@@ -156,7 +161,10 @@ class LavaNetwork:
         for n in range(syn.axon.size):
             by_axon[int(syn.axon[n])].append(n)
         instances = []  # (src_group, src_idx, target_cx, n)
+        host = set(int(a) for a in self.host_axons)
         for a, lst in by_axon.items():
+            if a not in host:
+                continue
             for n in lst:
                 instances.append(("ext", a, int(syn.target[n]), n))
         for c, a in zip(*np.nonzero(R)):
@@ -269,7 +277,7 @@ def run_lava(config: CoreConfig, inputs: np.ndarray, *, record: tuple[str, ...] 
         from tqdm import tqdm
         it = tqdm(it, desc="lava", unit="sample")
     with tempfile.TemporaryDirectory(prefix="neurocore-lava-") as tmp:
-        net = LavaNetwork(config, Path(tmp))
+        net = LavaNetwork(config, Path(tmp), host_axons=np.flatnonzero(x.any(axis=(0, 1))))
         for b in it:
             results.append(net.run(x[b], want))
             for f in os.listdir(tmp):

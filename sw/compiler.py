@@ -35,7 +35,7 @@ from ..spec.geometry import CoreGeometry
 from ..spec.words import SignMode
 from .layers import MaxPoolStage, WeightStage, stages_of
 
-__all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude",
+__all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude", "round_up_to_piece",
            "integer_closed_form", "MappingError", "choose_scale"]
 
 
@@ -43,11 +43,26 @@ class MappingError(ValueError):
     """The network cannot be mapped; the message names the layer and the value."""
 
 
+def _single_piece(mag: int, g: CoreGeometry):
+    """Return ``(m, e)`` with ``m << e == mag``, ``e`` ∈ {0, max_exp}, or None.
+
+    Only the two extreme exponents are used, so a network's synapses share few (sign, exponent)
+    kinds (each kind is one connection process in Lava).
+    """
+    full = (1 << g.weight_bits) - 1
+    e_max = (1 << g.weight_exp_bits) - 1
+    if mag % (1 << e_max) == 0 and mag >> e_max <= full:
+        return mag >> e_max, e_max
+    if mag <= full:
+        return mag, 0
+    return None
+
+
 def split_amplitude(value: int, g: CoreGeometry) -> list[tuple[int, int]]:
     """Split an integer into synapses ``(w, exp)`` with ``Σ w·2^exp == value`` exactly.
 
-    Uses as few full ``(±255, max_exp)`` pieces as needed, then ``(hi, max_exp)`` and
-    ``(lo, 0)``; all pieces carry the sign of ``value``.
+    Uses as few full ``(±255, max_exp)`` pieces as needed, then one piece if the remainder
+    is ``m·2^e``, else ``(hi, max_exp)`` and ``(lo, 0)``; all pieces carry ``value``'s sign.
     """
     value = int(value)
     if value == 0:
@@ -58,12 +73,23 @@ def split_amplitude(value: int, g: CoreGeometry) -> list[tuple[int, int]]:
     full = ((1 << g.weight_bits) - 1) << e_max
     pieces = [(sign * ((1 << g.weight_bits) - 1), e_max)] * (mag // full)
     r = mag % full
-    hi, lo = r >> e_max, r & ((1 << e_max) - 1)
-    if hi:
-        pieces.append((sign * hi, e_max))
-    if lo:
-        pieces.append((sign * lo, 0))
+    single = _single_piece(r, g) if r else None
+    if single is not None:
+        pieces.append((sign * single[0], single[1]))
+    elif r:
+        hi, lo = r >> e_max, r & ((1 << e_max) - 1)
+        pieces += [(sign * hi, e_max), (sign * lo, 0)]
     return pieces
+
+
+def round_up_to_piece(mag: int, g: CoreGeometry) -> int:
+    """Return the least multiple of ``2^max_exp`` that is ≥ ``mag`` (≥ 0).
+
+    For amounts that need only a lower bound (rectifier, self-inhibition): the result is
+    stored as full ``(255, max_exp)`` pieces plus one ``(m, max_exp)``.
+    """
+    step = 1 << ((1 << g.weight_exp_bits) - 1)
+    return -(-int(mag) // step) * step
 
 
 def integer_closed_form(z: np.ndarray, scale: int, t_max: int, rectify: bool = True):
@@ -146,7 +172,11 @@ def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeo
             return None
     else:
         rect = np.zeros_like(B)
-    inhib = pos + rect + 1
+    # Rectifier and self-inhibition need only lower bounds: round them up to one synapse each.
+    rect = np.array([round_up_to_piece(r, g) for r in rect], dtype=np.int64)
+    inhib = np.array([round_up_to_piece(v, g) for v in pos + rect + 1], dtype=np.int64)
+    if stage.rectify and np.any(S + rect >= u_lim):
+        return None
     if np.any(neg + inhib >= u_lim):
         return None
     return W, B, C, rect, inhib, vth

@@ -148,3 +148,15 @@ def test_decode_matches_float_grid():
     for T in (4, 8, 16):
         for tau in range(T - 1, 4 * (T - 1)):
             assert (3 * (T - 1) - tau) / (T - 1) == decode(tau - (T - 1), T)
+
+
+def test_round_up_to_piece_is_a_tight_upper_bound(rng):
+    from neurocore.sw.compiler import round_up_to_piece
+    g = CoreGeometry.preset("small")
+    for v in list(rng.integers(0, 200000, size=500)) + [0, 1, 127, 128, 129, 32640, 32641]:
+        r = round_up_to_piece(int(v), g)
+        pieces = split_amplitude(r, g)
+        assert v <= r < v + 128, (v, r)
+        assert sum(w << e for w, e in pieces) == r, (v, pieces)
+        assert all(e == 7 for _, e in pieces), (v, pieces)
+        assert len(pieces) == -(-r // 32640), (v, pieces)
