@@ -292,12 +292,12 @@ class QuartzProgram:
             f"  profiles     {len(set(self.config.mem['compartments']['profile'].tolist())):>8}"
             f" / {g.n_profiles}",
             "  layer                         neurons  scale S    vth  |w|max  weights  zeroed  "
-            "synapses  window",
+            "clipped  synapses  window",
         ]
         for r in self.layers:
             rows.append(f"  {r.name:<29} {r.neurons:>7} {r.scale:>8} {r.vth:>6} "
                         f"{r.max_abs_weight:>7.3f} {r.weights:>8} {r.weights_zeroed:>7} "
-                        f"{r.synapses:>9} {r.window_start:>7}")
+                        f"{r.weights_clipped:>8} {r.synapses:>9} {r.window_start:>7}")
         rows += [f"  note: {n}" for n in self.notes]
         return "\n".join(rows)
 

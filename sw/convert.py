@@ -86,4 +86,11 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     program.normalized_model = net
     program.fold_report = fold
     program.lambdas = lambdas
+    if fold is not None:
+        program.notes += [f"folded BatchNorm model[{bn}] into model[{layer}]"
+                          for layer, bn in fold.folded]
+        program.notes += [f"dropped {name} model[{pos}]" for pos, name in fold.dropped]
+    if lambdas:
+        program.notes.append(f"normalised at percentile {percentile}: λ = "
+                             + ", ".join(f"{v:.4g}" for v in lambdas))
     return program

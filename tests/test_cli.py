@@ -1,0 +1,42 @@
+"""The `neurocore` command: convert → image → report, and bad input as a clear error."""
+
+import torch
+from torch import nn
+
+from neurocore.cli import main
+from neurocore.sw.convert import from_model
+
+
+def test_convert_and_report(tmp_path, digits_cnn, digits, capsys):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # reuse the session's trained model through the checkpoint cache
+    from neurocore.sw.models import checkpoint_path
+    torch.save(digits_cnn.state_dict(), checkpoint_path("digits_cnn", cache))
+    image = tmp_path / "digits.ncimg"
+    assert main(["convert", "--cache", str(cache), "--t-max", "8", "--out", str(image),
+                 "--hex", str(tmp_path / "hex")]) == 0
+    out = capsys.readouterr().out
+    assert "compartments" in out and "model[0] (Conv2d)" in out and image.is_file()
+    assert (tmp_path / "hex" / "synapses.hex").is_file()
+    assert main(["report", str(image)]) == 0
+    report = capsys.readouterr().out
+    assert "T=8" in report and "model[7] (Linear)" in report
+
+
+def test_report_of_a_corrupt_image_is_an_error(tmp_path, capsys):
+    bad = tmp_path / "bad.ncimg"
+    bad.write_bytes(b"NOTANIMAGE" * 10)
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "neurocore: error" in err and str(bad) in err
+
+
+def test_fold_report_lands_in_the_fit_report():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.BatchNorm1d(6), nn.ReLU(),
+                          nn.Dropout(0.1), nn.Linear(6, 3))
+    model.eval()
+    program = from_model(model, 8, torch.rand(64, 8))
+    text = program.fit_report()
+    assert "folded BatchNorm model[2] into model[1]" in text, text
+    assert "dropped Dropout model[4]" in text, text
