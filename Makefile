@@ -38,7 +38,7 @@ lava: install  ## golden vs Lava cross-check only
 	$(BIN)/python -m pytest tests -m lava
 
 bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
-	$(BIN)/python -m neurocore.bench.golden_vs_lava
+	$(BIN)/python -m neurocore.bench.golden_vs_lava --update-docs
 
 demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/demo
 	$(BIN)/neurocore demo --out build/demo
