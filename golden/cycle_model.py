@@ -1,0 +1,123 @@
+"""Cycle model of the RTL core (rtl/core.py): the length of every time step and the cycle at
+which each output event leaves the core.
+
+The RTL's controller has a fixed, data-dependent but input-timing-independent schedule
+(docs/rtl.md §Schedule).  Cycles of a step are counted from the cycle in which ``ctrl.start``
+is accepted (cycle 0) to the cycle in which ``ctrl.done`` is high (cycle ``cycles - 1``), with
+``out.ready`` held high:
+
+``cycles = n_compartments + 4 + H + S`` where
+
+* ``H = 1 + Σ_host (1 + max(len_a, 1))`` over the host spikes of the step (one lookup cycle
+  per spike, then one cycle per synapse of axon ``a``'s list, at least one cycle), plus one
+  cycle that finds the input buffer empty;
+* ``S = 1 + Σ_spiking cx with routes (1 + Σ_routes cost)`` over the compartments that spiked in
+  this step's UPDATE *and* have a non-empty route list, in compartment order, with
+  ``cost = 1`` for an OUTPUT route and ``1 + max(len_a, 1)`` for an AXON route to axon ``a``,
+  plus one cycle that finds the spike buffer empty.
+
+The four fixed cycles are the start cycle, the two UPDATE pipeline drain cycles and the
+DONE cycle; UPDATE itself takes one cycle per compartment (every compartment, used or not).
+An OUTPUT route's event leaves the core (``out.valid & out.ready``) in the first cycle of its
+route slot: the spike phase begins at cycle ``n_compartments + 3 + H``, each spiking
+compartment first takes one cycle to fetch its route list, then its routes follow in list
+order.  Each cycle with ``out.valid & ~out.ready`` (backpressure) adds one cycle to the step
+and delays every later event by one.
+
+Synaptic operations (SOPs) are the synapse read-modify-writes: ``Σ len_a`` over every
+delivered axon (host spikes and AXON routes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..spec.words import RouteKind
+from .core import GoldenCore
+from .network import CoreConfig
+
+__all__ = ["StepSchedule", "step_schedule", "schedule", "FIXED_CYCLES"]
+
+#: Start cycle + two UPDATE drain cycles + DONE cycle.
+FIXED_CYCLES = 4
+
+
+@dataclass
+class StepSchedule:
+    """Predicted timing of one step."""
+
+    step: int
+    cycles: int
+    events: list[tuple[int, int]] = field(default_factory=list)   # (output id, cycle)
+    sops: int = 0                                                  # synaptic operations
+    update_cycles: int = 0
+    host_cycles: int = 0
+    spike_cycles: int = 0
+
+
+def _axon_cost(length: int) -> int:
+    return 1 + max(int(length), 1)
+
+
+def step_schedule(config: CoreConfig, spikes: np.ndarray, host_axons, step: int = 0,
+                  ) -> StepSchedule:
+    """Return the schedule of one step.
+
+    ``spikes``: bool (n_compartments,), the compartments that spike in this step's UPDATE;
+    ``host_axons``: the host spikes of the step (axon ids, any order, repeats allowed).
+    """
+    g = config.geometry
+    n = g.n_compartments
+    sm_len = config.mem["synapse_map"]["length"]
+    am = config.mem["axon_map"]
+    routes = config.mem["routes"]
+
+    def axon_len(a: int) -> int:
+        return int(sm_len[a]) if 0 <= a < g.n_axons else 0
+
+    sops = 0
+    host = 1
+    for a in host_axons:
+        a = int(a)
+        if not 0 <= a < g.n_axons:      # dropped at the input (error flag input_range)
+            continue
+        host += _axon_cost(axon_len(a))
+        sops += axon_len(a)
+    cycle = n + 3 + host                # first spike-phase cycle
+    events = []
+    spike_start = cycle
+    for cx in np.flatnonzero(np.asarray(spikes, dtype=bool)).tolist():
+        length = int(am["length"][cx])
+        if length == 0:
+            continue
+        cycle += 1                      # fetch the route list
+        base = int(am["base"][cx])
+        for r in range(base, base + length):
+            if int(routes["kind"][r]) == RouteKind.OUTPUT.value:
+                events.append((int(routes["target"][r]), cycle))
+                cycle += 1
+            else:
+                a = int(routes["target"][r])
+                cycle += _axon_cost(axon_len(a))
+                sops += axon_len(a)
+    cycle += 1                          # spike buffer found empty
+    spike = cycle - spike_start
+    return StepSchedule(step=step, cycles=n + FIXED_CYCLES + host + spike, events=events,
+                        sops=sops, update_cycles=n, host_cycles=host, spike_cycles=spike)
+
+
+def schedule(config: CoreConfig, inputs: np.ndarray, spikes: np.ndarray | None = None,
+             ) -> list[StepSchedule]:
+    """Return the schedule of every step of one sample.
+
+    ``inputs``: (steps, n_axons) 0/1 raster (host spikes sent in ascending axon order);
+    ``spikes``: (steps, n_compartments) compartment spikes, computed with the golden model
+    when None.
+    """
+    x = np.asarray(inputs)
+    if spikes is None:
+        spikes = GoldenCore(config).run(x).spikes
+    return [step_schedule(config, spikes[t], np.flatnonzero(x[t]), step=t)
+            for t in range(x.shape[0])]

@@ -1,0 +1,48 @@
+"""Per-step comparison of the RTL against the golden model and the cycle model.
+
+:func:`step_mismatch` returns a message naming the first divergence of one step (the step,
+the cycle, the compartment or output event, the field, expected and actual values), or None.
+Within a step the state (``u`` then ``v``, compartment by compartment) is checked before the
+output events and the step length, because a wrong state is the cause of wrong events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..golden.cycle_model import StepSchedule
+from .driver import StepResult
+
+__all__ = ["step_mismatch", "UPDATE_WRITE_CYCLE"]
+
+#: Cycle (from the step's start cycle) in which compartment 0's state is written (U2); cx is
+#: written ``cx`` cycles later.
+UPDATE_WRITE_CYCLE = 3
+
+
+def step_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, sched: StepSchedule,
+                  got: StepResult, got_u: np.ndarray, got_v: np.ndarray, *,
+                  start_cycle: int = 0, seed=None, waves: str | None = None) -> str | None:
+    """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start."""
+    def where(rel):
+        return f"cycle {rel} of the step (simulation cycle {start_cycle + rel})"
+
+    tail = (f"; seed {seed}" if seed is not None else "") + \
+        (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")
+    for cx in range(len(exp_u)):
+        for name, e, a in (("u", exp_u, got_u), ("v", exp_v, got_v)):
+            if int(e[cx]) != int(a[cx]):
+                return (f"step {t}, {where(UPDATE_WRITE_CYCLE + cx)}, compartment {cx}, "
+                        f"field {name}: expected {int(e[cx])}, actual {int(a[cx])}{tail}")
+    for k in range(max(len(sched.events), len(got.events))):
+        e = sched.events[k] if k < len(sched.events) else None
+        a = got.events[k] if k < len(got.events) else None
+        if e != a:
+            cyc = (e or a)[1]
+            return (f"step {t}, {where(cyc)}, output event #{k}, field (id, cycle): "
+                    f"expected {e}, actual {a} ({len(sched.events)} expected events, "
+                    f"{len(got.events)} actual){tail}")
+    if sched.cycles != got.cycles:
+        return (f"step {t}, {where(min(sched.cycles, got.cycles) - 1)}, field step cycles: "
+                f"expected {sched.cycles}, actual {got.cycles}{tail}")
+    return None

@@ -1,0 +1,300 @@
+"""RTL core (rtl/core.py) in Amaranth's simulator: against the golden model and the cycle model.
+
+Every run loads the network through the configuration port and compares, step by step, u and
+v of every compartment (read back through the configuration port), the output events with
+their cycles and the step length (golden/cycle_model.py).  The robustness rules of docs/rtl.md
+each have a test: host spike on an axon with an empty list, output backpressure,
+configuration access out of range, host spike out of range, accumulator overflow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+
+from neurocore.golden.arith import wrap_accumulator
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.cycle_model import schedule
+from neurocore.golden.network import CONFIG_MEMORIES, NetworkBuilder
+from neurocore.golden.random_networks import random_network
+from neurocore.rtl.core import MEMORY_INDEX, Neurocore
+from neurocore.sim.check import step_mismatch
+from neurocore.sim.pysim import run_rtl, simulate
+from neurocore.spec.geometry import CoreGeometry
+from neurocore.spec.words import memories
+
+TINY = CoreGeometry.preset("tiny")
+CFG_RANGE, INPUT_RANGE, LIST_RANGE = 1, 2, 4      # bits of ctrl.error (rtl.core.ErrorFlags)
+
+
+def run_and_check(config, inputs, seed=None, **kw):
+    """Run on the RTL; fail at the first mismatch against golden + cycle model."""
+    inputs = np.asarray(inputs)
+    gold = GoldenCore(config).run(inputs, record=("u", "v"))
+    sched = schedule(config, inputs, gold.spikes)
+    rtl = run_rtl(config, inputs, **kw)
+    for t in range(inputs.shape[0]):
+        if kw.get("out_ready") is None:
+            msg = step_mismatch(t, gold.u[t], gold.v[t], sched[t], rtl.steps[t], rtl.u[t],
+                                rtl.v[t], seed=seed)
+            assert msg is None, msg
+    # The schedule's events are the golden model's output events.
+    counts = np.zeros_like(gold.outputs)
+    for t, s in enumerate(sched):
+        for oid, _ in s.events:
+            counts[t, oid] += 1
+    assert (counts == gold.outputs).all()
+    return gold, sched, rtl
+
+
+def inputs_for(steps, g, spikes: dict[int, list[int]]):
+    x = np.zeros((steps, g.n_axons), dtype=bool)
+    for t, axons in spikes.items():
+        x[t, axons] = True
+    return x
+
+
+@pytest.mark.parametrize("k", range(6))
+def test_random_networks(seed, k):
+    net = random_network(seed + k, "tiny", steps=10)
+    gold, sched, rtl = run_and_check(net.config, net.inputs[0], seed=seed + k)
+    assert rtl.loaded_words > 0
+
+
+def test_random_network_overlapped_inputs(seed):
+    """Host spikes of step t+1 pushed while step t runs belong to step t+1."""
+    for k in range(40):  # a network with host spikes in most steps
+        net = random_network(seed + 100 + k, "tiny", steps=8)
+        if net.inputs[0].sum(axis=1).min() > 0:
+            break
+    run_and_check(net.config, net.inputs[0], seed=seed + 100 + k, overlap=True)
+
+
+def hand_network():
+    """Two inputs, a recurrent chain with delay D-1, and outputs."""
+    g = TINY
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=10)
+    cx = b.add_compartments(4, profile=p)
+    b.connect(0, [cx[0], cx[1]], [200, 100], weight_exp=3, delay=0)
+    b.connect(1, [cx[1]], [-50], weight_exp=0, delay=2)
+    b.connect(10, [cx[2], cx[3]], [255, 7], weight_exp=4, delay=g.n_delay_slots - 1)
+    b.route_to_axon(cx[0], 10)
+    b.route_to_output(cx[0], 5)
+    b.route_to_output(cx[2], [6, 7])
+    b.route_to_axon(cx[2], 10)
+    return b.build()
+
+
+def test_hand_network():
+    cfg = hand_network()
+    x = inputs_for(20, TINY, {0: [0], 1: [0, 1], 3: [1], 9: [0]})
+    gold, sched, rtl = run_and_check(cfg, x)
+    assert gold.outputs.sum() > 0
+
+
+def test_empty_axon_list_has_no_effect():
+    """A host spike on an axon with an empty synapse list changes nothing but costs 2 cycles."""
+    cfg = hand_network()
+    assert cfg.mem["synapse_map"]["length"][7] == 0
+    x = inputs_for(6, TINY, {0: [0], 2: [0, 1]})
+    x_empty = x.copy()
+    x_empty[:, 7] = True
+    _, sched, rtl = run_and_check(cfg, x)
+    _, sched_e, rtl_e = run_and_check(cfg, x_empty)
+    assert (rtl.u == rtl_e.u).all() and (rtl.v == rtl_e.v).all()
+    assert (rtl.outputs == rtl_e.outputs).all()
+    assert [s.cycles + 2 for s in rtl.steps] == [s.cycles for s in rtl_e.steps]
+
+
+def test_output_backpressure_stalls_without_loss(seed):
+    """With out.ready low at random, every event still leaves, in order, and the step is
+    longer by exactly the stall cycles; the state is unchanged."""
+    rng = np.random.default_rng(seed)
+    cfg = hand_network()
+    x = inputs_for(12, TINY, {0: [0], 1: [0], 2: [0], 4: [0, 1], 6: [0], 8: [0]})
+    _, sched, ref = run_and_check(cfg, x)
+    pattern = rng.random((12, 10_000)) < 0.5
+    _, _, bp = run_and_check(cfg, x, out_ready=lambda t, c: pattern[t, c])
+    assert sum(s.stalls for s in bp.steps) > 0
+    assert (bp.u == ref.u).all() and (bp.v == ref.v).all()
+    for a, b, p in zip(ref.steps, bp.steps, sched):
+        assert [e[0] for e in a.events] == [e[0] for e in b.events] == [e[0] for e in p.events]
+        assert b.cycles == p.cycles + b.stalls
+        assert all(cb >= ca for (_, ca), (_, cb) in zip(a.events, b.events))
+
+
+def test_accumulator_overflow_wraps():
+    """Five 255<<7 contributions into one entry (back to back: forwarding) wrap at 18 bits."""
+    g = TINY
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=(1 << g.vth_bits) - 1)
+    b.add_compartments(2, profile=p)
+    b.connect(0, [0, 0, 0, 0, 0, 1, 0], [255, 255, 255, 255, 255, 3, -1], weight_exp=7, delay=1)
+    cfg = b.build()
+    total = 5 * (255 << 7) - (1 << 7)          # into compartment 0
+    assert total > (1 << (g.acc_bits - 1))
+    dut = Neurocore(g)
+    words = cfg.to_words()
+
+    async def tb(drv):
+        await drv.load(words)
+        await drv.send_spikes([0])
+        await drv.run_step()
+        slot = (0 + 1 + 1) % g.n_delay_slots
+        return await drv.read_many("accumulators", [slot * g.n_compartments + c for c in (0, 1)])
+
+    acc = simulate(dut, tb)
+    layout = memories(g)["accumulators"].layout
+    got = [int(a) - (1 << layout.size) if a >> (layout.size - 1) else int(a) for a in acc]
+    assert got == [int(wrap_accumulator(np.int64(total), g)), 3 << 7]
+    assert got[0] == total - (1 << g.acc_bits)
+    # and the whole run agrees with the golden model (u wraps too)
+    run_and_check(cfg, inputs_for(5, g, {0: [0], 1: [0]}))
+
+
+def test_forwarding_back_to_back_and_gaps():
+    g = TINY
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=1000)
+    b.add_compartments(5, profile=p)
+    b.connect(0, [3, 3, 3, 4, 3, 4, 4], [1, 2, 4, 8, 16, 32, 64], delay=0)
+    cfg = b.build()
+    run_and_check(cfg, inputs_for(4, g, {0: [0], 1: [0]}))
+
+
+def test_config_readback_every_memory(seed):
+    rng = np.random.default_rng(seed)
+    g = TINY
+    mems = memories(g)
+    plan = []
+    for name in MEMORY_INDEX:
+        width = mems[name].layout.size
+        addrs = sorted(set(rng.integers(0, mems[name].depth, size=8).tolist())
+                       | {0, mems[name].depth - 1})
+        words = rng.integers(0, 1 << min(width, 62), size=len(addrs)).tolist()
+        plan.append((name, addrs, words, width))
+
+    async def tb(drv):
+        for name, addrs, words, width in plan:
+            for a, w in zip(addrs, words):
+                # bits above the word's width are ignored
+                await drv.write(name, a, w | (1 << 63))
+        out = []
+        for name, addrs, words, width in plan:
+            out.append(await drv.read_many(name, addrs))
+        return out, drv.bus.get("ctrl.error")
+
+    got, err = simulate(Neurocore(g), tb)
+    for (name, addrs, words, width), g_words in zip(plan, got):
+        assert g_words == [w & ((1 << width) - 1) for w in words], name
+    assert err == 0
+
+
+def test_config_out_of_range_ignored_and_sticky():
+    g = TINY
+    mems = memories(g)
+
+    async def tb(drv):
+        b = drv.bus
+        await drv.write("profiles", 1, 0x123)
+        assert b.get("ctrl.error") == 0
+        await drv.write("profiles", g.n_profiles + 1, 0x3FF)      # out of range: ignored
+        await drv.tick()
+        e1 = b.get("ctrl.error")
+        await drv.write("routes", 3, 0x55)                         # in range: flag stays
+        e2 = b.get("ctrl.error")
+        profiles = await drv.read_many("profiles", range(g.n_profiles))
+        oob_read = await drv.read("state", g.n_compartments)       # out of range read: 0
+        await drv.tick()
+        e3 = b.get("ctrl.error")
+        b.set("ctrl.error_clear", 1)
+        await drv.tick()
+        b.set("ctrl.error_clear", 0)
+        await drv.tick()
+        e4 = b.get("ctrl.error")
+        accs = await drv.read("accumulators", mems["accumulators"].depth - 1)
+        return e1, e2, profiles, oob_read, e3, e4, accs
+
+    e1, e2, profiles, oob_read, e3, e4, accs = simulate(Neurocore(g), tb)
+    assert e1 == CFG_RANGE and e2 == CFG_RANGE and e3 == CFG_RANGE
+    assert profiles == [0, 0x123, 0, 0]
+    assert oob_read == 0
+    assert e4 == 0 and accs == 0
+
+
+def test_input_axon_out_of_range_dropped():
+    """n_axons = 100 leaves ids 100..127 representable: they are dropped and flagged."""
+    g = TINY.replace(name="tiny100", n_axons=100)
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=5)
+    b.add_compartments(2, profile=p)
+    b.connect(99, [0, 1], [10, 20])
+    cfg = b.build()
+    words = cfg.to_words()
+
+    async def tb(drv):
+        await drv.load(words)
+        await drv.send_spikes([120, 99, 127])
+        r = await drv.run_step()
+        err = drv.bus.get("ctrl.error")
+        await drv.run_step()
+        u, v = await drv.read_state()
+        return r, err, u
+
+    r, err, u = simulate(Neurocore(g), tb)
+    assert err == INPUT_RANGE
+    gold = GoldenCore(cfg).run(inputs_for(2, g, {0: [99]}), record=("u",))
+    assert (u == gold.u[1]).all()
+    assert r.cycles == schedule(cfg, inputs_for(1, g, {0: [99]}))[0].cycles
+
+
+def test_clear_resets_state_and_step():
+    cfg = hand_network()
+    x = inputs_for(5, TINY, {0: [0], 1: [0, 1], 2: [0]})
+    gold = GoldenCore(cfg).run(x, record=("u", "v"))
+    words = cfg.to_words()
+
+    async def tb(drv):
+        await drv.load(words)
+        for _ in range(2):               # run, clear, run again: the same results
+            results = []
+            for t in range(x.shape[0]):
+                await drv.send_spikes(np.flatnonzero(x[t]))
+                await drv.run_step()
+                results.append(await drv.read_state())
+            step = drv.bus.get("ctrl.step")
+            await drv.clear()
+            u, v = await drv.read_state()
+            accs = await drv.read_many("accumulators", range(memories(TINY)["accumulators"].depth))
+            res = (results, step, drv.bus.get("ctrl.step"), u, v, accs)
+        return res
+
+    results, step, step_after, u, v, accs = simulate(Neurocore(TINY), tb)
+    assert step == 5 and step_after == 0
+    assert not u.any() and not v.any() and not any(accs)
+    for t, (ut, vt) in enumerate(results):
+        assert (ut == gold.u[t]).all() and (vt == gold.v[t]).all()
+
+
+def test_verilog_for_every_preset_geometry():
+    """One elaboration per preset (widths from the geometry, no magic numbers)."""
+    for name in ("tiny", "small"):
+        text = verilog.convert(Neurocore(CoreGeometry.preset(name)), name="neurocore",
+                               emit_src=False)
+        assert "module neurocore" in text
+
+
+def test_constructor_errors():
+    with pytest.raises(TypeError, match="geometry must be a CoreGeometry, not 'tiny'"):
+        Neurocore("tiny")
+    with pytest.raises(ValueError, match="step_bits must be a positive integer, not 0"):
+        Neurocore(TINY, step_bits=0)
+    with pytest.raises(ValueError, match="input_depth must be a positive integer, not -1"):
+        Neurocore(TINY, input_depth=-1)
+
+
+def test_memory_index_covers_every_memory():
+    assert set(MEMORY_INDEX) == set(memories(TINY))
+    assert set(CONFIG_MEMORIES) < set(MEMORY_INDEX)
