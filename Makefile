@@ -45,3 +45,7 @@ demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/de
 
 clean:
 	rm -rf sim_build build bench/results .pytest_cache
+
+.PHONY: sim
+sim: install  ## RTL only: Amaranth-sim tests + cocotb/Verilator regression (WAVES=1: FST in sim_build/tiny-waves)
+	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_rtl_cocotb.py

@@ -22,10 +22,17 @@ UPDATE_WRITE_CYCLE = 3
 
 def step_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, sched: StepSchedule,
                   got: StepResult, got_u: np.ndarray, got_v: np.ndarray, *,
-                  start_cycle: int = 0, seed=None, waves: str | None = None) -> str | None:
-    """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start."""
+                  start_cycle: int = 0, seed=None, waves: str | None = None,
+                  ns_per_cycle: float | None = None) -> str | None:
+    """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start.
+
+    With ``ns_per_cycle``, messages also give the simulation time of the middle of the cycle
+    (simulation cycle ``k`` spans ``[(k-1)·T, k·T]`` after the first clock edge at 0).
+    """
     def where(rel):
-        return f"cycle {rel} of the step (simulation cycle {start_cycle + rel})"
+        k = start_cycle + rel
+        at = f", t = {(k - 0.5) * ns_per_cycle:g} ns" if ns_per_cycle else ""
+        return f"cycle {rel} of the step (simulation cycle {k}{at})"
 
     tail = (f"; seed {seed}" if seed is not None else "") + \
         (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")

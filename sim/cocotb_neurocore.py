@@ -1,0 +1,178 @@
+"""cocotb regression of the Verilog core (run by :func:`neurocore.sim.verilator.run_regression`).
+
+One cocotb test, :func:`regression`, runs every network of the job file named by
+``$NEUROCORE_JOB`` in one simulation.  A job entry is a dict:
+
+- ``seed``, ``steps``: the network and raster ``random_network(seed, geometry, steps=steps)``;
+- ``label`` (optional): copied into the network's record of the report;
+- ``mutation`` (optional): ``"weight"``, ``"delay"`` or ``"threshold"``: after loading the
+  image, one word is corrupted through the configuration port (:mod:`neurocore.sim.mutations`)
+  and a mismatch against the uncorrupted golden run **must** be reported (when no corruption
+  of that kind changes the network's golden run, the next seeds are tried);
+- ``out_ready`` (optional): probability of ``out.ready`` per cycle (seeded backpressure); the
+  step lengths must then equal the cycle model plus the stall cycles.
+
+For every network: ``ctrl.clear``, load the image through the configuration port (only the
+words that differ from the image loaded before), then per step push the host spikes, run the
+step, read u and v of every compartment back, and compare with the golden model and the
+cycle model (:func:`neurocore.sim.check.step_mismatch`).  The first unexpected mismatch stops
+the run; the report (JSON, path in the job) names step, cycle, compartment, field, expected
+and actual values, seed and wave file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge
+
+from ..golden.core import GoldenCore
+from ..golden.cycle_model import schedule
+from ..golden.random_networks import random_network
+from ..spec.geometry import CoreGeometry
+from .check import step_mismatch
+from .driver import INPUT_PORTS, OUTPUT_PORTS, CoreDriver
+from .mutations import NoMutation, find_mutation
+
+
+#: Clock period of the simulation (ns).
+CLOCK_NS = 10
+#: A mutation job moves on to the next seeds when no corruption of its kind changes the run.
+MUTATION_SEED_TRIES = 20
+
+
+class CocotbBackend:
+    """Driver backend on cocotb handles; one tick = the next falling clock edge."""
+
+    def __init__(self, dut):
+        self.clk = dut.clk
+        self.h = {name: getattr(dut, name.replace(".", "__")) for name in INPUT_PORTS + OUTPUT_PORTS}
+        self.cache: dict[str, int] = {}
+
+    async def tick(self):
+        await FallingEdge(self.clk)
+
+    def get(self, name: str) -> int:
+        return int(self.h[name].value)
+
+    def set(self, name: str, value: int):
+        value = int(value)
+        if self.cache.get(name) != value:
+            self.h[name].value = value
+            self.cache[name] = value
+
+
+@cocotb.test()
+async def regression(dut):
+    with open(os.environ["NEUROCORE_JOB"]) as f:
+        job = json.load(f)
+    g = CoreGeometry.preset(job["geometry"])
+    waves = job.get("waves")
+    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    dut.rst.value = 1
+    backend = CocotbBackend(dut)
+    drv = CoreDriver(backend, g)
+    for _ in range(2):
+        await drv.tick()
+    dut.rst.value = 0
+    await drv.tick()
+
+    report = {"geometry": g.name, "networks": [], "failure": None, "waves": waves}
+    previous = None
+    t_start = time.perf_counter()
+    seed = None
+    try:
+        for entry in job["networks"]:
+            seed = int(entry["seed"])
+            rec, previous = await run_network(drv, g, entry, previous, waves)
+            report["networks"].append(rec)
+            seed = rec["seed"]
+            expected_mismatch = rec["mutation"] is not None
+            if bool(rec["mismatch"]) != expected_mismatch:
+                report["failure"] = (rec["mismatch"] or f"seed {seed}: corrupted "
+                                     f"{rec['mutation']} was not detected")
+                break
+    except Exception as e:  # report, then fail the cocotb test
+        report["failure"] = f"seed {seed}: {type(e).__name__}: {e}"
+        raise
+    finally:
+        report["total_sim_cycles"] = drv.cycle
+        report["total_wall_s"] = time.perf_counter() - t_start
+        with open(job["report"], "w") as f:
+            json.dump(report, f, indent=1)
+    assert report["failure"] is None, report["failure"]
+
+
+async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, waves):
+    """Run one job entry; return its record and the image the core now holds."""
+    seed, steps = int(entry["seed"]), int(entry["steps"])
+    mutation = None
+    for attempt in range(MUTATION_SEED_TRIES if entry.get("mutation") else 1):
+        net = random_network(seed + attempt, g, steps=steps)
+        x = net.inputs[0]
+        if entry.get("mutation"):
+            try:
+                mutation = find_mutation(net.config, x, entry["mutation"], seed + attempt)
+            except NoMutation:
+                continue
+        break
+    else:
+        raise NoMutation(f"seeds {seed}..{seed + attempt}: no {entry['mutation']} corruption "
+                         f"changes the golden run")
+    seed += attempt
+    gold = GoldenCore(net.config).run(x, record=("u", "v"))
+    sched = schedule(net.config, x, gold.spikes)
+    words = net.config.to_words()
+    ready_rate = entry.get("out_ready")
+    out_ready = None
+    if ready_rate is not None:
+        rng = np.random.default_rng(seed)
+
+        def out_ready(c, _rng=rng, _p=float(ready_rate)):
+            return _rng.random() < _p
+
+    t0 = time.perf_counter()
+    c0 = drv.cycle
+    await drv.clear()
+    loaded = await drv.load(words, previous)
+    previous = {k: v.copy() for k, v in words.items()}
+    if mutation is not None:
+        await drv.write(mutation.memory, mutation.address, mutation.word)
+        previous[mutation.memory][mutation.address] = mutation.word
+    first = None
+    results = []
+    for t in range(steps):
+        await drv.send_spikes(np.flatnonzero(x[t]))
+        res = await drv.run_step(out_ready)
+        u, v = await drv.read_state()
+        results.append(res)
+        exp = sched[t]
+        if out_ready is not None:
+            # Backpressure: same events in the same order, stretched by the stalls.
+            if [e[0] for e in res.events] != [e[0] for e in exp.events] or \
+                    res.cycles != exp.cycles + res.stalls:
+                first = (f"step {t}: with backpressure, events {res.events} "
+                         f"({res.stalls} stalls, {res.cycles} cycles) vs expected "
+                         f"{exp.events} ({exp.cycles} cycles); seed {seed}")
+            exp = type(exp)(step=t, cycles=res.cycles, events=res.events)
+        first = first or step_mismatch(t, gold.u[t], gold.v[t], exp, res, u, v,
+                                       start_cycle=drv.start_cycle, seed=seed, waves=waves,
+                                       ns_per_cycle=CLOCK_NS)
+        if first:
+            break
+    rec = {
+        "label": entry.get("label", "random"),
+        "seed": seed, "steps": steps, "describe": net.describe(), "loaded_words": loaded,
+        "mutation": mutation.describe() if mutation else None,
+        "mismatch": first, "cycles": [r.cycles for r in results],
+        "stalls": sum(r.stalls for r in results),
+        "sops": [s.sops for s in sched[:len(results)]],
+        "events": sum(len(r.events) for r in results),
+        "sim_cycles": drv.cycle - c0, "wall_s": time.perf_counter() - t0,
+    }
+    return rec, previous

@@ -1,0 +1,173 @@
+"""Verilog export and the cocotb + Verilator regression of the RTL core.
+
+:func:`build` converts :class:`~neurocore.rtl.core.Neurocore` of one geometry to Verilog in
+``sim_build/<geometry>/neurocore.v`` (rewritten only when the text changes, so its mtime and
+Verilator's incremental build stay stable), writes a JSON sidecar with the port names and
+widths, and builds the Verilator model there once.  :func:`run_regression` runs a list of
+networks in **one** simulator run (``sim/cocotb_neurocore.py``) and returns its report.
+
+``WAVES=1`` in the environment (or ``waves=True``) builds a traced model in
+``sim_build/<geometry>-waves`` and writes one FST per run, named after the run.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import json
+import os
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+
+from ..rtl.core import Neurocore
+from ..spec.geometry import CoreGeometry
+
+__all__ = ["ROOT", "build", "write_verilog", "run_regression", "waves_enabled", "TOPLEVEL"]
+
+ROOT = Path(__file__).resolve().parent.parent
+TOPLEVEL = "neurocore"
+TEST_MODULE = "neurocore.sim.cocotb_neurocore"
+BUILD_ARGS = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+TRACE_ARGS = ["--trace-fst", "--trace-structs"]
+
+
+_LZ4_SHIM = """/* Declarations of the two LZ4 block-API functions that Verilator's FST writer calls
+   (lz4.h of liblz4 >= 1.7); written by neurocore.sim.verilator because the machine has the
+   liblz4 runtime library but not its development header. */
+#ifndef NEUROCORE_LZ4_SHIM_H
+#define NEUROCORE_LZ4_SHIM_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+#ifdef __cplusplus
+}
+#endif
+#endif
+"""
+_INCLUDE_DIRS = ("/usr/include", "/usr/local/include")
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu",
+             "/usr/local/lib", "/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu")
+
+
+def fst_build_args(build_dir: Path) -> list[str]:
+    """Return extra Verilator arguments that make an FST-traced build link.
+
+    Verilator 5.49's FST writer includes ``<lz4.h>`` and links ``-llz4``.  Where only the
+    runtime ``liblz4.so.1`` is installed (no ``liblz4-dev``), a shim header and a ``liblz4.so``
+    link to the runtime library are put in ``build_dir/lz4`` and added to the build.
+    """
+    have_header = any(Path(d, "lz4.h").exists() for d in _INCLUDE_DIRS)
+    have_lib = any(Path(d, "liblz4.so").exists() for d in _LIB_DIRS)
+    if have_header and have_lib:
+        return []
+    soname = ctypes.util.find_library("lz4")
+    runtime = next((Path(d, soname) for d in _LIB_DIRS if soname and Path(d, soname).exists()),
+                   None)
+    if runtime is None:
+        raise RuntimeError("WAVES=1 needs liblz4 (Verilator's FST writer); install liblz4-dev")
+    shim = build_dir / "lz4"
+    shim.mkdir(parents=True, exist_ok=True)
+    header = shim / "lz4.h"
+    if not header.exists() or header.read_text() != _LZ4_SHIM:
+        header.write_text(_LZ4_SHIM)
+    link = shim / "liblz4.so"
+    if not link.is_symlink() or Path(os.readlink(link)) != runtime:
+        link.unlink(missing_ok=True)
+        link.symlink_to(runtime)
+    args = []
+    if not have_header:
+        args += ["-CFLAGS", f"-I{shim}"]
+    if not have_lib:
+        args += ["-LDFLAGS", f"-L{shim}"]
+    return args
+
+
+def waves_enabled() -> bool:
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def _geometry(geometry: CoreGeometry | str) -> CoreGeometry:
+    return CoreGeometry.preset(geometry) if isinstance(geometry, str) else geometry
+
+
+def build_dir_for(geometry: CoreGeometry | str, waves: bool = False) -> Path:
+    g = _geometry(geometry)
+    return ROOT / "sim_build" / (g.name + ("-waves" if waves else ""))
+
+
+def write_verilog(geometry: CoreGeometry | str, build_dir: Path) -> Path:
+    """Write ``neurocore.v`` and ``neurocore.json`` (ports) into ``build_dir`` if changed."""
+    g = _geometry(geometry)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    dut = Neurocore(g)
+    text = verilog.convert(dut, name=TOPLEVEL, emit_src=False)
+    src = build_dir / f"{TOPLEVEL}.v"
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
+    ports = {}
+    for path, member, _ in dut.signature.flatten(dut):
+        name = "__".join(str(p) for p in path)
+        ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
+    sidecar = build_dir / f"{TOPLEVEL}.json"
+    info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports}, indent=1)
+    if not sidecar.exists() or sidecar.read_text() != info:
+        sidecar.write_text(info)
+    return src
+
+
+def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None):
+    """Build (incrementally) the Verilator model; return ``(runner, build_dir, seconds)``."""
+    from cocotb_tools.runner import get_runner
+
+    waves = waves_enabled() if waves is None else waves
+    bdir = build_dir_for(geometry, waves)
+    src = write_verilog(geometry, bdir)
+    runner = get_runner("verilator")
+    t0 = time.perf_counter()
+    runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                 build_args=BUILD_ARGS + (TRACE_ARGS + fst_build_args(bdir) if waves else []),
+                 waves=waves,
+                 timescale=("1ns", "1ps"))
+    return runner, bdir, time.perf_counter() - t0
+
+
+def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", name: str = "run",
+                   waves: bool | None = None) -> dict:
+    """Run ``jobs`` (one dict per network, see sim/cocotb_neurocore.py) in one simulation.
+
+    Returns the report dict; ``report["failure"]`` holds the first mismatch message (or None).
+    """
+    g = _geometry(geometry)
+    waves = waves_enabled() if waves is None else waves
+    runner, bdir, build_s = build(g, waves=waves)
+    job_path = bdir / f"{name}.job.json"
+    report_path = bdir / f"{name}.report.json"
+    fst = bdir / f"{name}.fst" if waves else None
+    if report_path.exists():
+        report_path.unlink()
+    job_path.write_text(json.dumps({"geometry": g.name, "networks": jobs,
+                                    "report": str(report_path),
+                                    "waves": str(fst) if fst else None}, indent=1))
+    t0 = time.perf_counter()
+    try:
+        runner.test(hdl_toplevel=TOPLEVEL, test_module=TEST_MODULE, build_dir=bdir, test_dir=bdir,
+                    extra_env={"NEUROCORE_JOB": str(job_path)}, waves=waves,
+                    test_args=(["--trace-file", str(fst)] if fst else []),
+                    results_xml=str(bdir / f"{name}.results.xml"))
+        failed = None
+    except SystemExit as e:  # cocotb's runner exits when a cocotb test fails
+        failed = f"cocotb run failed ({e})"
+    wall = time.perf_counter() - t0
+    if not report_path.exists():
+        return {"failure": failed or "no report written", "networks": [], "build_s": build_s,
+                "wall_s": wall}
+    report = json.loads(report_path.read_text())
+    report["build_s"] = build_s
+    report["wall_s"] = wall
+    if failed and not report.get("failure"):
+        report["failure"] = failed
+    return report
