@@ -86,11 +86,16 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def digits_cnn(digits, tmp_path_factory):
-    """The digits CNN; trained into ``$NEUROCORE_CACHE`` if set, else a session temp dir."""
+def model_cache(tmp_path_factory) -> Path:
+    """Checkpoint cache of the session: ``$NEUROCORE_CACHE`` if set, else a temp dir."""
+    return Path(os.environ.get("NEUROCORE_CACHE") or tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(digits, model_cache):
+    """The digits CNN, trained once per session into :func:`model_cache`."""
     from neurocore.sw.models import load_or_train
-    cache = os.environ.get("NEUROCORE_CACHE") or tmp_path_factory.mktemp("cache")
-    return load_or_train("digits_cnn", cache, data=digits)
+    return load_or_train("digits_cnn", model_cache, data=digits)
 
 
 @pytest.fixture(scope="session")

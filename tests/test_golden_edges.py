@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from golden_helpers import inputs, run
 import pytest
 
 from neurocore.golden.core import GoldenCore
@@ -28,15 +29,6 @@ U_TOP = 1 << 23                         # 8388608
 V_SAT = (1 << 23) - 1                   # 8388607
 
 
-def inputs(T, spikes, g=TINY):
-    x = np.zeros((T, g.n_axons), dtype=np.uint8)
-    for t, a in spikes:
-        x[t, a] = 1
-    return x
-
-
-def run(cfg, x):
-    return GoldenCore(cfg).run(x, record=("u", "v"))
 
 
 def if_profile(b, vth=VTH_MAX, dv=0):

@@ -16,6 +16,7 @@ Spec (per compartment, step ``t`` 0-based; D = n_delay_slots):
 from __future__ import annotations
 
 import numpy as np
+from golden_helpers import inputs, run
 import pytest
 
 from neurocore.golden.core import GoldenCore
@@ -30,16 +31,6 @@ BIG_VTH = (1 << 17) - 1          # threshold (2**17-1) << 6 = 8388544: out of re
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def inputs(T, spikes, g=TINY):
-    """(T, n_axons) 0/1 array with a 1 at every (t, axon) of ``spikes``."""
-    x = np.zeros((T, g.n_axons), dtype=np.uint8)
-    for t, a in spikes:
-        x[t, a] = 1
-    return x
-
-
-def run(cfg, x):
-    return GoldenCore(cfg).run(x, record=("u", "v"))
 
 
 def spike_steps(res, cx):

@@ -19,10 +19,12 @@ def test_readme_starts_with_the_two_commands():
 
 
 @pytest.mark.lava
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(monkeypatch, model_cache, digits_cnn):
+    monkeypatch.setenv("NEUROCORE_CACHE", str(model_cache))   # the session's trained CNN
     blocks = _blocks()
-    assert len(blocks) >= 2, "README lost its Python examples"
+    assert len(blocks) >= 3, "README lost its Python examples"
     namespace = {}
     for code in blocks:
         exec(compile(code, str(README), "exec"), namespace)
     assert namespace["result"].first_spike("outputs")[0, :4].tolist() == [6, 4, -1, 4]
+    assert namespace["program"].n_steps == 80
