@@ -86,3 +86,47 @@ def test_quartz_style_integrator_matches_lava():
     x[0, 3, 0] = x[0, 9, 1] = True
     golden = _check(cfg, x, seed=None, label="golden vs Lava (hand-built)")
     assert golden.spikes[0, :, :3].sum(axis=0).tolist() == [1, 1, 1]
+
+
+def _edge_network(kind):
+    """Small networks at the limits of u, v, delay and fan-out (small preset)."""
+    g = CoreGeometry.preset("small")
+    b = NetworkBuilder(g)
+    x = np.zeros((1, 40, g.n_axons), dtype=bool)
+    if kind == "u_wrap":           # non-leaky current driven past ±2^23 in both directions
+        p = b.add_profile(du=0, du_offset=0, dv=4095, vth=(1 << 17) - 1)
+        cx = b.add_compartments(2, profile=p)
+        b.connect(0, cx[0], 255, weight_exp=7)            # +32640 a_in per spike
+        b.connect(0, cx[1], -255, weight_exp=7)
+        x[0, 0:12, 0] = True
+    elif kind == "v_saturation":   # bias and current drive v into both rails
+        p = b.add_profile(du=0, du_offset=0, dv=0, vth=(1 << 17) - 1)
+        b.add_compartments(1, profile=p, bias_mant=4095, bias_exp=7)
+        b.add_compartments(1, profile=p, bias_mant=-4096, bias_exp=7)
+    elif kind == "max_delay":      # every delay 0..D-1 from one axon, and from a routed spike
+        p = b.add_profile(du=4095, du_offset=1, dv=0, vth=0)
+        cx = b.add_compartments(g.n_delay_slots, profile=p)
+        b.connect(0, cx, 1, delay=np.arange(g.n_delay_slots))
+        b.route_to_axon(cx[0], 1)
+        b.connect(1, cx, 2, delay=np.arange(g.n_delay_slots)[::-1])
+        x[0, [0, 17], 0] = True
+    elif kind == "max_fanout":     # one axon with max_fanout synapses onto every compartment
+        p = b.add_profile(du=2048, du_offset=1, dv=1024, vth=100)
+        cx = b.add_compartments(g.n_compartments, profile=p)
+        targets = np.resize(cx, g.max_fanout)
+        b.connect(0, targets, np.resize(np.arange(-128, 127) * 2, g.max_fanout),
+                  sign_mode=1, delay=np.arange(g.max_fanout) % g.n_delay_slots)
+        x[0, ::3, 0] = True
+    return b.build(), x
+
+
+@pytest.mark.parametrize("kind", ["u_wrap", "v_saturation", "max_delay", "max_fanout"])
+def test_field_limits_match_lava(kind):
+    config, x = _edge_network(kind)
+    golden = _check(config, x, seed=None, label="golden vs Lava (field limits)")
+    if kind == "u_wrap":
+        u = golden.u[0, :, :2].astype(np.int64)
+        assert (np.abs(np.diff(u, axis=0)) > (1 << 23)).any(), "u never wrapped"
+        assert u.max() <= 1 << 23 and u.min() > -(1 << 23)
+    if kind == "v_saturation":
+        assert golden.v[0, -1, 1] == -((1 << 23) - 1)
