@@ -6,7 +6,7 @@ The RTL's controller has a fixed, data-dependent but input-timing-independent sc
 is accepted (cycle 0) to the cycle in which ``ctrl.done`` is high (cycle ``cycles - 1``), with
 ``out.ready`` held high:
 
-``cycles = n_compartments + 4 + H + S`` where
+``cycles = n_compartments + 5 + H + S`` where
 
 * ``H = 1 + Σ_host (1 + max(len_a, 1))`` over the host spikes of the step (one lookup cycle
   per spike, then one cycle per synapse of axon ``a``'s list, at least one cycle), plus one
@@ -16,10 +16,10 @@ is accepted (cycle 0) to the cycle in which ``ctrl.done`` is high (cycle ``cycle
   ``cost = 1`` for an OUTPUT route and ``1 + max(len_a, 1)`` for an AXON route to axon ``a``,
   plus one cycle that finds the spike buffer empty.
 
-The four fixed cycles are the start cycle, the two UPDATE pipeline drain cycles and the
+The five fixed cycles are the start cycle, the three UPDATE pipeline drain cycles and the
 DONE cycle; UPDATE itself takes one cycle per compartment (every compartment, used or not).
 An OUTPUT route's event leaves the core (``out.valid & out.ready``) in the first cycle of its
-route slot: the spike phase begins at cycle ``n_compartments + 3 + H``, each spiking
+route slot: the spike phase begins at cycle ``n_compartments + 4 + H``, each spiking
 compartment first takes one cycle to fetch its route list, then its routes follow in list
 order.  Each cycle with ``out.valid & ~out.ready`` (backpressure) adds one cycle to the step
 and delays every later event by one.
@@ -38,10 +38,12 @@ from ..spec.words import RouteKind
 from .core import GoldenCore
 from .network import CoreConfig
 
-__all__ = ["StepSchedule", "step_schedule", "schedule", "FIXED_CYCLES"]
+__all__ = ["StepSchedule", "step_schedule", "schedule", "FIXED_CYCLES", "UPDATE_DRAIN"]
 
-#: Start cycle + two UPDATE drain cycles + DONE cycle.
-FIXED_CYCLES = 4
+#: Cycles after the last compartment's issue until its state is written (pipeline U1..U3).
+UPDATE_DRAIN = 3
+#: Start cycle + UPDATE drain cycles + DONE cycle.
+FIXED_CYCLES = 1 + UPDATE_DRAIN + 1
 
 
 @dataclass
@@ -85,7 +87,7 @@ def step_schedule(config: CoreConfig, spikes: np.ndarray, host_axons, step: int 
             continue
         host += _axon_cost(axon_len(a))
         sops += axon_len(a)
-    cycle = n + 3 + host                # first spike-phase cycle
+    cycle = n + UPDATE_DRAIN + 1 + host   # first spike-phase cycle
     events = []
     spike_start = cycle
     for cx in np.flatnonzero(np.asarray(spikes, dtype=bool)).tolist():

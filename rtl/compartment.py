@@ -1,6 +1,6 @@
 """Compartment update datapath: one CUBA LIF update, exactly docs/spec.md §2.2–2.3.
 
-:class:`CompartmentUpdate` is combinational: given a compartment's accumulator entry, its
+:class:`CompartmentUpdate` is combinational (or has one register stage): given a compartment's accumulator entry, its
 stored state (``u`` pattern, ``v``), its profile and its configuration word, it computes the
 new state and whether the compartment spikes.  The core (:mod:`neurocore.rtl.core`) registers
 its inputs and outputs.  All widths come from the :class:`~neurocore.spec.geometry.CoreGeometry`
@@ -15,6 +15,8 @@ Equations (``S = state_bits``, ``M = 2**(S-1)``)::
     v'     = 0 if spike
 
     decay(x, d) = sign(x) * ((|x| * (2**decay_shift - d)) >> decay_shift)
+
+With ``registered=True`` a register stage sits between the decay multipliers and the sums.
 
 ``u`` is stored as an ``S``-bit pattern; the pattern ``100…0`` means ``+M`` (so u lives in
 ``(-M, M]``), hence the hardware sign of ``u`` is ``u[S-1] & (u[S-2:0] != 0)``.
@@ -53,7 +55,11 @@ def decay_hw(m: Module, x, d_eff, g: CoreGeometry, name: str):
 
 
 class CompartmentUpdate(wiring.Component):
-    """Combinational compartment update (docs/spec.md §2.2).
+    """Compartment update (docs/spec.md §2.2), combinational or with one register stage.
+
+    With ``registered=True`` the two decay products (and the accumulator, bias and threshold
+    that go with them) are registered, so the outputs follow the inputs by one cycle
+    (:attr:`latency`); the core uses this form to halve the datapath's critical path.
 
     Members
     -------
@@ -71,11 +77,14 @@ class CompartmentUpdate(wiring.Component):
         ``v > vth << vth_shift`` before the reset.
     """
 
-    def __init__(self, geometry: CoreGeometry):
+    def __init__(self, geometry: CoreGeometry, *, registered: bool = False):
         if not isinstance(geometry, CoreGeometry):
             self._MustUse__silence = True
             raise TypeError(f"geometry must be a CoreGeometry, not {geometry!r}")
         self.geometry = g = geometry
+        self.registered = bool(registered)
+        #: Cycles from the inputs to the outputs (0: combinational).
+        self.latency = int(self.registered)
         super().__init__({
             "acc": In(signed(g.acc_bits)),
             "state": In(state_layout(g)),
@@ -99,19 +108,34 @@ class CompartmentUpdate(wiring.Component):
 
         du_eff = Signal(unsigned(g.decay_bits + 1))
         m.d.comb += du_eff.eq(self.profile.du + self.profile.du_offset)
-        u_dec = decay_hw(m, u_val, du_eff, g, "u")
-        v_dec = decay_hw(m, v_val, self.profile.dv, g, "v")
+        bias_a = Signal(signed(g.bias_mant_bits + (1 << g.bias_exp_bits) - 1))
+        m.d.comb += bias_a.eq(self.config.bias_mant << self.config.bias_exp)
+        threshold_a = Signal(unsigned(g.vth_bits + g.vth_shift))
+        m.d.comb += threshold_a.eq(self.profile.vth << g.vth_shift)
 
-        # u' = wrap(decay(u) + (acc << act_shift)): the new pattern is the sum mod 2**S.
+        # Stage A: the two decays (multipliers); optionally registered here.
+        def stage(sig, name):
+            out = Signal.like(sig, name=name)
+            if self.registered:
+                m.d.sync += out.eq(sig)
+            else:
+                m.d.comb += out.eq(sig)
+            return out
+
+        u_dec = stage(decay_hw(m, u_val, du_eff, g, "u"), "u_dec")
+        v_dec = stage(decay_hw(m, v_val, self.profile.dv, g, "v"), "v_dec")
+        acc = stage(self.acc, "acc_b")
+        bias = stage(bias_a, "bias")
+        threshold = stage(threshold_a, "threshold")
+
+        # Stage B.  u' = wrap(decay(u) + (acc << act_shift)): the pattern is the sum mod 2**S.
         u_sum = Signal(signed(S + 2))
-        m.d.comb += u_sum.eq(u_dec + (self.acc << g.act_shift))
+        m.d.comb += u_sum.eq(u_dec + (acc << g.act_shift))
         u_new_pat = u_sum[:S]
         u_new = Signal(signed(S + 1))
         m.d.comb += u_new.eq(Mux(u_new_pat == top, top, u_new_pat.as_signed()))
 
         # v' = sat(decay(v) + u' + bias)
-        bias = Signal(signed(g.bias_mant_bits + (1 << g.bias_exp_bits) - 1))
-        m.d.comb += bias.eq(self.config.bias_mant << self.config.bias_exp)
         v_sum = Signal(signed(max(S + 1, len(bias)) + 2))
         m.d.comb += v_sum.eq(v_dec + u_new + bias)
         lim = top - 1
@@ -123,8 +147,6 @@ class CompartmentUpdate(wiring.Component):
         with m.Else():
             m.d.comb += v_sat.eq(v_sum)
 
-        threshold = Signal(unsigned(g.vth_bits + g.vth_shift))
-        m.d.comb += threshold.eq(self.profile.vth << g.vth_shift)
         m.d.comb += [
             self.spike.eq(v_sat > threshold),
             self.next_state.u.eq(u_new_pat),

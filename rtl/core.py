@@ -9,10 +9,11 @@ geometry.  docs/rtl.md describes the interfaces, the schedule and the robustness
 
 One time step (``ctrl.start`` accepted while idle):
 
-1. **UPDATE**: compartments ``0 … n-1``, one per cycle, through a three-stage pipeline
+1. **UPDATE**: compartments ``0 … n-1``, one per cycle, through a four-stage pipeline
    (U0 read compartment config, state, accumulator slot ``t mod D`` and axon map; U1 read the
-   profile and clear the accumulator entry; U2 compute, write the state back and, on a spike of
-   a compartment with routes, push its route list into the spike buffer), then two drain cycles.
+   profile and clear the accumulator entry; U2 decay multipliers; U3 sums, write the state
+   back and, on a spike of a compartment with routes, push its route list into the spike
+   buffer), then three drain cycles.
 2. **DELIVER**: first the host spikes accepted before the start (input buffer), then the
    buffered compartment spikes through their routes.  Each axon's synapse list is walked one
    synapse per cycle into a read-modify-write pipeline (P1 read synapse word, read accumulator
@@ -33,7 +34,10 @@ from ..spec.words import RouteKind, SignMode, memories
 from .compartment import CompartmentUpdate
 
 __all__ = ["Neurocore", "ConfigSignature", "ControlSignature", "ErrorFlags", "MEMORY_INDEX",
-           "CONFIG_DATA_BITS"]
+           "CONFIG_DATA_BITS", "UPDATE_DRAIN_CYCLES"]
+
+#: Cycles after the last UPDATE issue until the last state write-back (stages U1, U2, U3).
+UPDATE_DRAIN_CYCLES = 3
 
 #: Width of the configuration port's data bus (every memory word fits in it).
 CONFIG_DATA_BITS = 64
@@ -205,6 +209,8 @@ class Neurocore(wiring.Component):
         u0_valid = Signal()                   # comb: issue compartment cx this cycle
         u1_valid, u1_cx, u1_acc_addr = Signal(), Signal(range(n)), Signal(range(n * D))
         u2_valid, u2_cx = Signal(), Signal(range(n))
+        u3_valid, u3_cx = Signal(), Signal(range(n))
+        u3_axon = Signal(mems["axon_map"].layout)
         u2_acc = Signal(mems["accumulators"].layout)
         u2_state = Signal(mems["state"].layout)
         u2_config = Signal(mems["compartments"].layout)
@@ -212,11 +218,12 @@ class Neurocore(wiring.Component):
         acc_addr_u0 = Signal(range(n * D))
         m.d.comb += acc_addr_u0.eq(slot * n + cx)
         m.d.sync += [u1_valid.eq(u0_valid), u1_cx.eq(cx), u1_acc_addr.eq(acc_addr_u0),
-                     u2_valid.eq(u1_valid), u2_cx.eq(u1_cx)]
+                     u2_valid.eq(u1_valid), u2_cx.eq(u1_cx),
+                     u3_valid.eq(u2_valid), u3_cx.eq(u2_cx), u3_axon.eq(u2_axon)]
         with m.If(u1_valid):
             m.d.sync += [u2_acc.eq(rd["accumulators"].data), u2_state.eq(rd["state"].data),
                          u2_config.eq(rd["compartments"].data), u2_axon.eq(rd["axon_map"].data)]
-        dp = m.submodules.datapath = CompartmentUpdate(g)
+        dp = m.submodules.datapath = CompartmentUpdate(g, registered=True)   # U2 -> U3
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2_state), dp.config.eq(u2_config),
                      dp.profile.eq(rd["profiles"].data)]
 
@@ -306,7 +313,7 @@ class Neurocore(wiring.Component):
         clr = Signal(range(n * D))
         smap = rd["synapse_map"].data
         route = rd["routes"].data
-        drain = Signal(range(3))
+        drain = Signal(range(UPDATE_DRAIN_CYCLES))
 
         # Address defaults while running (the config port drives them while idle).
         with m.If(~idle):
@@ -325,12 +332,12 @@ class Neurocore(wiring.Component):
         with m.Elif(p2_valid):
             m.d.comb += [wr["accumulators"].en.eq(1), wr["accumulators"].addr.eq(p2_addr),
                          wr["accumulators"].data.eq(new)]
-        # State write-back and spike push (U2).
-        with m.If(u2_valid):
-            m.d.comb += [wr["state"].en.eq(1), wr["state"].addr.eq(u2_cx),
+        # State write-back and spike push (U3).
+        with m.If(u3_valid):
+            m.d.comb += [wr["state"].en.eq(1), wr["state"].addr.eq(u3_cx),
                          wr["state"].data.eq(dp.next_state)]
-            with m.If(dp.spike & (u2_axon.length != 0)):
-                m.d.comb += [spk_wr.en.eq(1), spk_wr.addr.eq(spk_wp), spk_wr.data.eq(u2_axon)]
+            with m.If(dp.spike & (u3_axon.length != 0)):
+                m.d.comb += [spk_wr.en.eq(1), spk_wr.addr.eq(spk_wp), spk_wr.data.eq(u3_axon)]
                 m.d.sync += spk_wp.eq(spk_wp + 1)
 
         with m.FSM(name="phase"):
@@ -360,7 +367,7 @@ class Neurocore(wiring.Component):
                     m.next = "UDRAIN"
             with m.State("UDRAIN"):
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == 1):
+                with m.If(drain == UPDATE_DRAIN_CYCLES - 1):
                     m.next = "HOST"
             with m.State("HOST"):
                 with m.If(in_rp != host_end):

@@ -15,9 +15,9 @@ from .driver import StepResult
 
 __all__ = ["step_mismatch", "UPDATE_WRITE_CYCLE"]
 
-#: Cycle (from the step's start cycle) in which compartment 0's state is written (U2); cx is
+#: Cycle (from the step's start cycle) in which compartment 0's state is written (U3); cx is
 #: written ``cx`` cycles later.
-UPDATE_WRITE_CYCLE = 3
+UPDATE_WRITE_CYCLE = 4
 
 
 def step_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, sched: StepSchedule,

@@ -76,9 +76,14 @@ def edge_vectors(g: CoreGeometry) -> dict[str, np.ndarray]:
     return {k: rows[:, i] for i, k in enumerate(FIELDS)}
 
 
-def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry):
-    """Apply every vector to the combinational datapath; return (u pattern, v, spike)."""
-    dut = CompartmentUpdate(g)
+def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry, registered: bool = False):
+    """Apply every vector to the datapath; return (u pattern, v, spike).
+
+    The registered form gets one vector per clock cycle and its outputs are read one cycle
+    after the inputs were applied.
+    """
+    dut = CompartmentUpdate(g, registered=registered)
+    assert dut.latency == int(registered)
     n = len(vec["acc"])
     out = np.zeros((3, n), dtype=np.int64)
     ports = {"acc": dut.acc, "u": dut.state.u, "v": dut.state.v, "du": dut.profile.du,
@@ -90,19 +95,25 @@ def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry):
         for i in range(n):
             for k in FIELDS:
                 ctx.set(ports[k], cols[k][i])
+            if registered:
+                await ctx.tick()
+                for k in FIELDS:          # the outputs must not depend on the new inputs
+                    ctx.set(ports[k], 0)
             out[0, i] = ctx.get(dut.next_state.u)
             out[1, i] = ctx.get(dut.next_state.v)
             out[2, i] = ctx.get(dut.spike)
 
     sim = Simulator(dut)
+    if registered:
+        sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return out[0], out[1], out[2].astype(bool)
 
 
-def check(vec, g, seed=None):
+def check(vec, g, seed=None, registered=False):
     exp = reference(vec, g)
-    got = run_rtl(vec, g)
+    got = run_rtl(vec, g, registered)
     for name, e, a in zip(("u", "v", "spike"), exp, got):
         bad = np.flatnonzero(np.asarray(e) != np.asarray(a))
         if bad.size:
@@ -112,19 +123,22 @@ def check(vec, g, seed=None):
                         f"({bad.size} vectors differ; seed {seed})")
 
 
-@pytest.mark.parametrize("preset", ["tiny"])
-def test_random_vectors(preset, seed):
-    g = CoreGeometry.preset(preset)
+@pytest.mark.parametrize("registered", [False, True])
+def test_random_vectors(registered, seed):
+    g = CoreGeometry.preset("tiny")
     rng = np.random.default_rng(seed)
-    check(random_vectors(rng, 4000, g), g, seed)
+    check(random_vectors(rng, 4000 if not registered else 2000, g), g, seed, registered)
 
 
-def test_edge_vectors():
+@pytest.mark.parametrize("registered", [False, True])
+def test_edge_vectors(registered):
     g = CoreGeometry.preset("tiny")
     vec = edge_vectors(g)
-    # 5*6*6*2*3*2*2*3*2 = 25920 combinations: keep every 5th, plus all with u at the wrap point.
-    keep = (np.arange(vec["acc"].size) % 5 == 0) | (vec["u"] == 1 << (g.state_bits - 1))
-    check({k: v[keep] for k, v in vec.items()}, g)
+    # 5*6*6*2*3*2*2*3*2 = 25920 combinations: keep every 5th (offset by the variant), plus
+    # all with u at the wrap point.
+    keep = ((np.arange(vec["acc"].size) + 2 * registered) % 5 == 0) | \
+        (vec["u"] == 1 << (g.state_bits - 1))
+    check({k: v[keep] for k, v in vec.items()}, g, registered=registered)
 
 
 def test_narrow_geometry(seed):
@@ -164,3 +178,4 @@ def test_spec_examples():
 def test_rejects_non_geometry():
     with pytest.raises(TypeError, match="geometry must be a CoreGeometry, not 'tiny'"):
         CompartmentUpdate("tiny")
+

@@ -295,6 +295,14 @@ def test_constructor_errors():
         Neurocore(TINY, input_depth=-1)
 
 
+def test_cycle_model_constants_follow_the_rtl():
+    from neurocore.golden.cycle_model import UPDATE_DRAIN
+    from neurocore.rtl.core import UPDATE_DRAIN_CYCLES
+    from neurocore.sim.check import UPDATE_WRITE_CYCLE
+    assert UPDATE_DRAIN == UPDATE_DRAIN_CYCLES
+    assert UPDATE_WRITE_CYCLE == 1 + UPDATE_DRAIN_CYCLES   # issue in cycle 1 + cx, U3 write
+
+
 def test_memory_index_covers_every_memory():
     assert set(MEMORY_INDEX) == set(memories(TINY))
     assert set(CONFIG_MEMORIES) < set(MEMORY_INDEX)
