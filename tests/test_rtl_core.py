@@ -154,6 +154,22 @@ def test_accumulator_overflow_wraps():
     run_and_check(cfg, inputs_for(5, g, {0: [0], 1: [0]}))
 
 
+def test_full_fanout_axon_one_synapse_per_cycle():
+    """One host spike on an axon with max_fanout synapses: one synapse per cycle
+    (docs/rtl.md §6: 256 SOPs in a 328-cycle step on the tiny preset)."""
+    g = TINY
+    b = NetworkBuilder(g)
+    p = b.add_profile(du=0, du_offset=0, dv=0, vth=(1 << g.vth_bits) - 1)
+    b.add_compartments(g.n_compartments, profile=p)
+    k = np.arange(g.max_fanout)
+    b.connect(0, k % g.n_compartments, (k % 200) - 100, weight_exp=k % 8,
+              delay=k % g.n_delay_slots)
+    cfg = b.build()
+    gold, sched, rtl = run_and_check(cfg, inputs_for(g.n_delay_slots + 1, g, {0: [0]}))
+    assert sched[0].sops == g.max_fanout
+    assert rtl.steps[0].cycles == g.n_compartments + 5 + (1 + (1 + g.max_fanout) + 1) == 328
+
+
 def test_forwarding_back_to_back_and_gaps():
     g = TINY
     b = NetworkBuilder(g)
