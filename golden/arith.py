@@ -18,10 +18,18 @@ __all__ = [
 ]
 
 
-def decay(x: np.ndarray, d_eff: np.ndarray, g: CoreGeometry) -> np.ndarray:
-    """Return ``sign(x) * ((|x| * (2**12 - d_eff)) >> 12)``: truncation toward zero."""
-    prod = x * ((1 << g.decay_shift) - d_eff)
-    return np.sign(prod) * (np.abs(prod) >> g.decay_shift)
+def decay(x: np.ndarray, d_eff: np.ndarray, g: CoreGeometry, out: np.ndarray | None = None
+          ) -> np.ndarray:
+    """Return ``sign(x) * ((|x| * (2**12 - d_eff)) >> 12)``: truncation toward zero.
+
+    Computed as ``(p + ((p >> 63) & 4095)) >> 12`` with ``p = x·(4096 − d_eff)``: adding
+    ``4095`` to a negative product turns the flooring shift into truncation toward zero.
+    ``x`` must be ``int64``; ``out`` (may be ``x``) receives the result.
+    """
+    p = np.multiply(x, (1 << g.decay_shift) - d_eff, out=out)
+    p += (p >> 63) & ((1 << g.decay_shift) - 1)
+    p >>= g.decay_shift
+    return p
 
 
 def wrap_accumulator(acc: np.ndarray, g: CoreGeometry) -> np.ndarray:
@@ -39,10 +47,11 @@ def wrap_current(u: np.ndarray, g: CoreGeometry) -> np.ndarray:
     return m - ((m - u) & ((m << 1) - 1))
 
 
-def saturate_voltage(v: np.ndarray, g: CoreGeometry) -> np.ndarray:
+def saturate_voltage(v: np.ndarray, g: CoreGeometry, out: np.ndarray | None = None
+                     ) -> np.ndarray:
     """Saturate v to ``[-(2**(state_bits-1) - 1), 2**(state_bits-1) - 1]``."""
     lim = g.state_max - 1
-    return np.clip(v, -lim, lim)
+    return np.clip(v, -lim, lim, out=out)
 
 
 def effective_weight(mantissa: np.ndarray, sign_mode: np.ndarray, g: CoreGeometry) -> np.ndarray:
