@@ -6,12 +6,17 @@ BIN    := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 STAMP  := $(VENV)/.installed
 
-.PHONY: install warm test test-fast lava bench demo clean
+.PHONY: install sysdeps warm test test-fast lava bench demo clean
 
 install: $(STAMP)
 
 $(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 (Debian: make sysdeps) or set PYTHON=" >&2; exit 1; }
+	@for tool in g++ make perl; do command -v $$tool >/dev/null || { echo "$$tool not found (Verilator needs g++, make, perl; Debian: make sysdeps)" >&2; exit 1; }; done
 	$(PYTHON) -m venv $(VENV)
+
+sysdeps:  ## Debian 12 packages the stack needs (run as root on a bare machine)
+	apt-get install -y --no-install-recommends g++ make perl python3.11-venv libpython3.11
 
 $(STAMP): $(BIN)/python requirements.txt pyproject.toml tools/patch_lava.py
 	$(BIN)/python -m pip install -q --upgrade pip
