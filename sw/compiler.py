@@ -303,7 +303,8 @@ class QuartzProgram:
 
 
 # ---- compilation -----------------------------------------------------------------------
-_PULSE = dict(du=4095, du_offset=1, dv=0, vth=0)     # fires on its one input, then forgets it
+#: Pulse relay: full current decay, so it fires in the step its one input arrives, then rests.
+_PULSE = dict(du=4095, du_offset=1, dv=0, vth=0)
 
 
 def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreGeometry, *,
@@ -322,15 +323,10 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     # --- windows: W_0 so that the earliest host spike is sent at step >= 0
     tau_min = int(encode(np.array([input_max]), T)[0])
     w0 = max(2 - T, 1 - tau_min)
-    window, pools_since = w0, 0
-    for lay in layers:
-        if isinstance(lay.stage, WeightStage):
-            lay.window = window
-            window += T + 0
-            pools_since = 0
-        else:
-            window += 1
-            pools_since += 1
+    window = w0
+    for lay in layers:            # a weight layer takes T steps, a max-pool relay one
+        lay.window = window
+        window += T if isinstance(lay.stage, WeightStage) else 1
     out_layer = layers[-1]
     n_steps = out_layer.window + grid.window
     # --- scales
@@ -350,7 +346,6 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     p_pulse = b.add_profile(**_PULSE)
     p_pool = b.add_profile(du=0, du_offset=0, dv=0, vth=0)
     p_timer = b.add_profile(du=0, du_offset=0, dv=0, vth=max(0, T - 2))
-    counts: dict[int, dict[str, int]] = {}
 
     def axon_of(cx) -> int:
         return n_host + int(cx)
@@ -419,7 +414,6 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                     b.connect(axon_of(clk["sync"]), clk["rect"], 1)        # timer current
                     b.route_to_axon(clk["rect"], axon_of(clk["rect"]))
                     b.connect(axon_of(clk["rect"]), clk["rect"], -2)       # fire once
-            counts[id(lay)] = syn
             reports.append(LayerReport(
                 name=st.name, kind="IF" + (" (ReLU)" if st.rectify else " (output)"),
                 neurons=lay.neurons.size, scale=lay.S, vth=lay.vth,
