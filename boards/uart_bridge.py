@@ -1,0 +1,703 @@
+"""UART (8N1) and the framed host-protocol bridge to a :class:`~neurocore.rtl.core.Neurocore`.
+
+docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds its constants.
+
+* :class:`UARTRx`, :class:`UARTTx`: 8N1 at ``divisor`` clock cycles per bit (>= 4).  The
+  receiver synchronises the line, rejects start-bit glitches and drops a byte without stop
+  bit (``framing`` pulse).
+* :class:`HostBridge`: receives frames into a payload buffer, checks length and CRC-16, runs
+  the command on the core's configuration port, control port and spike streams, and answers
+  with one response frame.  A frame that stops arriving for ``timeout`` cycles is answered
+  with ``TIMEOUT``; a frame with a bad CRC or an over-long ``LEN`` is answered with
+  ``BAD_CRC``/``BAD_LENGTH`` once the line has been quiet for ``timeout`` cycles (the rest of
+  the bad frame is skipped); the receiver then hunts for the next sync byte.  Output events
+  (id, step) go into a FIFO that the host drains with EVENTS; the core's ``out.ready`` is
+  always high, so a full FIFO drops events and raises ``EVENT_OVERFLOW``.
+* :class:`NeurocoreSystem`: bridge + core, with the serial pins as ports (the board tops and
+  the full-system simulation use it).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
+from ..spec.geometry import CoreGeometry, bits_for
+from ..spec.words import memories
+from .protocol import (CRC_INIT, CRC_POLY, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
+                       MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, BridgeFlags,
+                       ClearMask, Cmd, Status, encode_info, max_events, word_bytes)
+
+__all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
+
+#: Smallest supported clock cycles per bit.
+MIN_DIVISOR = 4
+
+
+def _check_divisor(divisor):
+    if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+        raise ValueError(f"divisor must be an integer >= {MIN_DIVISOR} cycles per bit, "
+                         f"not {divisor!r}")
+
+
+class UARTRx(wiring.Component):
+    """8N1 receiver: ``valid`` pulses for one cycle with ``data`` after each stop bit."""
+
+    def __init__(self, divisor: int):
+        _check_divisor(divisor)
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "data": Out(8), "valid": Out(1),
+                          "framing": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.divisor
+        line = Signal(init=1)
+        m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
+        cnt = Signal(range(d))
+        bit = Signal(range(8))
+        shreg = Signal(8)
+        with m.FSM(name="rx"):
+            with m.State("IDLE"):
+                with m.If(~line):
+                    m.d.sync += cnt.eq(d // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                m.d.sync += cnt.eq(cnt - 1)
+                with m.If(cnt == 0):
+                    with m.If(line):                 # glitch, not a start bit
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [cnt.eq(d - 1), bit.eq(0)]
+                        m.next = "DATA"
+            with m.State("DATA"):
+                m.d.sync += cnt.eq(cnt - 1)
+                with m.If(cnt == 0):
+                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), cnt.eq(d - 1), bit.eq(bit + 1)]
+                    with m.If(bit == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                m.d.sync += cnt.eq(cnt - 1)
+                with m.If(cnt == 0):
+                    with m.If(line):
+                        m.d.comb += [self.valid.eq(1), self.data.eq(shreg)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += self.framing.eq(1)
+                        m.next = "BREAK"
+            with m.State("BREAK"):                   # wait for the line to go idle again
+                with m.If(line):
+                    m.next = "IDLE"
+        return m
+
+
+class UARTTx(wiring.Component):
+    """8N1 transmitter with a stream input (``data.ready`` while idle)."""
+
+    def __init__(self, divisor: int):
+        _check_divisor(divisor)
+        self.divisor = divisor
+        super().__init__({"tx": Out(1, init=1), "data": In(stream.Signature(8)),
+                          "busy": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.divisor
+        cnt = Signal(range(d))
+        bits = Signal(range(11))
+        shreg = Signal(10, init=0x3FF)
+        m.d.comb += [self.tx.eq(shreg[0]), self.busy.eq(bits != 0),
+                     self.data.ready.eq(bits == 0)]
+        with m.If(bits == 0):
+            with m.If(self.data.valid):
+                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.data.payload, Const(1, 1))),
+                             bits.eq(10), cnt.eq(d - 1)]
+        with m.Else():
+            m.d.sync += cnt.eq(cnt - 1)
+            with m.If(cnt == 0):
+                m.d.sync += [shreg.eq(Cat(shreg[1:], Const(1, 1))), bits.eq(bits - 1),
+                             cnt.eq(d - 1)]
+        return m
+
+
+def crc16_byte(crc, byte):
+    """CRC-16/CCITT-FALSE of one byte, unrolled into XORs (``crc``: 16 bits, ``byte``: 8)."""
+    bits = [crc[i] for i in range(16)]
+    data = [byte[i] for i in range(8)]
+    for i in range(7, -1, -1):
+        fb = bits[15] ^ data[i]
+        shifted = [Const(0, 1)] + bits[:15]
+        bits = [(shifted[j] ^ fb) if (CRC_POLY >> j) & 1 else shifted[j] for j in range(16)]
+    return Cat(*bits)
+
+
+class HostBridge(wiring.Component):
+    """Framed-protocol bridge between a UART and one neurocore (module docstring).
+
+    Parameters
+    ----------
+    geometry : CoreGeometry
+        The core's geometry (memory depths, word widths, axon and output id widths).
+    divisor : int
+        Clock cycles per UART bit.
+    timeout : int
+        Inter-byte timeout of a frame, and the quiet time that ends a rejected frame (cycles).
+    max_payload : int
+        Largest request payload accepted (``LEN`` above it is ``BAD_LENGTH``); 100..255.
+    event_depth : int
+        Entries of the output-event FIFO.
+    step_bits, input_depth : int
+        The core's step counter width and host-spike buffer depth (reported by INFO).
+    clock_hz, baud : int
+        Reported by INFO (informational).
+    """
+
+    def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
+                 step_bits: int = 32, input_depth: int | None = None, clock_hz: int = 0,
+                 baud: int = 0):
+        _check_divisor(divisor)
+        g = self.geometry = geometry
+        if not isinstance(timeout, int) or timeout < 2 * divisor:
+            raise ValueError(f"timeout must be at least two bit times ({2 * divisor} cycles), "
+                             f"not {timeout!r}")
+        if input_depth is None:
+            input_depth = 1 << (g.n_axons - 1).bit_length()
+        self.info = encode_info(g, max_payload=max_payload, step_bits=step_bits,
+                                event_depth=event_depth, input_depth=input_depth,
+                                clock_hz=clock_hz, baud=baud)
+        if not 1 + len(self.info) <= max_payload <= 255:
+            raise ValueError(f"max_payload must lie in {1 + len(self.info)}..255 (the INFO "
+                             f"response needs {1 + len(self.info)} bytes), not {max_payload!r}")
+        if g.n_axons > 1 << 16 or g.n_outputs > 1 << 16 or step_bits > 32:
+            raise ValueError("the protocol carries 16-bit axon/output ids and 32-bit steps")
+        self.divisor, self.timeout, self.max_payload = divisor, timeout, max_payload
+        self.event_depth, self.step_bits = event_depth, step_bits
+        self.out_bits = bits_for(g.n_outputs)
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "cfg": Out(ConfigSignature(g)),
+            "ctrl": Out(ControlSignature(g, step_bits)),
+            "inp": Out(stream.Signature(unsigned(g.axon_bits))),
+            "out": In(stream.Signature(unsigned(self.out_bits))),
+            "led_busy": Out(1),      # a command is running (or the core is busy)
+            "led_error": Out(1),     # any sticky core or bridge flag
+        })
+
+    def elaborate(self, platform):
+        g = self.geometry
+        m = Module()
+        mp = self.max_payload
+        mems = memories(g)
+        wb_of = word_bytes(g)
+        names = list(MEMORY_INDEX)
+        WB = Array([Const(wb_of[n], 4) for n in names])
+        DEPTH = Array([Const(mems[n].depth, 25) for n in names])
+        MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
+        max_ev = max_events(mp)
+
+        m.submodules.uart_rx = urx = UARTRx(self.divisor)
+        m.submodules.uart_tx = utx = UARTTx(self.divisor)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        # ---- payload buffers ---------------------------------------------------------------
+        rxbuf = m.submodules.rxbuf = Memory(shape=8, depth=mp, init=[])
+        rxw, rxr = rxbuf.write_port(), rxbuf.read_port()
+        txbuf = m.submodules.txbuf = Memory(shape=8, depth=mp, init=[])
+        txw, txr = txbuf.write_port(), txbuf.read_port()
+
+        # ---- sticky bridge flags -----------------------------------------------------------
+        flags = Signal(4)
+        set_flags = Signal(4)
+        clr_flags = Signal()
+        m.d.sync += flags.eq(Mux(clr_flags, 0, flags) | set_flags)
+        with m.If(urx.framing):
+            m.d.comb += set_flags[2].eq(1)
+
+        # ---- receiver: sync, cmd, len, payload, crc ---------------------------------------------
+        exec_busy = Signal()                 # the executor reads the frame: drop bytes
+        take = Signal()                      # the executor takes the pending frame
+        r_cmd = Signal(8)
+        r_len = Signal(8)
+        r_idx = Signal(8)
+        r_crc = Signal(16)
+        r_crc_hi = Signal(8)
+        r_err = Signal(8)                    # status of a rejected frame (0: frame OK)
+        hdr = Array([Signal(8, name=f"hdr{i}") for i in range(8)])
+        timer = Signal(range(self.timeout + 1))
+        byte = urx.data
+        got = Signal()
+        m.d.comb += got.eq(urx.valid & ~exec_busy)
+        with m.If(urx.valid & exec_busy):
+            m.d.comb += set_flags[1].eq(1)
+        with m.If(got):
+            m.d.sync += timer.eq(0)
+        with m.Else():
+            m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
+        expired = timer == self.timeout
+        pending = Signal()
+        with m.FSM(name="receiver"):
+            with m.State("HUNT"):
+                with m.If(got & (byte == SYNC_REQUEST)):
+                    m.d.sync += [r_cmd.eq(0), r_crc.eq(CRC_INIT)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                with m.If(got):
+                    m.d.sync += [r_cmd.eq(byte), r_crc.eq(crc16_byte(r_crc, byte))]
+                    m.next = "LEN"
+                with m.Elif(expired):
+                    m.d.sync += r_err.eq(Status.TIMEOUT)
+                    m.next = "PENDING"
+            with m.State("LEN"):
+                with m.If(got):
+                    m.d.sync += [r_len.eq(byte), r_idx.eq(0), r_crc.eq(crc16_byte(r_crc, byte))]
+                    with m.If(byte > mp):
+                        m.d.sync += r_err.eq(Status.BAD_LENGTH)
+                        m.next = "DISCARD"
+                    with m.Elif(byte == 0):
+                        m.next = "CRC_HI"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                with m.Elif(expired):
+                    m.d.sync += r_err.eq(Status.TIMEOUT)
+                    m.next = "PENDING"
+            with m.State("PAYLOAD"):
+                with m.If(got):
+                    m.d.comb += [rxw.en.eq(1), rxw.addr.eq(r_idx), rxw.data.eq(byte)]
+                    with m.If(r_idx < 8):
+                        m.d.sync += hdr[r_idx[:3]].eq(byte)
+                    m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_byte(r_crc, byte))]
+                    with m.If(r_idx == r_len - 1):
+                        m.next = "CRC_HI"
+                with m.Elif(expired):
+                    m.d.sync += r_err.eq(Status.TIMEOUT)
+                    m.next = "PENDING"
+            with m.State("CRC_HI"):
+                with m.If(got):
+                    m.d.sync += r_crc_hi.eq(byte)
+                    m.next = "CRC_LO"
+                with m.Elif(expired):
+                    m.d.sync += r_err.eq(Status.TIMEOUT)
+                    m.next = "PENDING"
+            with m.State("CRC_LO"):
+                with m.If(got):
+                    with m.If(Cat(byte, r_crc_hi) == r_crc):
+                        m.d.sync += r_err.eq(Status.OK)
+                        m.next = "PENDING"
+                    with m.Else():
+                        m.d.sync += r_err.eq(Status.BAD_CRC)
+                        m.next = "DISCARD"
+                with m.Elif(expired):
+                    m.d.sync += r_err.eq(Status.TIMEOUT)
+                    m.next = "PENDING"
+            with m.State("DISCARD"):             # skip the rest of a bad frame until quiet
+                with m.If(expired & ~got):
+                    m.next = "PENDING"
+            with m.State("PENDING"):
+                m.d.comb += pending.eq(1)
+                with m.If(urx.valid):
+                    m.d.comb += set_flags[1].eq(1)
+                with m.If(take):
+                    m.next = "HUNT"
+
+        # ---- event FIFO (output id, step) ------------------------------------------------------
+        fifo_rst = Signal()
+        ev_w = self.out_bits + self.step_bits
+        fifo = m.submodules.events = ResetInserter(fifo_rst)(
+            SyncFIFOBuffered(width=ev_w, depth=self.event_depth))
+        m.d.comb += [
+            self.out.ready.eq(1),
+            fifo.w_data.eq(Cat(self.out.payload, self.ctrl.step)),
+            fifo.w_en.eq(self.out.valid),
+        ]
+        with m.If(self.out.valid & ~fifo.w_rdy):
+            m.d.comb += set_flags[0].eq(1)
+
+        # ---- transmitter: sync, cmd, len, status, txbuf[0:count], crc ------------------------
+        tx_start = Signal()
+        tx_busy = Signal()
+        t_cmd = Signal(8)
+        t_status = Signal(8)
+        t_count = Signal(8)
+        t_idx = Signal(8)
+        t_idx_nxt = Signal(8)
+        t_crc = Signal(16)
+        t_byte = Signal(8)
+        m.d.comb += [t_idx_nxt.eq(t_idx), txr.addr.eq(t_idx_nxt), utx.data.payload.eq(t_byte)]
+        m.d.sync += t_idx.eq(t_idx_nxt)
+        fire = utx.data.valid & utx.data.ready
+        with m.If(fire):
+            m.d.sync += t_crc.eq(crc16_byte(t_crc, t_byte))
+
+        # status & count of the response under construction (set by the executor)
+        e_status = Signal(8)
+        e_count = Signal(8)
+        with m.FSM(name="sender"):
+            with m.State("IDLE"):
+                with m.If(tx_start):
+                    m.d.sync += [t_cmd.eq(r_cmd), t_status.eq(e_status), t_count.eq(e_count)]
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(SYNC_RESPONSE), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.d.sync += t_crc.eq(CRC_INIT)        # the sync byte is not covered
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_cmd), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.next = "LEN"
+            with m.State("LEN"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_count + 1), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_status), utx.data.valid.eq(1),
+                             t_idx_nxt.eq(0)]
+                with m.If(fire):
+                    m.next = "BODY_OR_CRC"
+            with m.State("BODY_OR_CRC"):
+                m.d.comb += tx_busy.eq(1)
+                with m.If(t_idx == t_count):
+                    m.next = "CRC_HI"
+                with m.Else():
+                    m.next = "BODY"
+            with m.State("BODY"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(txr.data), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.d.comb += t_idx_nxt.eq(t_idx + 1)
+                    with m.If(t_idx + 1 == t_count):
+                        m.next = "CRC_HI"
+            with m.State("CRC_HI"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[8:]), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.d.sync += t_crc.eq(t_crc)           # keep: CRC_LO sends the low byte
+                    m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[:8]), utx.data.valid.eq(1)]
+                with m.If(fire):
+                    m.next = "DONE"
+            with m.State("DONE"):                          # wait for the stop bit to leave
+                m.d.comb += tx_busy.eq(1)
+                with m.If(~utx.busy):
+                    m.next = "IDLE"
+
+        # ---- executor ----------------------------------------------------------------------------
+        e_cmd = r_cmd
+        e_len = r_len
+        mem_sel = Signal(8)
+        addr = Signal(25)
+        remain = Signal(24)
+        wbyte = Signal(3)
+        word = Signal(64)
+        tptr = Signal(8)
+        rptr = Signal(8)
+        rptr_nxt = Signal(8)
+        spike_lo = Signal(8)
+        spike_cnt = Signal(8)
+        nsteps = Signal(16)
+        mask = Signal(3)
+        ev_left = Signal(8)
+        ev = Signal(ev_w)
+        emit_idx = Signal(3)
+        m.d.comb += [rptr_nxt.eq(rptr), rxr.addr.eq(rptr_nxt)]
+        m.d.sync += rptr.eq(rptr_nxt)
+        wb = WB[mem_sel[:3]]
+        hdr_mem = hdr[0]
+        hdr_addr = Cat(hdr[1], hdr[2], hdr[3])
+        hdr_count8 = hdr[4]
+        hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
+        depth_h = DEPTH[hdr_mem[:3]]
+        wb_h = WB[hdr_mem[:3]]
+        cfg, ctrl = self.cfg, self.ctrl
+        m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
+                     self.inp.payload.eq(Cat(spike_lo, rxr.data))]
+        # response bytes for STATUS and RUN/STEP (emitted by EMIT)
+        emit_sel = Signal()                  # 0: STATUS (8 bytes), 1: RUN (6 bytes)
+        step32 = Signal(32)
+        m.d.comb += step32.eq(ctrl.step)
+        level16 = Signal(16)
+        m.d.comb += level16.eq(fifo.r_level)
+        status_bytes = Array([ctrl.error.as_value(), flags, *(step32.word_select(i, 8)
+                              for i in range(4)), level16[:8], level16[8:]])
+        run_bytes = Array([*(step32.word_select(i, 8) for i in range(4)), level16[:8],
+                           level16[8:]])
+        info_rom = Array([Const(b, 8) for b in self.info])
+        info_idx = Signal(range(len(self.info) + 1))
+
+        def respond(status, count=0):
+            m.d.sync += [e_status.eq(status), e_count.eq(count)]
+            m.next = "RESPOND"
+
+        def txbuf_put(value):
+            m.d.comb += [txw.en.eq(1), txw.addr.eq(tptr), txw.data.eq(value)]
+            m.d.sync += tptr.eq(tptr + 1)
+
+        with m.FSM(name="executor"):
+            with m.State("IDLE"):
+                with m.If(pending & ~tx_busy & ~tx_start):
+                    m.d.comb += take.eq(1)
+                    m.d.sync += tptr.eq(0)
+                    with m.If(r_err != Status.OK):
+                        respond(r_err)
+                    with m.Else():
+                        m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                m.d.comb += exec_busy.eq(1)
+                with m.Switch(e_cmd):
+                    with m.Case(Cmd.INFO):
+                        with m.If(e_len != 0):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.d.sync += info_idx.eq(0)
+                            m.next = "INFO"
+                    with m.Case(Cmd.STATUS):
+                        with m.If(e_len != 0):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.d.sync += [emit_idx.eq(0), emit_sel.eq(0)]
+                            m.next = "EMIT"
+                    with m.Case(Cmd.CLEAR):
+                        with m.If(e_len > 1):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.d.sync += mask.eq(Mux(e_len == 1, hdr[0][:3], ClearMask.ALL))
+                            m.next = "CLEAR_CORE"
+                    with m.Case(Cmd.WRITE, Cmd.READ, Cmd.FILL):
+                        is_fill = e_cmd == Cmd.FILL
+                        is_read = e_cmd == Cmd.READ
+                        count = Mux(is_fill, hdr_count24, hdr_count8)
+                        need = Mux(is_fill, FILL_HEADER + wb_h,
+                                   Mux(is_read, WRITE_HEADER, WRITE_HEADER + hdr_count8 * wb_h))
+                        m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
+                                     wbyte.eq(0), word.eq(0)]
+                        m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
+                        with m.If(e_len < WRITE_HEADER):
+                            respond(Status.BAD_LENGTH)
+                        with m.Elif(hdr_mem >= len(MEMORY_INDEX)):
+                            respond(Status.BAD_MEMORY)
+                        with m.Elif((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
+                                    (is_read & (hdr_count8 > MAXREAD[hdr_mem[:3]]))):
+                            respond(Status.BAD_LENGTH)
+                        with m.Elif(hdr_addr + count > depth_h):
+                            respond(Status.RANGE)
+                        with m.Elif(is_read):
+                            m.next = "READ_ISSUE"
+                        with m.Elif(is_fill & (hdr_count24 == 0)):
+                            respond(Status.OK)
+                        with m.Else():
+                            m.next = "WORD"
+                    with m.Case(Cmd.SPIKES, Cmd.STEP):
+                        m.d.comb += rptr_nxt.eq(0)
+                        m.d.sync += [spike_cnt.eq(0), nsteps.eq(1)]
+                        with m.If(e_len[0]):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "CHECK_LO"
+                    with m.Case(Cmd.RUN):
+                        m.d.sync += nsteps.eq(Cat(hdr[0], hdr[1]))
+                        with m.If(e_len != 2):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "RUN_NEXT"
+                    with m.Case(Cmd.EVENTS):
+                        limit = Mux((e_len == 1) & (hdr[0] < max_ev), hdr[0], max_ev)
+                        with m.If(e_len > 1):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.d.sync += ev_left.eq(Mux(fifo.r_level < limit, fifo.r_level,
+                                                       limit))
+                            m.next = "EV_COUNT"
+                    with m.Default():
+                        respond(Status.UNKNOWN_CMD)
+
+            # -- INFO: copy the constant bytes
+            with m.State("INFO"):
+                m.d.comb += exec_busy.eq(1)
+                txbuf_put(info_rom[info_idx])
+                m.d.sync += info_idx.eq(info_idx + 1)
+                with m.If(info_idx == len(self.info) - 1):
+                    respond(Status.OK, len(self.info))
+
+            # -- STATUS / RUN replies: a few register bytes
+            with m.State("EMIT"):
+                m.d.comb += exec_busy.eq(1)
+                txbuf_put(Mux(emit_sel, run_bytes[emit_idx], status_bytes[emit_idx]))
+                m.d.sync += emit_idx.eq(emit_idx + 1)
+                n_emit = Mux(emit_sel, len(run_bytes), len(status_bytes))
+                with m.If(emit_idx == n_emit - 1):
+                    respond(Status.OK, n_emit)
+
+            # -- CLEAR
+            with m.State("CLEAR_CORE"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(mask[0]):
+                    m.d.comb += ctrl.clear.eq(1)
+                m.next = "CLEAR_WAIT"
+            with m.State("CLEAR_WAIT"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(~ctrl.busy):
+                    m.d.comb += [fifo_rst.eq(mask[1]), ctrl.error_clear.eq(mask[2]),
+                                 clr_flags.eq(mask[2])]
+                    respond(Status.OK)
+
+            # -- WRITE / FILL: assemble one word from the payload (little-endian)
+            with m.State("WORD"):
+                m.d.comb += [exec_busy.eq(1), rptr_nxt.eq(rptr + 1)]
+                m.d.sync += [word.word_select(wbyte, 8).eq(rxr.data), wbyte.eq(wbyte + 1)]
+                with m.If(wbyte == wb - 1):
+                    m.next = "STORE"
+            with m.State("STORE"):
+                m.d.comb += exec_busy.eq(1)
+                m.d.comb += [cfg.valid.eq(1), cfg.write.eq(1)]
+                with m.If(cfg.ready):
+                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1), wbyte.eq(0)]
+                    with m.If(remain == 1):
+                        respond(Status.OK)
+                    with m.Elif(e_cmd == Cmd.WRITE):
+                        m.d.sync += word.eq(0)
+                        m.next = "WORD"
+
+            # -- READ: one word per round, wb bytes into the response
+            with m.State("READ_ISSUE"):
+                m.d.comb += [exec_busy.eq(1), cfg.valid.eq(1)]
+                with m.If(cfg.ready):
+                    m.next = "READ_WAIT"
+            with m.State("READ_WAIT"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(cfg.rvalid):
+                    m.d.sync += [word.eq(cfg.rdata), wbyte.eq(0)]
+                    m.next = "READ_EMIT"
+            with m.State("READ_EMIT"):
+                m.d.comb += exec_busy.eq(1)
+                txbuf_put(word.word_select(wbyte, 8))
+                m.d.sync += wbyte.eq(wbyte + 1)
+                with m.If(wbyte == wb - 1):
+                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1)]
+                    with m.If(remain == 1):
+                        respond(Status.OK, tptr + 1)
+                    with m.Else():
+                        m.next = "READ_ISSUE"
+
+            # -- SPIKES / STEP: check every axon id first, then push them
+            with m.State("CHECK_LO"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(rptr == e_len):
+                    m.d.comb += rptr_nxt.eq(0)
+                    m.next = "PUSH_LO"
+                with m.Else():
+                    m.d.comb += rptr_nxt.eq(rptr + 1)
+                    m.d.sync += spike_lo.eq(rxr.data)
+                    m.next = "CHECK_HI"
+            with m.State("CHECK_HI"):
+                m.d.comb += [exec_busy.eq(1), rptr_nxt.eq(rptr + 1)]
+                with m.If(Cat(spike_lo, rxr.data) >= g.n_axons):
+                    respond(Status.RANGE)
+                with m.Else():
+                    m.next = "CHECK_LO"
+            with m.State("PUSH_LO"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(rptr == e_len):
+                    with m.If(e_cmd == Cmd.STEP):
+                        m.next = "RUN_NEXT"
+                    with m.Else():
+                        txbuf_put(spike_cnt)
+                        respond(Status.OK, 1)
+                with m.Else():
+                    m.d.comb += rptr_nxt.eq(rptr + 1)
+                    m.d.sync += spike_lo.eq(rxr.data)
+                    m.next = "PUSH_HI"
+            with m.State("PUSH_HI"):
+                m.d.comb += [exec_busy.eq(1), self.inp.valid.eq(1)]
+                with m.If(self.inp.ready):
+                    m.d.comb += rptr_nxt.eq(rptr + 1)
+                    m.d.sync += spike_cnt.eq(spike_cnt + 1)
+                    m.next = "PUSH_LO"
+                with m.Else():                   # the core is idle: the buffer is full
+                    txbuf_put(spike_cnt)
+                    respond(Status.INPUT_FULL, 1)
+
+            # -- RUN / STEP: nsteps steps, then step counter and events pending
+            with m.State("RUN_NEXT"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(nsteps == 0):
+                    m.d.sync += [emit_idx.eq(0), emit_sel.eq(1)]
+                    m.next = "EMIT"
+                with m.Elif(~ctrl.busy):
+                    m.d.comb += ctrl.start.eq(1)
+                    m.d.sync += nsteps.eq(nsteps - 1)
+                    m.next = "RUN_WAIT"
+            with m.State("RUN_WAIT"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(~ctrl.busy):
+                    m.next = "RUN_NEXT"
+
+            # -- EVENTS: count, then (id u16, step u32) per event
+            with m.State("EV_COUNT"):
+                m.d.comb += exec_busy.eq(1)
+                txbuf_put(ev_left)
+                m.next = "EV_POP"
+            with m.State("EV_POP"):
+                m.d.comb += exec_busy.eq(1)
+                with m.If(ev_left == 0):
+                    respond(Status.OK, tptr)
+                with m.Elif(fifo.r_rdy):
+                    m.d.comb += fifo.r_en.eq(1)
+                    m.d.sync += [ev.eq(fifo.r_data), emit_idx.eq(0), ev_left.eq(ev_left - 1)]
+                    m.next = "EV_EMIT"
+            with m.State("EV_EMIT"):
+                m.d.comb += exec_busy.eq(1)
+                ev_id = Signal(16)
+                ev_step = Signal(32)
+                m.d.comb += [ev_id.eq(ev[:self.out_bits]), ev_step.eq(ev[self.out_bits:])]
+                ev_bytes = Array([ev_id[:8], ev_id[8:], *(ev_step.word_select(i, 8)
+                                                         for i in range(4))])
+                txbuf_put(ev_bytes[emit_idx])
+                m.d.sync += emit_idx.eq(emit_idx + 1)
+                with m.If(emit_idx == EVENT_BYTES - 1):
+                    m.next = "EV_POP"
+
+            with m.State("RESPOND"):
+                m.d.comb += [exec_busy.eq(1), tx_start.eq(1)]
+                with m.If(e_status != Status.OK):
+                    m.d.comb += set_flags[3].eq(1)
+                m.next = "IDLE"
+
+        m.d.comb += [
+            self.led_busy.eq(exec_busy | ctrl.busy),
+            self.led_error.eq((flags != 0) | (ctrl.error.as_value() != 0)),
+        ]
+        return m
+
+
+class NeurocoreSystem(wiring.Component):
+    """:class:`HostBridge` + :class:`Neurocore`: a UART in, a UART out and two status bits."""
+
+    def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
+                 step_bits: int = 32, clock_hz: int = 0, baud: int = 0, core_kwargs=None):
+        self.geometry = geometry
+        self.core = Neurocore(geometry, step_bits=step_bits, **(core_kwargs or {}))
+        self.bridge = HostBridge(geometry, divisor=divisor, timeout=timeout,
+                                 max_payload=max_payload, event_depth=event_depth,
+                                 step_bits=step_bits, input_depth=self.core.input_depth,
+                                 clock_hz=clock_hz, baud=baud)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "led_busy": Out(1),
+                          "led_error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.submodules.bridge = br = self.bridge
+        wiring.connect(m, br.cfg, core.cfg)
+        wiring.connect(m, br.ctrl, core.ctrl)
+        wiring.connect(m, br.inp, core.inp)
+        wiring.connect(m, core.out, br.out)
+        m.d.comb += [br.rx.eq(self.rx), self.tx.eq(br.tx), self.led_busy.eq(br.led_busy),
+                     self.led_error.eq(br.led_error)]
+        return m

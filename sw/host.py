@@ -1,0 +1,374 @@
+"""Host driver of a neurocore on a board: the framed UART protocol (docs/protocol.md).
+
+Two layers, both independent of what carries the bytes (:mod:`neurocore.sw.transport`: a
+pyserial port for a real board, :class:`~neurocore.sw.transport.SimTransport` for the RTL in
+simulation; the same code runs on both):
+
+* :class:`BoardLink`: one method per protocol command; every request waits for its response
+  frame and raises :class:`ProtocolError` on an error status.  A frame the board did not
+  execute (``BAD_CRC``/``TIMEOUT``, or no answer to an idempotent command) is sent again.
+* :class:`NeurocoreHost`: loads a core image (:func:`neurocore.sw.image.load_program` or a
+  :class:`~neurocore.golden.network.CoreConfig`), runs spike rasters step by step and runs
+  Quartz inference on samples (:meth:`NeurocoreHost.infer`: encode → per step host spikes and
+  one step → output events → decode).
+
+Command line (a real board)::
+
+    python -m neurocore.sw.host --port /dev/ttyUSB1 --image digits.ncimg --digits 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..boards.protocol import (DEFAULT_MAX_PAYLOAD, EVENT_BYTES, MEMORY_INDEX, SPIKE_BYTES,
+                               BoardInfo, BridgeFlags, ClearMask, Cmd, Frame, FrameParser,
+                               Status, decode_info, encode_frame, max_events, max_read_words,
+                               max_spikes, max_write_words, word_bytes)
+from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..spec.geometry import CoreGeometry
+
+__all__ = ["ProtocolError", "LinkTimeout", "BoardLink", "BoardStatus", "NeurocoreHost",
+           "Inference", "RasterRun", "geometry_from_info"]
+
+#: Commands that may be sent again when their response is lost (same effect twice).
+IDEMPOTENT = {Cmd.INFO, Cmd.STATUS, Cmd.CLEAR, Cmd.WRITE, Cmd.READ, Cmd.FILL}
+#: Statuses that mean "the board did not execute the frame": always safe to resend.
+NOT_EXECUTED = {Status.BAD_CRC, Status.TIMEOUT}
+
+
+class ProtocolError(RuntimeError):
+    """The board answered with an error status (``status``) or an unreadable response."""
+
+    def __init__(self, message: str, status: Status | int | None = None, payload: bytes = b""):
+        super().__init__(message)
+        self.status = status
+        self.payload = payload
+
+
+class LinkTimeout(ProtocolError):
+    """No response frame arrived in time."""
+
+
+@dataclass(frozen=True)
+class BoardStatus:
+    core_errors: int
+    bridge_flags: BridgeFlags
+    step: int
+    events_pending: int
+
+
+def geometry_from_info(info: BoardInfo, name: str = "board") -> CoreGeometry:
+    return CoreGeometry(name=name, **info.geometry)
+
+
+class BoardLink:
+    """Protocol client over a transport (``write``, ``read``, ``reset_input_buffer``).
+
+    ``timeout``: seconds to wait for a response (a real port's reads also time out on their
+    own); ``None`` trusts the transport's read timeout (simulation transports count cycles)
+    and gives up after two empty reads.  ``retries``: resends of a frame the
+    board reports as not executed (or, for idempotent commands, whose response is lost).
+    """
+
+    def __init__(self, transport, *, timeout: float = 2.0, retries: int = 2,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD):
+        self.t = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.max_payload = max_payload
+        self.frames_sent = 0
+        self.resends = 0
+
+    # ---- framing -------------------------------------------------------------------------------
+    def _read_frame(self, cmd: int) -> Frame:
+        parser = FrameParser()
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        empty = 0
+        while True:
+            # Ask for the rest of the frame the parser is in (at least the 5-byte minimum).
+            buf = parser.buf
+            need = 5 - len(buf) if len(buf) < 3 else 5 + buf[2] - len(buf)
+            data = self.t.read(max(1, need))
+            if data:
+                for frame in parser.feed(data):
+                    if frame.cmd == cmd:
+                        return frame
+                continue
+            if parser.pending():
+                # A partial frame that stopped: its sync byte was a stray byte; skip it.
+                for frame in parser.skip():
+                    if frame.cmd == cmd:
+                        return frame
+                continue
+            empty += 1
+            if (time.monotonic() > deadline) if deadline is not None else empty >= 2:
+                raise LinkTimeout(f"no response to command 0x{cmd:02x}"
+                                  + (f" within {self.timeout} s" if deadline else ""))
+
+    def request(self, cmd: Cmd, payload: bytes = b"", *, allow=()) -> Frame:
+        """Send one frame; return the OK response (or one with a status in ``allow``)."""
+        cmd = Cmd(cmd)
+        frame = encode_frame(cmd, payload, max_payload=self.max_payload)
+        for attempt in range(self.retries + 1):
+            self.t.reset_input_buffer()
+            self.t.write(frame)
+            self.frames_sent += 1
+            try:
+                rsp = self._read_frame(cmd)
+            except LinkTimeout:
+                if cmd in IDEMPOTENT and attempt < self.retries:
+                    self.resends += 1
+                    continue
+                raise
+            if not rsp.payload:
+                raise ProtocolError(f"response to {cmd.name} has no status byte")
+            status = rsp.status
+            if status in NOT_EXECUTED and attempt < self.retries:
+                self.resends += 1
+                continue
+            if status == Status.OK or status in allow:
+                return rsp
+            name = status.name if isinstance(status, Status) else f"0x{status:02x}"
+            raise ProtocolError(f"{cmd.name} failed: {name}", status, rsp.data)
+        raise AssertionError("unreachable")
+
+    # ---- commands --------------------------------------------------------------------------------
+    def info(self) -> BoardInfo:
+        return decode_info(self.request(Cmd.INFO).data)
+
+    def status(self) -> BoardStatus:
+        d = self.request(Cmd.STATUS).data
+        core, flags, step, pending = struct.unpack("<BBIH", d)
+        return BoardStatus(core, BridgeFlags(flags), step, pending)
+
+    def clear(self, mask: ClearMask = ClearMask.ALL) -> None:
+        self.request(Cmd.CLEAR, bytes([int(mask)]))
+
+    @staticmethod
+    def _head(mem: str, addr: int) -> bytes:
+        return bytes([MEMORY_INDEX[mem]]) + int(addr).to_bytes(3, "little")
+
+    def write(self, geometry: CoreGeometry, mem: str, addr: int, words) -> None:
+        """Write consecutive words (as many frames as needed)."""
+        wb = word_bytes(geometry)[mem]
+        step = max_write_words(geometry, mem, self.max_payload)
+        words = [int(w) for w in words]
+        for i in range(0, len(words), step):
+            chunk = words[i:i + step]
+            data = b"".join(w.to_bytes(8, "little")[:wb] for w in chunk)
+            self.request(Cmd.WRITE, self._head(mem, addr + i) + bytes([len(chunk)]) + data)
+
+    def read(self, geometry: CoreGeometry, mem: str, addr: int, count: int) -> list[int]:
+        wb = word_bytes(geometry)[mem]
+        step = max_read_words(geometry, mem, self.max_payload)
+        out = []
+        for i in range(0, count, step):
+            n = min(step, count - i)
+            d = self.request(Cmd.READ, self._head(mem, addr + i) + bytes([n])).data
+            if len(d) != n * wb:
+                raise ProtocolError(f"READ {mem}[{addr + i}:+{n}] returned {len(d)} bytes")
+            out += [int.from_bytes(d[j * wb:(j + 1) * wb], "little") for j in range(n)]
+        return out
+
+    def fill(self, geometry: CoreGeometry, mem: str, addr: int, count: int, word: int = 0):
+        wb = word_bytes(geometry)[mem]
+        self.request(Cmd.FILL, self._head(mem, addr) + int(count).to_bytes(3, "little")
+                     + int(word).to_bytes(8, "little")[:wb])
+
+    def spikes(self, axons) -> int:
+        """Queue host spikes for the next step; return how many the board accepted."""
+        axons = [int(a) for a in axons]
+        accepted = 0
+        step = max_spikes(self.max_payload)
+        for i in range(0, len(axons), step):
+            rsp = self.request(Cmd.SPIKES, _spike_bytes(axons[i:i + step]))
+            accepted += rsp.data[0]
+        return accepted
+
+    def run(self, steps: int = 1) -> tuple[int, int]:
+        """Run ``steps`` steps; return (step counter, events pending)."""
+        rsp = self.request(Cmd.RUN, int(steps).to_bytes(2, "little"))
+        return struct.unpack("<IH", rsp.data)
+
+    def step(self, axons=()) -> tuple[int, int]:
+        """Queue host spikes and run one step; return (step counter, events pending)."""
+        axons = [int(a) for a in axons]
+        step = max_spikes(self.max_payload)
+        while len(axons) > step:
+            self.spikes(axons[:step])
+            axons = axons[step:]
+        rsp = self.request(Cmd.STEP, _spike_bytes(axons))
+        return struct.unpack("<IH", rsp.data)
+
+    def events(self, limit: int | None = None) -> list[tuple[int, int]]:
+        """Pop up to one frame of output events: ``[(output id, step), ...]``."""
+        limit = max_events(self.max_payload) if limit is None else limit
+        d = self.request(Cmd.EVENTS, bytes([limit])).data
+        n = d[0]
+        if len(d) != 1 + n * EVENT_BYTES:
+            raise ProtocolError(f"EVENTS returned {len(d)} bytes for {n} events")
+        return [struct.unpack_from("<HI", d, 1 + i * EVENT_BYTES) for i in range(n)]
+
+    def drain_events(self) -> list[tuple[int, int]]:
+        out = []
+        while True:
+            ev = self.events()
+            out += ev
+            if len(ev) < max_events(self.max_payload):
+                return out
+
+
+def _spike_bytes(axons) -> bytes:
+    return b"".join(int(a).to_bytes(SPIKE_BYTES, "little") for a in axons)
+
+
+@dataclass
+class RasterRun:
+    """Output events of one raster: ``events[(id, step)]`` and the per-step counts."""
+
+    events: list[tuple[int, int]]
+    outputs: np.ndarray                     # (steps, n_outputs) event counts
+    status: BoardStatus | None = None
+
+
+@dataclass
+class Inference:
+    """One sample through :meth:`NeurocoreHost.infer`."""
+
+    predicted: int                          # class (-1: no output spike)
+    first_spike: np.ndarray                 # (n_classes,) step of each class's first spike
+    values: np.ndarray                      # decoded Quartz values
+    events: list[tuple[int, int]] = field(default_factory=list)
+    outputs: np.ndarray | None = None       # (n_steps, n_outputs) event counts
+    seconds: float = 0.0
+
+
+class NeurocoreHost:
+    """A core on a board, driven over a :class:`BoardLink` (see the module docstring)."""
+
+    def __init__(self, transport, *, timeout: float = 2.0, retries: int = 2):
+        self.link = BoardLink(transport, timeout=timeout, retries=retries)
+        self.info = self.link.info()
+        self.link.max_payload = self.info.max_payload
+        self.geometry = geometry_from_info(self.info)
+        self.loaded: CoreConfig | None = None
+
+    # ---- image -----------------------------------------------------------------------------------
+    def load(self, config_or_program, *, verify: bool = False) -> int:
+        """Load a config (or a program's config) into the core; return the words written.
+
+        Each configuration memory is first filled with zeros on the board (FILL), then its
+        non-zero words are written in runs; the dynamic state, the event FIFO and the error
+        flags are cleared.  ``verify`` reads every memory back.
+        """
+        config = getattr(config_or_program, "config", config_or_program)
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"load takes a CoreConfig or a QuartzProgram, not {config!r}")
+        g = config.geometry
+        if not self.info.same_geometry(g):
+            diff = {f: (getattr(g, f), v) for f, v in self.info.geometry.items()
+                    if getattr(g, f) != v}
+            raise ValueError(f"image geometry {g.name!r} differs from the board's: "
+                             f"(image, board) = {diff}")
+        words = config.to_words()
+        written = 0
+        for name in CONFIG_MEMORIES:
+            w = np.asarray(words[name], dtype=np.uint64)
+            self.link.fill(g, name, 0, w.size, 0)
+            nz = np.flatnonzero(w)
+            if nz.size:
+                # runs of consecutive non-zero words
+                breaks = np.flatnonzero(np.diff(nz) != 1) + 1
+                for run in np.split(nz, breaks):
+                    self.link.write(g, name, int(run[0]), w[run[0]:run[-1] + 1].tolist())
+                    written += run.size
+        self.link.clear(ClearMask.ALL)
+        if verify:
+            for name in CONFIG_MEMORIES:
+                back = self.link.read(g, name, 0, int(words[name].size))
+                if not np.array_equal(np.asarray(back, dtype=np.uint64), words[name]):
+                    bad = int(np.flatnonzero(np.asarray(back, dtype=np.uint64)
+                                             != words[name])[0])
+                    raise ProtocolError(f"verify: {name}[{bad}] reads {back[bad]:#x}, "
+                                        f"wrote {int(words[name][bad]):#x}")
+        self.loaded = config
+        return written
+
+    # ---- running ---------------------------------------------------------------------------------
+    def run_raster(self, raster: np.ndarray, *, clear: bool = True) -> RasterRun:
+        """Run a (steps, n_axons) 0/1 raster from step 0; return every output event."""
+        x = np.asarray(raster)
+        g = self.geometry
+        if x.ndim != 2 or x.shape[1] != g.n_axons:
+            raise ValueError(f"raster must be (steps, {g.n_axons}), not {x.shape}")
+        if clear:
+            self.link.clear(ClearMask.ALL)
+        half = max(1, self.info.event_depth // 2)
+        events = []
+        for t in range(x.shape[0]):
+            axons = np.flatnonzero(x[t])
+            if axons.size > self.info.input_depth:
+                raise ValueError(f"step {t} has {axons.size} host spikes; the board buffers "
+                                 f"{self.info.input_depth}")
+            _, pending = self.link.step(axons.tolist())
+            if pending >= half:
+                events += self.link.drain_events()
+        events += self.link.drain_events()
+        st = self.link.status()
+        if st.bridge_flags & BridgeFlags.EVENT_OVERFLOW:
+            raise ProtocolError("the board's event FIFO overflowed: events were lost")
+        outputs = np.zeros((x.shape[0], g.n_outputs), dtype=np.int32)
+        first_step = st.step - x.shape[0]
+        for oid, step in events:
+            outputs[step - first_step, oid] += 1
+        return RasterRun(events=events, outputs=outputs, status=st)
+
+    def infer(self, program, sample) -> Inference:
+        """Quartz inference of one sample: class and first-spike steps (``program.decode``)."""
+        t0 = time.perf_counter()
+        if self.loaded is not program.config:
+            self.load(program)
+        raster = program.encode(np.asarray(sample)[None])[0]
+        run = self.run_raster(raster)
+        d = program.decode(run.outputs[None])
+        return Inference(predicted=int(d["predicted"][0]), first_spike=d["first_spike"][0],
+                         values=d["values"][0], events=run.events, outputs=run.outputs,
+                         seconds=time.perf_counter() - t0)
+
+
+def main(argv=None) -> int:  # pragma: no cover - needs a board
+    from .image import load_program
+    from .transport import open_serial
+
+    ap = argparse.ArgumentParser(description="Run Quartz inference on a neurocore board")
+    ap.add_argument("--port", required=True)
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--image", required=True, help="program image (sw/image.save_program)")
+    ap.add_argument("--digits", type=int, default=10, help="digits test images to run")
+    a = ap.parse_args(argv)
+    from .datasets import load_digits_split
+
+    program = load_program(a.image)
+    data = load_digits_split()
+    with open_serial(a.port, a.baud) as port:
+        host = NeurocoreHost(port)
+        print(f"board: {host.geometry} at {host.info.clock_hz / 1e6:.2f} MHz")
+        host.load(program)
+        correct = 0
+        for i in range(a.digits):
+            r = host.infer(program, data.x_test[i].numpy())
+            correct += int(r.predicted == int(data.y_test[i]))
+            print(f"{i}: class {r.predicted} (label {int(data.y_test[i])}), first spikes "
+                  f"{r.first_spike.tolist()}, {r.seconds * 1e3:.0f} ms")
+        print(f"{correct}/{a.digits} correct")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
