@@ -25,6 +25,8 @@ from .network import CoreConfig
 
 __all__ = ["GoldenCore", "RunResult", "exact_dtype"]
 
+#: From this fraction of non-zero (axon, compartment) pairs on, weights are dense matrices.
+DENSE_WEIGHT_FRACTION = 0.05
 #: Below this fraction of ones, host rasters are multiplied as sparse matrices.
 SPARSE_INPUT_DENSITY = 0.02
 _F32_EXACT = 1 << 24
@@ -81,29 +83,31 @@ class GoldenCore:
         self.dv = p["dv"]
         self.vth_eff = np.left_shift(p["vth"], g.vth_shift)
         self.bias = effective_bias(p["bias_mant"], p["bias_exp"])
-        self.R, self.O = config.route_matrices()
+        self.R, self.O = config.route_matrices(sparse=True)
         syn = config.synapse_list()
-        # Per delay: dense contribution matrix axon → compartment.
-        self.delays = np.unique(syn.delay).astype(int)
+        shape = (g.n_axons, g.n_compartments)
+        # Per delay: contribution matrix axon → compartment (duplicates summed).
         self.W = {}
-        for d in self.delays:
+        for d in np.unique(syn.delay).astype(int):
             sel = syn.delay == d
-            Wd = np.zeros((g.n_axons, g.n_compartments), dtype=np.int64)
-            np.add.at(Wd, (syn.axon[sel], syn.target[sel]), syn.contribution[sel])
-            self.W[int(d)] = Wd
+            self.W[int(d)] = scipy.sparse.csr_matrix(
+                (syn.contribution[sel], (syn.axon[sel], syn.target[sel])), shape=shape,
+                dtype=np.int64)
         # Recurrent path: compartment spikes → routes → synapses, folded into one matrix.
-        self.recurrent = bool(self.R.any())
-        # (float64 BLAS: the entries are small integers, so the product is exact.)
-        Rf = self.R.astype(np.float64)
-        self.RW = ({d: np.rint(Rf @ Wd.astype(np.float64)).astype(np.int64)
-                    for d, Wd in self.W.items()} if self.recurrent else {})
-        # Exactness: the largest number of spikes one axon can carry in one step.
-        max_count = 1 + self.R.sum(axis=0).max(initial=0)
-        bound = max((int((np.abs(Wd).sum(axis=0)).max(initial=0)) for Wd in self.W.values()),
-                    default=0) * int(max_count)
-        self.dtype = exact_dtype(bound + 1)
-        self.Wf = {d: Wd.astype(self.dtype) for d, Wd in self.W.items()}
-        self.RWf = {d: m.astype(self.dtype) for d, m in self.RW.items()}
+        self.recurrent = self.R.nnz > 0
+        self.RW = {d: (self.R @ Wd).tocsr() for d, Wd in self.W.items()} if self.recurrent else {}
+        # Dense networks use float BLAS products, exact below a bound on every partial sum
+        # (the largest number of spikes one axon carries in a step times the largest column
+        # sum); sparse networks use integer sparse products.
+        nnz = sum(Wd.nnz for Wd in self.W.values())
+        self.dense = nnz >= DENSE_WEIGHT_FRACTION * shape[0] * shape[1]
+        max_count = 1 + int(np.asarray(self.R.sum(axis=0)).max(initial=0))
+        col_sums = (np.asarray(abs(Wd).sum(axis=0)) for Wd in self.W.values())
+        bound = max((int(c.max(initial=0)) for c in col_sums), default=0) * max_count
+        self.dtype = exact_dtype(bound + 1) if self.dense else np.int64
+        if self.dense:
+            self.Wf = {d: Wd.toarray().astype(self.dtype) for d, Wd in self.W.items()}
+            self.RWf = {d: m.toarray().astype(self.dtype) for d, m in self.RW.items()}
 
     def _trivial(self, d_eff: np.ndarray) -> str | None:
         """"keep" if every decay is 0, "clear" if every decay is full (4096), else None."""
@@ -141,13 +145,16 @@ class GoldenCore:
         # every delay into the step at which it lands.  Arrays are (step, batch, ...) inside.
         flat = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, -1)
         sparse = np.count_nonzero(flat) < SPARSE_INPUT_DENSITY * flat.size
-        xs = (scipy.sparse.csr_matrix(flat).astype(self.dtype) if sparse
+        xs = (scipy.sparse.csr_matrix(flat).astype(self.dtype) if sparse or not self.dense
               else flat.astype(self.dtype))
         ext = np.zeros((T, B, n), dtype=np.int64)
-        for d, Wd in self.Wf.items():
-            if 1 + d < T:
-                prod = np.asarray(xs[: (T - 1 - d) * B] @ Wd).reshape(T - 1 - d, B, n)
-                np.add(ext[1 + d:], prod, out=ext[1 + d:], casting="unsafe")  # exact integers
+        for d in self.W:
+            if 1 + d >= T:
+                continue
+            rows = xs[: (T - 1 - d) * B]
+            prod = rows @ self.Wf[d] if self.dense else (rows @ self.W[d]).toarray()
+            prod = np.asarray(prod).reshape(T - 1 - d, B, n)
+            np.add(ext[1 + d:], prod, out=ext[1 + d:], casting="unsafe")  # exact integers
         acc = np.zeros((D, B, n), dtype=np.int64) if self.recurrent else None
         u = np.zeros((B, n), dtype=np.int64)
         v = np.zeros((B, n), dtype=np.int64)
@@ -185,14 +192,17 @@ class GoldenCore:
             if self.recurrent and s.any():
                 active = np.flatnonzero(s.any(axis=0))
                 sf = s[:, active].astype(self.dtype)
-                for d, m in self.RWf.items():
-                    acc[(t + 1 + d) % D] += (sf @ m[active]).astype(np.int64)
+                for d, m in self.RW.items():
+                    if self.dense:
+                        acc[(t + 1 + d) % D] += (sf @ self.RWf[d][active]).astype(np.int64)
+                    else:
+                        acc[(t + 1 + d) % D] += (m[active].T @ sf.T).T
         spikes = np.ascontiguousarray(spikes.transpose(1, 0, 2))
         rec_u = None if rec_u is None else np.ascontiguousarray(rec_u.transpose(1, 0, 2))
         rec_v = None if rec_v is None else np.ascontiguousarray(rec_v.transpose(1, 0, 2))
-        # Route counts per output: small integers, exact in float32 (BLAS, unlike int matmul).
-        outputs = (spikes.reshape(B * T, n).astype(np.float32) @ self.O.astype(np.float32)
-                   ).astype(np.int32).reshape(B, T, -1)
+        # Output events per id: spike counts through OUTPUT routes (integer sparse product).
+        outputs = (scipy.sparse.csr_matrix(spikes.reshape(B * T, n), dtype=np.int32)
+                   @ self.O.astype(np.int32)).toarray().reshape(B, T, -1)
         res = RunResult(spikes=spikes, outputs=outputs, u=rec_u, v=rec_v)
         if single:
             res = RunResult(*(None if a is None else a[0] for a in

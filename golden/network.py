@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse
 
 from ..spec.geometry import CoreGeometry
 from ..spec.words import FieldRangeError, Memory, RouteKind, SignMode, memories, pack, unpack
@@ -186,8 +187,11 @@ class CoreConfig:
                         weight_exp=syn["weight_exp"][addr], delay=syn["delay"][addr],
                         sign_mode=syn["sign_mode"][addr], address=addr)
 
-    def route_matrices(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return (R, O): route counts compartment→axon and compartment→output."""
+    def route_matrices(self, sparse: bool = False):
+        """Return (R, O): route counts compartment→axon and compartment→output.
+
+        Dense ``int64`` arrays, or ``scipy.sparse`` CSR matrices with ``sparse=True``.
+        """
         g = self.geometry
         am, r = self.mem["axon_map"], self.mem["routes"]
         lengths = am["length"]
@@ -195,12 +199,15 @@ class CoreConfig:
         addr = np.repeat(am["base"], lengths) + (
             np.arange(cx.size) - np.repeat(np.cumsum(lengths) - lengths, lengths))
         kind, target = r["kind"][addr], r["target"][addr]
-        R = np.zeros((g.n_compartments, g.n_axons), dtype=np.int64)
-        O = np.zeros((g.n_compartments, g.n_outputs), dtype=np.int64)
         ax = kind == RouteKind.AXON.value
-        np.add.at(R, (cx[ax], target[ax]), 1)
-        np.add.at(O, (cx[~ax], target[~ax]), 1)
-        return R, O
+        ones = np.ones(cx.size, dtype=np.int64)
+        R = scipy.sparse.csr_matrix((ones[ax], (cx[ax], target[ax])),
+                                    shape=(g.n_compartments, g.n_axons), dtype=np.int64)
+        O = scipy.sparse.csr_matrix((ones[~ax], (cx[~ax], target[~ax])),
+                                    shape=(g.n_compartments, g.n_outputs), dtype=np.int64)
+        if sparse:
+            return R, O
+        return R.toarray(), O.toarray()
 
     def compartment_params(self) -> dict[str, np.ndarray]:
         """Return per-compartment du_eff, dv, vth (unshifted) and bias mantissa/exponent."""
