@@ -56,6 +56,11 @@ class RunResult:
     u: np.ndarray | None = None
     v: np.ndarray | None = None
 
+    def sample(self, i: int) -> "RunResult":
+        """Return sample ``i`` of a batched result (arrays lose their batch axis)."""
+        return RunResult(*(None if a is None else a[i]
+                           for a in (self.spikes, self.outputs, self.u, self.v)))
+
     def first_spike(self, what: str = "outputs") -> np.ndarray:
         """Return the first step at which each output (or compartment) fired, -1 if never.
 
@@ -204,7 +209,4 @@ class GoldenCore:
         outputs = (scipy.sparse.csr_matrix(spikes.reshape(B * T, n), dtype=np.int32)
                    @ self.O.astype(np.int32)).toarray().reshape(B, T, -1)
         res = RunResult(spikes=spikes, outputs=outputs, u=rec_u, v=rec_v)
-        if single:
-            res = RunResult(*(None if a is None else a[0] for a in
-                              (res.spikes, res.outputs, res.u, res.v)))
-        return res
+        return res.sample(0) if single else res

@@ -248,9 +248,9 @@ class LavaNetwork:
                 uv = np.load(self.workdir / f"uv_{q}.npy")
                 u[:, cx] = uv[0]
                 v[:, cx] = uv[1]
-        _, O = cfg.route_matrices()
-        outputs = spikes.astype(np.int32) @ O.astype(np.int32)
-        return RunResult(spikes=spikes, outputs=outputs, u=u, v=v)
+        _, O = cfg.route_matrices(sparse=True)
+        outputs = (O.T.astype(np.int32) @ spikes.T.astype(np.int32)).T
+        return RunResult(spikes=spikes, outputs=np.asarray(outputs), u=u, v=v)
 
 
 def run_lava(config: CoreConfig, inputs: np.ndarray, *, record: tuple[str, ...] = (),
@@ -282,12 +282,11 @@ def run_lava(config: CoreConfig, inputs: np.ndarray, *, record: tuple[str, ...] 
             results.append(net.run(x[b], want))
             for f in os.listdir(tmp):
                 os.remove(os.path.join(tmp, f))
-    stack = lambda name: (None if getattr(results[0], name) is None
-                          else np.stack([getattr(r, name) for r in results]))
-    res = RunResult(spikes=stack("spikes"), outputs=stack("outputs"),
-                    u=stack("u") if "u" in record else None,
-                    v=stack("v") if "v" in record else None)
-    if single:
-        res = RunResult(*(None if a is None else a[0] for a in
-                          (res.spikes, res.outputs, res.u, res.v)))
-    return res
+    def stack(name):
+        if name in ("u", "v") and name not in record:
+            return None
+        return np.stack([getattr(r, name) for r in results])
+
+    res = RunResult(spikes=stack("spikes"), outputs=stack("outputs"), u=stack("u"),
+                    v=stack("v"))
+    return res.sample(0) if single else res
