@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
 from ..spec.words import compartment_layout, profile_layout, state_layout
+from .fault import DATAPATH_SIGNALS, Fault, inject
 
 __all__ = ["CompartmentUpdate", "decay_hw"]
 
@@ -75,12 +76,22 @@ class CompartmentUpdate(wiring.Component):
         New ``u`` pattern and ``v`` (``v = 0`` after a spike).
     spike : Out(1)
         ``v > vth << vth_shift`` before the reset.
+
+    ``fault`` (tests only, :class:`~neurocore.rtl.fault.Fault`): corrupt one bit of an internal
+    signal; ``None`` adds nothing to the design.
     """
 
-    def __init__(self, geometry: CoreGeometry, *, registered: bool = False):
+    def __init__(self, geometry: CoreGeometry, *, registered: bool = False,
+                 fault: Fault | None = None):
         if not isinstance(geometry, CoreGeometry):
             self._MustUse__silence = True
             raise TypeError(f"geometry must be a CoreGeometry, not {geometry!r}")
+        if fault is not None and (not isinstance(fault, Fault)
+                                  or fault.signal not in DATAPATH_SIGNALS):
+            self._MustUse__silence = True
+            raise ValueError(f"CompartmentUpdate faults are Fault(signal in {DATAPATH_SIGNALS}),"
+                             f" not {fault!r}")
+        self.fault = fault
         self.geometry = g = geometry
         self.registered = bool(registered)
         #: Cycles from the inputs to the outputs (0: combinational).
@@ -97,6 +108,7 @@ class CompartmentUpdate(wiring.Component):
     def elaborate(self, platform):
         g = self.geometry
         m = Module()
+        f = self.fault
         S = g.state_bits
         top = 1 << (S - 1)
 
@@ -122,22 +134,23 @@ class CompartmentUpdate(wiring.Component):
                 m.d.comb += out.eq(sig)
             return out
 
-        u_dec = stage(decay_hw(m, u_val, du_eff, g, "u"), "u_dec")
-        v_dec = stage(decay_hw(m, v_val, self.profile.dv, g, "v"), "v_dec")
+        u_dec = stage(inject(m, f, "u_dec", decay_hw(m, u_val, du_eff, g, "u")), "u_dec")
+        v_dec = stage(inject(m, f, "v_dec", decay_hw(m, v_val, self.profile.dv, g, "v")), "v_dec")
         acc = stage(self.acc, "acc_b")
         bias = stage(bias_a, "bias")
-        threshold = stage(threshold_a, "threshold")
+        threshold = inject(m, f, "threshold", stage(threshold_a, "threshold"))
 
         # Stage B.  u' = wrap(decay(u) + (acc << act_shift)): the pattern is the sum mod 2**S.
         u_sum = Signal(signed(S + 2))
         m.d.comb += u_sum.eq(u_dec + (acc << g.act_shift))
-        u_new_pat = u_sum[:S]
+        u_new_pat = inject(m, f, "u_sum", u_sum)[:S]
         u_new = Signal(signed(S + 1))
         m.d.comb += u_new.eq(Mux(u_new_pat == top, top, u_new_pat.as_signed()))
 
         # v' = sat(decay(v) + u' + bias)
         v_sum = Signal(signed(max(S + 1, len(bias)) + 2))
         m.d.comb += v_sum.eq(v_dec + u_new + bias)
+        v_sum = inject(m, f, "v_sum", v_sum)
         lim = top - 1
         v_sat = Signal(signed(S))
         with m.If(v_sum > lim):
@@ -147,8 +160,12 @@ class CompartmentUpdate(wiring.Component):
         with m.Else():
             m.d.comb += v_sat.eq(v_sum)
 
+        compare = self.spike
+        if f is not None and f.signal == "spike":
+            compare = Signal(name="spike_compare")
+            m.d.comb += self.spike.eq(inject(m, f, "spike", compare))
         m.d.comb += [
-            self.spike.eq(v_sat > threshold),
+            compare.eq(v_sat > threshold),
             self.next_state.u.eq(u_new_pat),
             self.next_state.v.eq(Mux(self.spike, 0, v_sat)),
         ]

@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.words import RouteKind, SignMode, memories
 from .compartment import CompartmentUpdate
+from .fault import Fault, inject
 
 __all__ = ["Neurocore", "ConfigSignature", "ControlSignature", "ErrorFlags", "MEMORY_INDEX",
            "CONFIG_DATA_BITS", "UPDATE_DRAIN_CYCLES"]
@@ -115,12 +116,20 @@ class Neurocore(wiring.Component):
         Host spikes (axon ids) for the next step; buffered (``input_depth`` entries).
     out : Out(stream.Signature(output id bits))
         Output events of OUTPUT routes, emitted during the step's DELIVER phase.
+
+    ``fault`` (tests only, :class:`~neurocore.rtl.fault.Fault`): corrupt one bit of one internal
+    signal of the core or its datapath; ``None`` (default) adds nothing to the design.
     """
 
-    def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32, input_depth: int | None = None):
+    def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32, input_depth: int | None = None,
+                 fault: Fault | None = None):
         if not isinstance(geometry, CoreGeometry):
             self._MustUse__silence = True
             raise TypeError(f"geometry must be a CoreGeometry, not {geometry!r}")
+        if fault is not None and not isinstance(fault, Fault):
+            self._MustUse__silence = True
+            raise TypeError(f"fault must be a Fault or None, not {fault!r}")
+        self.fault = fault
         if not isinstance(step_bits, int) or step_bits < 1:
             self._MustUse__silence = True
             raise ValueError(f"step_bits must be a positive integer, not {step_bits!r}")
@@ -223,7 +232,10 @@ class Neurocore(wiring.Component):
         with m.If(u1_valid):
             m.d.sync += [u2_acc.eq(rd["accumulators"].data), u2_state.eq(rd["state"].data),
                          u2_config.eq(rd["compartments"].data), u2_axon.eq(rd["axon_map"].data)]
-        dp = m.submodules.datapath = CompartmentUpdate(g, registered=True)   # U2 -> U3
+        f = self.fault
+        dp_fault = f if f is not None and f.signal not in ("acc_new", "fwd_hit") else None
+        dp = m.submodules.datapath = CompartmentUpdate(g, registered=True,   # U2 -> U3
+                                                       fault=dp_fault)
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2_state), dp.config.eq(u2_config),
                      dp.profile.eq(rd["profiles"].data)]
 
@@ -262,10 +274,16 @@ class Neurocore(wiring.Component):
         fwd_data = Signal(mems["accumulators"].layout)
         old = Signal(mems["accumulators"].layout)
         new = Signal(mems["accumulators"].layout)
-        m.d.comb += [
-            old.eq(Mux(fwd_valid & (fwd_addr == p2_addr), fwd_data, rd["accumulators"].data)),
-            new.acc.eq(old.acc + contrib),
-        ]
+        if f is not None and f.signal == "fwd_hit":
+            fwd_hit = Signal()
+            m.d.comb += fwd_hit.eq(fwd_valid & (fwd_addr == p2_addr))
+            m.d.comb += old.eq(Mux(inject(m, f, "fwd_hit", fwd_hit), fwd_data,
+                                   rd["accumulators"].data))
+        else:
+            m.d.comb += old.eq(Mux(fwd_valid & (fwd_addr == p2_addr), fwd_data,
+                                   rd["accumulators"].data))
+        m.d.comb += new.acc.eq(old.acc + contrib)
+        new = inject(m, f, "acc_new", new)
         m.d.sync += [fwd_valid.eq(p2_valid), fwd_addr.eq(p2_addr), fwd_data.eq(new)]
 
         # ---- configuration port ----------------------------------------------------------------
