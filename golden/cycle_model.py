@@ -25,7 +25,10 @@ order.  Each cycle with ``out.valid & ~out.ready`` (backpressure) adds one cycle
 and delays every later event by one.
 
 Synaptic operations (SOPs) are the synapse read-modify-writes: ``Σ len_a`` over every
-delivered axon (host spikes and AXON routes).
+delivered axon (host spikes and AXON routes).  ``forwards`` counts the read-modify-writes
+whose accumulator entry was written in the cycle before (consecutive synapses of one list
+with the same target and delay): the RTL forwards the written value to them (coverage of
+the forwarding path; lists never follow each other back to back).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from ..spec.words import RouteKind
 from .core import GoldenCore
 from .network import CoreConfig
 
-__all__ = ["StepSchedule", "step_schedule", "schedule", "FIXED_CYCLES", "UPDATE_DRAIN"]
+__all__ = ["StepSchedule", "step_schedule", "schedule", "axon_forwards", "FIXED_CYCLES",
+           "UPDATE_DRAIN"]
 
 #: Cycles after the last compartment's issue until its state is written (pipeline U1..U3).
 UPDATE_DRAIN = 3
@@ -54,6 +58,7 @@ class StepSchedule:
     cycles: int
     events: list[tuple[int, int]] = field(default_factory=list)   # (output id, cycle)
     sops: int = 0                                                  # synaptic operations
+    forwards: int = 0                  # RMWs on the entry written the cycle before
     update_cycles: int = 0
     host_cycles: int = 0
     spike_cycles: int = 0
@@ -63,14 +68,28 @@ def _axon_cost(length: int) -> int:
     return 1 + max(int(length), 1)
 
 
+def axon_forwards(config: CoreConfig) -> np.ndarray:
+    """Per axon: synapses of its list whose (target, delay) equals the previous synapse's."""
+    g = config.geometry
+    syn = config.synapse_list()
+    same = ((syn.axon[1:] == syn.axon[:-1]) & (syn.target[1:] == syn.target[:-1])
+            & (syn.delay[1:] == syn.delay[:-1]))
+    out = np.zeros(g.n_axons, dtype=np.int64)
+    np.add.at(out, syn.axon[1:][same], 1)
+    return out
+
+
 def step_schedule(config: CoreConfig, spikes: np.ndarray, host_axons, step: int = 0,
-                  ) -> StepSchedule:
+                  forwards: np.ndarray | None = None) -> StepSchedule:
     """Return the schedule of one step.
 
     ``spikes``: bool (n_compartments,), the compartments that spike in this step's UPDATE;
-    ``host_axons``: the host spikes of the step (axon ids, any order, repeats allowed).
+    ``host_axons``: the host spikes of the step (axon ids, any order, repeats allowed);
+    ``forwards``: :func:`axon_forwards` of ``config`` (computed when None).
     """
     g = config.geometry
+    fwd = axon_forwards(config) if forwards is None else forwards
+    n_fwd = 0
     n = g.n_compartments
     sm_len = config.mem["synapse_map"]["length"]
     am = config.mem["axon_map"]
@@ -87,6 +106,7 @@ def step_schedule(config: CoreConfig, spikes: np.ndarray, host_axons, step: int 
             continue
         host += _axon_cost(axon_len(a))
         sops += axon_len(a)
+        n_fwd += int(fwd[a])
     cycle = n + UPDATE_DRAIN + 1 + host   # first spike-phase cycle
     events = []
     spike_start = cycle
@@ -104,10 +124,12 @@ def step_schedule(config: CoreConfig, spikes: np.ndarray, host_axons, step: int 
                 a = int(routes["target"][r])
                 cycle += _axon_cost(axon_len(a))
                 sops += axon_len(a)
+                n_fwd += int(fwd[a]) if 0 <= a < g.n_axons else 0
     cycle += 1                          # spike buffer found empty
     spike = cycle - spike_start
     return StepSchedule(step=step, cycles=n + FIXED_CYCLES + host + spike, events=events,
-                        sops=sops, update_cycles=n, host_cycles=host, spike_cycles=spike)
+                        sops=sops, forwards=n_fwd, update_cycles=n, host_cycles=host,
+                        spike_cycles=spike)
 
 
 def schedule(config: CoreConfig, inputs: np.ndarray, spikes: np.ndarray | None = None,
@@ -121,5 +143,6 @@ def schedule(config: CoreConfig, inputs: np.ndarray, spikes: np.ndarray | None =
     x = np.asarray(inputs)
     if spikes is None:
         spikes = GoldenCore(config).run(x).spikes
-    return [step_schedule(config, spikes[t], np.flatnonzero(x[t]), step=t)
+    fwd = axon_forwards(config)
+    return [step_schedule(config, spikes[t], np.flatnonzero(x[t]), step=t, forwards=fwd)
             for t in range(x.shape[0])]

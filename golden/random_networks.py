@@ -5,6 +5,10 @@ non-leaky profiles (``du_offset = 0``), full decay, biases with exponents, all t
 modes, weight exponents, every delay, recurrent routes and output routes.  It keeps each
 step's true synaptic sum below ``2**(acc_bits - 1)`` in magnitude (:data:`LAVA_SAFE_SUM`), the
 range in which Lava's one-shot u wrap agrees with the spec's modular wrap (docs/spec.md §2.3).
+
+:func:`forwarding_network` draws networks whose synapse lists hit the same accumulator entry
+in consecutive cycles (runs of synapses with one target and one delay), which the RTL's
+read-modify-write pipeline must forward; :func:`random_network` almost never does that.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from ..spec.geometry import CoreGeometry
 from ..spec.words import SignMode
 from .network import CoreConfig, NetworkBuilder
 
-__all__ = ["RandomNetwork", "random_network", "random_raster", "max_synaptic_sum"]
+__all__ = ["RandomNetwork", "random_network", "forwarding_network", "random_raster",
+           "max_synaptic_sum", "GENERATORS"]
 
 
 def max_synaptic_sum(config: CoreConfig) -> int:
@@ -160,3 +165,99 @@ def _weights(rng, n, sign_mode, g: CoreGeometry) -> np.ndarray:
         return -rng.integers(0, full + 1, size=n)
     half = 1 << (g.weight_bits - 1)
     return 2 * rng.integers(-half, half, size=n)
+
+
+def forwarding_network(seed: int, geometry: CoreGeometry | str = "tiny", *, steps: int = 24,
+                       batch: int = 1) -> RandomNetwork:
+    """Draw a network that stresses the accumulator forwarding path (seeded like
+    :func:`random_network`).
+
+    A few "hot" compartments receive most synapses.  Every axon's list is made of runs: 1 to 8
+    consecutive synapses with the same target and the same delay (back-to-back read-modify-
+    writes of one accumulator entry), sometimes alternating between two targets (A B A B: the
+    entry written two cycles before, which must *not* be forwarded).  Host axons and recurrent
+    axons (routes from compartments) carry such lists; the weights are scaled down until the
+    step sums stay within :func:`max_synaptic_sum`'s bound, as in :func:`random_network`.
+    """
+    g = CoreGeometry.preset(geometry) if isinstance(geometry, str) else geometry
+    rng = np.random.default_rng(seed)
+    n_cx = int(rng.integers(2, min(g.n_compartments, 24) + 1))
+    n_hot = int(rng.integers(1, min(3, n_cx) + 1))
+    n_profiles = int(rng.integers(1, min(2, g.n_profiles) + 1))
+    n_ext = int(rng.integers(1, min(g.n_axons // 2, 8) + 1))
+    n_rec = int(rng.integers(1, min(g.n_axons - n_ext, 4) + 1)) if rng.random() < 0.6 else 0
+    limit = (1 << (g.acc_bits - 1)) - 1
+    plan = []                                     # per axon: list of runs
+    budget = g.n_synapses
+    hot = rng.choice(n_cx, size=n_hot, replace=False)
+    for axon in range(n_ext + n_rec):
+        length = int(rng.integers(2, min(g.max_fanout, 48, budget) + 1))
+        budget -= length
+        runs, left = [], length
+        fixed_delay = int(rng.integers(0, g.n_delay_slots)) if rng.random() < 0.7 else None
+        alternate = rng.random() < 0.3 and n_cx > 1
+        pair = rng.choice(n_cx, size=2, replace=False)
+        k = 0
+        while left > 0:
+            if alternate:
+                target, run = int(pair[k % 2]), 1
+            else:
+                target = int(rng.choice(hot) if rng.random() < 0.8 else rng.integers(0, n_cx))
+                run = int(rng.integers(1, 9))
+            run = min(run, left)
+            delay = fixed_delay if fixed_delay is not None else int(rng.integers(0, g.n_delay_slots))
+            runs.append((target, run, delay))
+            left -= run
+            k += 1
+        plan.append(runs)
+    kinds_all = _connection_kinds(rng, g, 2, 0)
+    raw = []
+    for runs in plan:
+        drawn = []
+        for t, r, d in runs:
+            sm, e = kinds_all[rng.integers(0, len(kinds_all))]
+            drawn.append((t, r, d, (int(sm), int(e)), _weights(rng, r, sm, g)))
+        raw.append(drawn)
+    profiles_seed = int(rng.integers(0, 1 << 31))
+    senders = (rng.choice(n_cx, size=min(n_cx, int(rng.integers(1, 2 * n_rec + 1))),
+                          replace=False) if n_rec else np.array([], dtype=np.int64))
+    sender_axons = [n_ext + int(rng.integers(0, n_rec)) for _ in senders]
+    outs = rng.choice(n_cx, size=min(n_cx, g.n_outputs, int(rng.integers(1, 9))), replace=False)
+    out_ids = rng.integers(0, g.n_outputs, size=outs.size)
+    biases = _biases(rng, n_cx, g)
+    bias_exps = rng.integers(0, 1 << g.bias_exp_bits, size=n_cx)
+    for shrink in range(12):  # halve the weights until the sum bound holds
+        b = NetworkBuilder(g)
+        prng = np.random.default_rng(profiles_seed)
+        profiles = [_random_profile(b, prng, g) for _ in range(n_profiles)]
+        prof_of = prng.choice(profiles, size=n_cx)
+        for cx in range(n_cx):
+            b.add_compartments(1, profile=int(prof_of[cx]), bias_mant=int(biases[cx]),
+                               bias_exp=int(bias_exps[cx]))
+        for axon, runs in enumerate(raw):
+            for target, run, delay, (sm, e), w in runs:
+                w = _rescale(w, int(sm), shrink, g)
+                b.connect(axon, [target] * run, w, weight_exp=int(e), delay=delay,
+                          sign_mode=int(sm))
+        for c, a in zip(senders, sender_axons):
+            b.route_to_axon(int(c), a)
+        b.route_to_output(outs, out_ids)
+        config = b.build()
+        if max_synaptic_sum(config) <= limit:
+            break
+    else:
+        raise RuntimeError(f"seed {seed}: could not draw a network within the sum bound")
+    rate = float(rng.uniform(0.1, 0.5))
+    inputs = random_raster(rng, batch, steps, g.n_axons, n_ext, rate)
+    return RandomNetwork(seed=seed, config=config, inputs=inputs)
+
+
+def _rescale(w: np.ndarray, sign_mode: int, shrink: int, g: CoreGeometry) -> np.ndarray:
+    """Weights of ``sign_mode`` divided by ``2**shrink`` (MIXED weights stay even)."""
+    if sign_mode == SignMode.MIXED.value:
+        return 2 * ((w // 2) >> shrink)
+    return np.sign(w) * (np.abs(w) >> shrink)
+
+
+#: Network generators by name (the cocotb regression's ``generator`` job key).
+GENERATORS = {"random": random_network, "forwarding": forwarding_network}
