@@ -4,6 +4,7 @@
 the cycle, the compartment or output event, the field, expected and actual values), or None.
 Within a step the state (``u`` then ``v``, compartment by compartment) is checked before the
 output events and the step length, because a wrong state is the cause of wrong events.
+:func:`state_mismatch` compares only the state (for runs that read it back every N steps).
 """
 
 from __future__ import annotations
@@ -13,34 +14,62 @@ import numpy as np
 from ..golden.cycle_model import StepSchedule
 from .driver import StepResult
 
-__all__ = ["step_mismatch", "UPDATE_WRITE_CYCLE"]
+__all__ = ["step_mismatch", "state_mismatch", "UPDATE_WRITE_CYCLE"]
 
 #: Cycle (from the step's start cycle) in which compartment 0's state is written (U3); cx is
 #: written ``cx`` cycles later.
 UPDATE_WRITE_CYCLE = 4
 
 
-def step_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, sched: StepSchedule,
-                  got: StepResult, got_u: np.ndarray, got_v: np.ndarray, *,
-                  start_cycle: int = 0, seed=None, waves: str | None = None,
-                  ns_per_cycle: float | None = None) -> str | None:
-    """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start.
+def _tail(seed, waves) -> str:
+    return (f"; seed {seed}" if seed is not None else "") + \
+        (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")
 
-    With ``ns_per_cycle``, messages also give the simulation time of the middle of the cycle
-    (simulation cycle ``k`` spans ``[(k-1)·T, k·T]`` after the first clock edge at 0).
-    """
+
+def _state(t, exp_u, exp_v, got_u, got_v, where, tail) -> str | None:
+    """First compartment (in index order; u before v) whose state differs, or None."""
+    e_u, a_u, e_v, a_v = (np.asarray(z, dtype=np.int64) for z in (exp_u, got_u, exp_v, got_v))
+    bad = (e_u != a_u) | (e_v != a_v)
+    if not bad.any():
+        return None
+    cx = int(np.flatnonzero(bad)[0])
+    name, e, a = ("u", e_u, a_u) if e_u[cx] != a_u[cx] else ("v", e_v, a_v)
+    return (f"step {t}, {where(UPDATE_WRITE_CYCLE + cx)}, compartment {cx}, "
+            f"field {name}: expected {int(e[cx])}, actual {int(a[cx])}{tail}")
+
+
+def _where(start_cycle: int, ns_per_cycle: float | None):
     def where(rel):
         k = start_cycle + rel
         at = f", t = {(k - 0.5) * ns_per_cycle:g} ns" if ns_per_cycle else ""
         return f"cycle {rel} of the step (simulation cycle {k}{at})"
+    return where
 
-    tail = (f"; seed {seed}" if seed is not None else "") + \
-        (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")
-    for cx in range(len(exp_u)):
-        for name, e, a in (("u", exp_u, got_u), ("v", exp_v, got_v)):
-            if int(e[cx]) != int(a[cx]):
-                return (f"step {t}, {where(UPDATE_WRITE_CYCLE + cx)}, compartment {cx}, "
-                        f"field {name}: expected {int(e[cx])}, actual {int(a[cx])}{tail}")
+
+def state_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, got_u: np.ndarray,
+                   got_v: np.ndarray, *, start_cycle: int = 0, seed=None,
+                   waves: str | None = None, ns_per_cycle: float | None = None) -> str | None:
+    """Compare u and v of every compartment after step ``t`` (read back after the step)."""
+    return _state(t, exp_u, exp_v, got_u, got_v, _where(start_cycle, ns_per_cycle),
+                  _tail(seed, waves))
+
+
+def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
+                  sched: StepSchedule, got: StepResult, got_u: np.ndarray | None,
+                  got_v: np.ndarray | None, *, start_cycle: int = 0, seed=None,
+                  waves: str | None = None, ns_per_cycle: float | None = None) -> str | None:
+    """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start.
+
+    With ``exp_u = None`` the state is not compared (only events and the step length).
+    With ``ns_per_cycle``, messages also give the simulation time of the middle of the cycle
+    (simulation cycle ``k`` spans ``[(k-1)·T, k·T]`` after the first clock edge at 0).
+    """
+    where = _where(start_cycle, ns_per_cycle)
+    tail = _tail(seed, waves)
+    if exp_u is not None:
+        msg = _state(t, exp_u, exp_v, got_u, got_v, where, tail)
+        if msg:
+            return msg
     for k in range(max(len(sched.events), len(got.events))):
         e = sched.events[k] if k < len(sched.events) else None
         a = got.events[k] if k < len(got.events) else None

@@ -4,13 +4,22 @@ One cocotb test, :func:`regression`, runs every network of the job file named by
 ``$NEUROCORE_JOB`` in one simulation.  A job entry is a dict:
 
 - ``seed``, ``steps``: the network and raster ``random_network(seed, geometry, steps=steps)``;
+- ``generator`` (optional): ``"random"`` (default) or ``"forwarding"``
+  (:data:`neurocore.golden.random_networks.GENERATORS`);
 - ``label`` (optional): copied into the network's record of the report;
+- ``record_only`` (optional): a mismatch is recorded but does not stop the run (mutant runs);
 - ``mutation`` (optional): ``"weight"``, ``"delay"`` or ``"threshold"``: after loading the
   image, one word is corrupted through the configuration port (:mod:`neurocore.sim.mutations`)
   and a mismatch against the uncorrupted golden run **must** be reported (when no corruption
   of that kind changes the network's golden run, the next seeds are tried);
 - ``out_ready`` (optional): probability of ``out.ready`` per cycle (seeded backpressure); the
   step lengths must then equal the cycle model plus the stall cycles.
+
+An entry with ``npz`` instead of ``seed`` runs a stored network on a batch of samples
+(:func:`run_batch`): the file holds the packed memories (``words_<memory>``) and the raster
+``inputs`` (batch, steps, n_axons); ``state_every`` (0 = only after each sample's last step)
+sets how often u and v of every compartment are read back; ``keep_outputs`` (default 0)
+records the events with an id below it, per sample, as ``[step, id]`` pairs.
 
 For every network: ``ctrl.clear``, load the image through the configuration port (only the
 words that differ from the image loaded before), then per step push the host spikes, run the
@@ -33,9 +42,10 @@ from cocotb.triggers import FallingEdge
 
 from ..golden.core import GoldenCore
 from ..golden.cycle_model import schedule
-from ..golden.random_networks import random_network
+from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..golden.random_networks import GENERATORS
 from ..spec.geometry import CoreGeometry
-from .check import step_mismatch
+from .check import state_mismatch, step_mismatch
 from .driver import INPUT_PORTS, OUTPUT_PORTS, CoreDriver
 from .mutations import NoMutation, find_mutation
 
@@ -71,7 +81,8 @@ class CocotbBackend:
 async def regression(dut):
     with open(os.environ["NEUROCORE_JOB"]) as f:
         job = json.load(f)
-    g = CoreGeometry.preset(job["geometry"])
+    geo = job["geometry"]
+    g = CoreGeometry.preset(geo) if isinstance(geo, str) else CoreGeometry(**geo)
     waves = job.get("waves")
     Clock(dut.clk, CLOCK_NS, unit="ns").start()
     dut.rst.value = 1
@@ -88,10 +99,16 @@ async def regression(dut):
     seed = None
     try:
         for entry in job["networks"]:
-            seed = int(entry["seed"])
-            rec, previous = await run_network(drv, g, entry, previous, waves)
+            if "npz" in entry:
+                seed = entry.get("label", entry["npz"])
+                rec, previous = await run_batch(drv, g, entry, previous, waves)
+            else:
+                seed = int(entry["seed"])
+                rec, previous = await run_network(drv, g, entry, previous, waves)
             report["networks"].append(rec)
             seed = rec["seed"]
+            if entry.get("record_only"):
+                continue
             expected_mismatch = rec["mutation"] is not None
             if bool(rec["mismatch"]) != expected_mismatch:
                 report["failure"] = (rec["mismatch"] or f"seed {seed}: corrupted "
@@ -111,9 +128,10 @@ async def regression(dut):
 async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, waves):
     """Run one job entry; return its record and the image the core now holds."""
     seed, steps = int(entry["seed"]), int(entry["steps"])
+    generator = GENERATORS[entry.get("generator", "random")]
     mutation = None
     for attempt in range(MUTATION_SEED_TRIES if entry.get("mutation") else 1):
-        net = random_network(seed + attempt, g, steps=steps)
+        net = generator(seed + attempt, g, steps=steps)
         x = net.inputs[0]
         if entry.get("mutation"):
             try:
@@ -172,7 +190,77 @@ async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, w
         "mismatch": first, "cycles": [r.cycles for r in results],
         "stalls": sum(r.stalls for r in results),
         "sops": [s.sops for s in sched[:len(results)]],
+        "forwards": sum(s.forwards for s in sched[:len(results)]),
         "events": sum(len(r.events) for r in results),
         "sim_cycles": drv.cycle - c0, "wall_s": time.perf_counter() - t0,
+    }
+    return rec, previous
+
+
+async def run_batch(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, waves):
+    """Run a stored network (``entry["npz"]``) on every sample of its raster.
+
+    Per sample: ``ctrl.clear``, load (only changed words), then per step push the host spikes,
+    run the step and compare its length and every output event with its cycle against the
+    cycle model (:func:`~neurocore.sim.check.step_mismatch` without the state); u and v of every
+    compartment are compared every ``state_every`` steps and after the last step.
+    """
+    label = entry.get("label", "batch")
+    data = np.load(entry["npz"])
+    words = {name: data[f"words_{name}"].astype(np.uint64) for name in CONFIG_MEMORIES}
+    config = CoreConfig.from_words(g, words)
+    x = data["inputs"].astype(bool)
+    every = int(entry.get("state_every", 0))
+    keep = int(entry.get("keep_outputs", 0))
+    B, steps = x.shape[0], x.shape[1]
+    t_gold = time.perf_counter()
+    gold = GoldenCore(config).run(x, record=("u", "v"))
+    gold_s = time.perf_counter() - t_gold
+    samples, first = [], None
+    t_all, c_all = time.perf_counter(), drv.cycle
+    for b in range(B):
+        sched = schedule(config, x[b], gold.spikes[b])
+        c0, t0 = drv.cycle, time.perf_counter()
+        await drv.clear()
+        loaded = await drv.load(words, previous)
+        previous = {k: v.copy() for k, v in words.items()}
+        c_run, t_run = drv.cycle, time.perf_counter()
+        results, kept, state_checks = [], [], 0
+        tag = f"{label} sample {b}"
+        for t in range(steps):
+            await drv.send_spikes(np.flatnonzero(x[b, t]))
+            res = await drv.run_step()
+            results.append(res)
+            kept += [[t, e[0]] for e in res.events if e[0] < keep]
+            first = step_mismatch(t, None, None, sched[t], res, None, None,
+                                  start_cycle=drv.start_cycle, seed=tag, waves=waves,
+                                  ns_per_cycle=CLOCK_NS)
+            if first is None and ((every and (t + 1) % every == 0) or t == steps - 1):
+                u, v = await drv.read_state()
+                state_checks += 1
+                first = state_mismatch(t, gold.u[b, t], gold.v[b, t], u, v,
+                                       start_cycle=drv.start_cycle, seed=tag, waves=waves,
+                                       ns_per_cycle=CLOCK_NS)
+            if first:
+                break
+        run_cycles, run_wall = drv.cycle - c_run, time.perf_counter() - t_run
+        samples.append({
+            "cycles": [r.cycles for r in results],
+            "sops": [s.sops for s in sched[:len(results)]],
+            "update_cycles": [s.update_cycles for s in sched[:len(results)]],
+            "host_cycles": [s.host_cycles for s in sched[:len(results)]],
+            "spike_cycles": [s.spike_cycles for s in sched[:len(results)]],
+            "events": sum(len(r.events) for r in results),
+            "outputs": kept, "state_checks": state_checks, "loaded_words": loaded,
+            "sim_cycles": drv.cycle - c0, "run_cycles": run_cycles, "run_wall_s": run_wall,
+            "wall_s": time.perf_counter() - t0,
+        })
+        if first:
+            break
+    rec = {
+        "label": label, "seed": label, "steps": steps, "samples": samples, "mutation": None,
+        "mismatch": first, "golden_s": gold_s,
+        "describe": f"{label}: {B} samples x {steps} steps, geometry {g.name}",
+        "sim_cycles": drv.cycle - c_all, "wall_s": time.perf_counter() - t_all,
     }
     return rec, previous

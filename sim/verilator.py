@@ -7,12 +7,16 @@ widths, and builds the Verilator model there once.  :func:`run_regression` runs 
 networks in **one** simulator run (``sim/cocotb_neurocore.py``) and returns its report.
 
 ``WAVES=1`` in the environment (or ``waves=True``) builds a traced model in
-``sim_build/<geometry>-waves`` and writes one FST per run, named after the run.
+``sim_build/<geometry>-waves`` and writes one FST per run, named after the run.  A geometry
+that is not a preset gets ``sim_build/<name>-<hash of its fields>``; a test-only
+:class:`~neurocore.rtl.fault.Fault` gets its own build, ``sim_build/<geometry>-fault-<tag>``.
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -22,9 +26,11 @@ from amaranth.back import verilog
 from amaranth.hdl import Shape
 
 from ..rtl.core import Neurocore
-from ..spec.geometry import CoreGeometry
+from ..rtl.fault import Fault
+from ..spec.geometry import PRESETS, CoreGeometry
 
-__all__ = ["ROOT", "build", "write_verilog", "run_regression", "waves_enabled", "TOPLEVEL"]
+__all__ = ["ROOT", "build", "write_verilog", "run_regression", "run_stored", "waves_enabled",
+           "TOPLEVEL", "build_dir_for", "geometry_key"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "neurocore"
@@ -97,16 +103,29 @@ def _geometry(geometry: CoreGeometry | str) -> CoreGeometry:
     return CoreGeometry.preset(geometry) if isinstance(geometry, str) else geometry
 
 
-def build_dir_for(geometry: CoreGeometry | str, waves: bool = False) -> Path:
+def geometry_key(geometry: CoreGeometry | str) -> str:
+    """Directory name of a geometry: a preset's name, else ``<name>-<hash of the fields>``."""
     g = _geometry(geometry)
-    return ROOT / "sim_build" / (g.name + ("-waves" if waves else ""))
+    if PRESETS.get(g.name) == g:
+        return g.name
+    fields = json.dumps(dataclasses.asdict(g), sort_keys=True)
+    return f"{g.name}-{hashlib.sha1(fields.encode()).hexdigest()[:8]}"
 
 
-def write_verilog(geometry: CoreGeometry | str, build_dir: Path) -> Path:
+def build_dir_for(geometry: CoreGeometry | str, waves: bool = False,
+                  fault: Fault | None = None) -> Path:
+    name = geometry_key(geometry)
+    if fault is not None:
+        name += f"-fault-{fault.tag}"
+    return ROOT / "sim_build" / (name + ("-waves" if waves else ""))
+
+
+def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | None = None,
+                  ) -> Path:
     """Write ``neurocore.v`` and ``neurocore.json`` (ports) into ``build_dir`` if changed."""
     g = _geometry(geometry)
     build_dir.mkdir(parents=True, exist_ok=True)
-    dut = Neurocore(g)
+    dut = Neurocore(g, fault=fault)
     text = verilog.convert(dut, name=TOPLEVEL, emit_src=False)
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
@@ -116,19 +135,21 @@ def write_verilog(geometry: CoreGeometry | str, build_dir: Path) -> Path:
         name = "__".join(str(p) for p in path)
         ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
     sidecar = build_dir / f"{TOPLEVEL}.json"
-    info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports}, indent=1)
+    info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports,
+                       "fault": fault.to_json() if fault else None}, indent=1)
     if not sidecar.exists() or sidecar.read_text() != info:
         sidecar.write_text(info)
     return src
 
 
-def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None):
+def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None,
+          fault: Fault | None = None):
     """Build (incrementally) the Verilator model; return ``(runner, build_dir, seconds)``."""
     from cocotb_tools.runner import get_runner
 
     waves = waves_enabled() if waves is None else waves
-    bdir = build_dir_for(geometry, waves)
-    src = write_verilog(geometry, bdir)
+    bdir = build_dir_for(geometry, waves, fault)
+    src = write_verilog(geometry, bdir, fault)
     runner = get_runner("verilator")
     t0 = time.perf_counter()
     runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir,
@@ -139,20 +160,21 @@ def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None):
 
 
 def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", name: str = "run",
-                   waves: bool | None = None) -> dict:
+                   waves: bool | None = None, fault: Fault | None = None) -> dict:
     """Run ``jobs`` (one dict per network, see sim/cocotb_neurocore.py) in one simulation.
 
-    Returns the report dict; ``report["failure"]`` holds the first mismatch message (or None).
+    ``fault`` runs them on a mutant of the core (its own build).  Returns the report dict;
+    ``report["failure"]`` holds the first unexpected mismatch message (or None).
     """
     g = _geometry(geometry)
     waves = waves_enabled() if waves is None else waves
-    runner, bdir, build_s = build(g, waves=waves)
+    runner, bdir, build_s = build(g, waves=waves, fault=fault)
     job_path = bdir / f"{name}.job.json"
     report_path = bdir / f"{name}.report.json"
     fst = bdir / f"{name}.fst" if waves else None
     if report_path.exists():
         report_path.unlink()
-    job_path.write_text(json.dumps({"geometry": g.name, "networks": jobs,
+    job_path.write_text(json.dumps({"geometry": dataclasses.asdict(g), "networks": jobs,
                                     "report": str(report_path),
                                     "waves": str(fst) if fst else None}, indent=1))
     t0 = time.perf_counter()
@@ -174,3 +196,31 @@ def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", n
     if failed and not report.get("failure"):
         report["failure"] = failed
     return report
+
+
+def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
+               state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
+               fault: Fault | None = None) -> dict:
+    """Run one network (a :class:`~neurocore.golden.network.CoreConfig`) on a batch raster.
+
+    ``inputs``: (batch, steps, n_axons).  The config and raster are stored next to the build
+    (``<name>.npz``) and run as one ``npz`` job entry (sim/cocotb_neurocore.py ``run_batch``):
+    every event with its cycle and every step length against golden + cycle model, u and v of
+    every compartment every ``state_every`` steps (0: after each sample's last step).  Returns
+    the report; its one network record holds a record per sample.
+    """
+    import numpy as np
+
+    g = config.geometry
+    waves = waves_enabled() if waves is None else waves
+    bdir = build_dir_for(g, waves, fault)
+    bdir.mkdir(parents=True, exist_ok=True)
+    npz = bdir / f"{name}.npz"
+    words = config.to_words()
+    x = np.asarray(inputs, dtype=bool)
+    if x.ndim == 2:
+        x = x[None]
+    np.savez_compressed(npz, inputs=x, **{f"words_{k}": v for k, v in words.items()})
+    entry = {"npz": str(npz), "label": label, "state_every": int(state_every),
+             "keep_outputs": int(keep_outputs)}
+    return run_regression([entry], geometry=g, name=name, waves=waves, fault=fault)

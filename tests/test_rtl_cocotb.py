@@ -3,7 +3,8 @@
 One Verilator build of the "tiny" geometry (``sim_build/tiny``, incremental) and one
 simulator run for all networks: seeded random networks compared step by step with the
 golden model (u, v of every compartment) and the cycle model (step lengths, output events
-with their cycles); the same networks under random output backpressure; and fault injection
+with their cycles); networks that stress the accumulator forwarding path (runs of synapses
+onto one entry); the same networks under random output backpressure; and fault injection
 (one corrupted synapse weight, synapse delay or threshold per network) that must be
 detected.  Seeds derive from ``NEUROCORE_SEED`` (tests/conftest.py); ``WAVES=1`` writes FSTs.
 """
@@ -13,24 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import base_seed, record_crosscheck
+from rtl_jobs import (MUTATION_KINDS, N_BACKPRESSURE, N_FORWARDING, N_MUTATION_SEEDS,
+                      N_NETWORKS, STEPS, plan)
 
 from neurocore.sim.verilator import build_dir_for, run_regression
 from neurocore.spec.geometry import CoreGeometry
-
-N_NETWORKS = 120          # seeded random networks on the tiny preset
-STEPS = 24
-N_BACKPRESSURE = 6
-N_MUTATION_SEEDS = 3      # x 3 kinds (weight, delay, threshold)
-MUTATION_KINDS = ("weight", "delay", "threshold")
-
-
-def plan(seed: int) -> list[dict]:
-    jobs = [{"seed": seed + i, "steps": STEPS, "label": "random"} for i in range(N_NETWORKS)]
-    jobs += [{"seed": seed + 1000 + i, "steps": STEPS, "out_ready": 0.4, "label": "backpressure"}
-             for i in range(N_BACKPRESSURE)]
-    jobs += [{"seed": seed + 2000 + 100 * i, "steps": STEPS, "mutation": kind, "label": "mutation"}
-             for i in range(N_MUTATION_SEEDS) for kind in MUTATION_KINDS]
-    return jobs
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +48,28 @@ def test_random_networks_match_golden_and_cycle_model(regression):
           f"{regression['total_wall_s']:.1f} s "
           f"({regression['total_sim_cycles'] / regression['total_wall_s']:.0f} cycles/s); "
           f"build {regression['build_s']:.1f} s")
+
+
+def test_forwarding_networks_cover_back_to_back_writes(regression):
+    """The forwarding networks match golden and exercise the forwarding path far more often
+    than the random ones (cycle-model count of RMWs on the entry written the cycle before)."""
+    if regression["failure"]:
+        pytest.fail(regression["failure"])
+    fwd = [n for n in regression["networks"] if n["label"] == "forwarding"]
+    plain = [n for n in regression["networks"] if n["label"] == "random"]
+    assert len(fwd) == N_FORWARDING
+    assert all(n["mismatch"] is None for n in fwd)
+    f_fwd, f_plain = sum(n["forwards"] for n in fwd), sum(n["forwards"] for n in plain)
+    sops = sum(sum(n["sops"]) for n in fwd)
+    print(f"\nforwarded RMWs: {f_fwd} of {sops} in {len(fwd)} forwarding networks "
+          f"({sum(n['forwards'] > 0 for n in fwd)} with any), {f_plain} in {len(plain)} "
+          f"random networks")
+    assert f_fwd >= 1000 and f_fwd >= 10 * max(f_plain, 1)
+    assert sum(n["forwards"] > 0 for n in fwd) >= 0.75 * len(fwd)
+    record_crosscheck("golden + cycle model vs RTL (cocotb/Verilator)", networks=len(fwd),
+                      samples=len(fwd), steps=sum(len(n["cycles"]) for n in fwd),
+                      compartment_steps=sum(len(n["cycles"]) for n in fwd)
+                      * CoreGeometry.preset("tiny").n_compartments)
 
 
 def test_output_backpressure_never_drops(regression):

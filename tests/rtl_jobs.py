@@ -1,0 +1,30 @@
+"""Job lists of the cocotb regression (tests/test_rtl_cocotb.py), shared with the mutant runs
+(tests/test_rtl_mutants.py) so that a mutant meets exactly the networks the regression uses."""
+
+from __future__ import annotations
+
+N_NETWORKS = 120          # seeded random networks on the tiny preset
+N_FORWARDING = 24         # forwarding-stress networks (golden.random_networks.forwarding_network)
+STEPS = 24
+N_BACKPRESSURE = 6
+N_MUTATION_SEEDS = 3      # x 3 kinds (weight, delay, threshold)
+MUTATION_KINDS = ("weight", "delay", "threshold")
+
+
+def random_jobs(seed: int, n: int = N_NETWORKS, **extra) -> list[dict]:
+    return [{"seed": seed + i, "steps": STEPS, "label": "random", **extra} for i in range(n)]
+
+
+def forwarding_jobs(seed: int, n: int = N_FORWARDING, **extra) -> list[dict]:
+    return [{"seed": seed + 3000 + i, "steps": STEPS, "label": "forwarding",
+             "generator": "forwarding", **extra} for i in range(n)]
+
+
+def plan(seed: int) -> list[dict]:
+    """The whole regression: random, forwarding, backpressure and image-corruption jobs."""
+    jobs = random_jobs(seed) + forwarding_jobs(seed)
+    jobs += [{"seed": seed + 1000 + i, "steps": STEPS, "out_ready": 0.4, "label": "backpressure"}
+             for i in range(N_BACKPRESSURE)]
+    jobs += [{"seed": seed + 2000 + 100 * i, "steps": STEPS, "mutation": kind, "label": "mutation"}
+             for i in range(N_MUTATION_SEEDS) for kind in MUTATION_KINDS]
+    return jobs
