@@ -1,0 +1,110 @@
+"""Mutation check of the RTL: one corrupted bit inside the core must fail the cocotb regression.
+
+Each mutant is the core built with a test-only :class:`~neurocore.rtl.fault.Fault` (one bit
+of one internal signal flipped, or forced) in its own Verilator build
+(``sim_build/tiny-fault-<tag>``), run on networks of the regression itself
+(tests/rtl_jobs.py, same seeds) with ``record_only`` so that every network reports whether
+it saw the mutant.  The fault-free build passes the same networks (tests/test_rtl_cocotb.py).
+
+* Arithmetic: the u adder output, the v decay product and the threshold operand of the spike
+  compare (vth bit 3: only networks whose v lands between the two thresholds notice).
+* Forwarding: the read-modify-write forwarding path disabled.  The random networks almost
+  never write one accumulator entry in consecutive cycles; the forwarding networks do, and
+  must catch the missing path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from conftest import base_seed
+from rtl_jobs import N_FORWARDING, forwarding_jobs, random_jobs
+
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.random_networks import random_network
+from neurocore.rtl.core import Neurocore
+from neurocore.rtl.fault import FAULT_SIGNALS, Fault
+from neurocore.sim.pysim import run_rtl
+from neurocore.sim.verilator import build_dir_for, run_regression
+from neurocore.spec.geometry import CoreGeometry
+
+#: (fault, networks of the regression to run): the first N random networks.
+ARITHMETIC_MUTANTS = {
+    "u_adder": (Fault("u_sum", 0), 12),          # LSB of decay(u) + (acc << 6)
+    "v_decay": (Fault("v_dec", 11), 12),         # bit 11 of decay(v)
+    "threshold": (Fault("threshold", 9), 40),    # vth bit 3 in the compare
+}
+NO_FORWARDING = Fault("fwd_hit", 0, stuck=0)
+N_PLAIN_FOR_FORWARDING = 24
+
+
+def test_no_fault_adds_nothing_and_each_fault_changes_the_design():
+    plain = verilog.convert(Neurocore(CoreGeometry.preset("tiny")), name="neurocore",
+                            emit_src=False)
+    assert verilog.convert(Neurocore(CoreGeometry.preset("tiny"), fault=None),
+                           name="neurocore", emit_src=False) == plain
+    assert "faulty" not in plain
+    for sig in FAULT_SIGNALS:
+        text = verilog.convert(Neurocore(CoreGeometry.preset("tiny"), fault=Fault(sig, 0)),
+                               name="neurocore", emit_src=False)
+        assert text != plain and f"{sig}_faulty" in text, sig
+    assert build_dir_for("tiny", fault=NO_FORWARDING).name == "tiny-fault-fwd_hit-b0-stuck0"
+
+
+def test_fault_arguments_are_checked():
+    with pytest.raises(ValueError, match="fault signal"):
+        Fault("nonsense")
+    with pytest.raises(ValueError, match="stuck"):
+        Fault("u_sum", 0, stuck=2)
+    with pytest.raises(ValueError, match="outside u_sum"):
+        verilog.convert(Neurocore(CoreGeometry.preset("tiny"), fault=Fault("u_sum", 99)),
+                        name="neurocore")
+    with pytest.raises(TypeError, match="fault must be a Fault"):
+        Neurocore(CoreGeometry.preset("tiny"), fault=("u_sum", 0))
+
+
+def test_datapath_fault_diverges_in_amaranth_sim(seed):
+    """The injected bit reaches the state (Amaranth simulator, no Verilator)."""
+    net = random_network(seed, "tiny", steps=3)
+    gold = GoldenCore(net.config).run(net.inputs[0], record=("u", "v"))
+    rtl = run_rtl(net.config, net.inputs[0],
+                  dut=Neurocore(net.config.geometry, fault=Fault("u_sum", 0)))
+    assert not np.array_equal(rtl.u, gold.u)
+
+
+def _caught(report, label):
+    nets = [n for n in report["networks"] if n["label"] == label]
+    return nets, [n for n in nets if n["mismatch"]]
+
+
+@pytest.mark.parametrize("name", list(ARITHMETIC_MUTANTS))
+def test_arithmetic_mutant_is_detected(name):
+    fault, n = ARITHMETIC_MUTANTS[name]
+    seed = base_seed()
+    report = run_regression(random_jobs(seed, n, record_only=True), geometry="tiny",
+                            name=f"mutant_{name}", fault=fault)
+    assert report["failure"] is None, report["failure"]     # no crash, no hang
+    nets, caught = _caught(report, "random")
+    assert len(nets) == n
+    print(f"\nmutant {name} ({fault.describe()}): caught by {len(caught)} of {n} networks; "
+          f"first: {caught[0]['mismatch'] if caught else None}")
+    assert caught, f"{fault.describe()} was not detected by {n} networks (base seed {seed})"
+    for rec in caught:
+        assert rec["mismatch"].startswith("step ") and f"seed {rec['seed']}" in rec["mismatch"]
+
+
+def test_missing_forwarding_is_detected_by_forwarding_networks():
+    seed = base_seed()
+    jobs = (random_jobs(seed, N_PLAIN_FOR_FORWARDING, record_only=True)
+            + forwarding_jobs(seed, record_only=True))
+    report = run_regression(jobs, geometry="tiny", name="mutant_no_forwarding",
+                            fault=NO_FORWARDING)
+    assert report["failure"] is None, report["failure"]
+    plain, plain_caught = _caught(report, "random")
+    fwd, fwd_caught = _caught(report, "forwarding")
+    assert len(fwd) == N_FORWARDING
+    print(f"\nmutant without forwarding ({NO_FORWARDING.describe()}): caught by "
+          f"{len(fwd_caught)} of {len(fwd)} forwarding networks, {len(plain_caught)} of "
+          f"{len(plain)} random networks")
+    assert len(fwd_caught) >= N_FORWARDING // 2, (len(fwd_caught), base_seed())
