@@ -1,0 +1,71 @@
+"""The converted digits CNN (T = 16) on the RTL core under cocotb + Verilator.
+
+The program's config gets one monitor route per compartment (golden/monitor.py: OUTPUT route
+to id ``16 + cx``), so every compartment spike leaves the core as an event; the class events
+(ids 0..9) stay.  One Verilator build of the monitored geometry (1024 compartments, 2048 axons,
+32k synapse words, 2048 routes, 1040 output ids).  For each of ``N_IMAGES`` test images
+(80 steps each):
+
+* every step: its length and **every output event with its cycle** (so every compartment
+  spike, with the step and the cycle it leaves the core) against the cycle model fed with the
+  golden model's spikes of the same monitored config;
+* every ``STATE_EVERY`` steps and after the last step: u and v of all 1024 compartments, read
+  back through the configuration port, against the golden model;
+* the class decoded from the RTL's class events (ids < ``program.n_outputs``) against the
+  golden model's class (of the unmonitored program).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import record_crosscheck
+
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.monitor import monitor_offset, monitored, spikes_from_events
+from neurocore.sim.verilator import run_stored
+
+N_IMAGES = 20
+STATE_EVERY = 8
+
+
+def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
+    program, _ = digits_program_t16
+    cfg = monitored(program.config)
+    offset, n = monitor_offset(program.config), program.config.geometry.n_compartments
+    x = program.encode(digits.x_test[:N_IMAGES])
+    gold = GoldenCore(cfg).run(x)
+    plain = GoldenCore(program.config).run(x)
+    # The monitor routes change nothing but add one event per spike.
+    assert np.array_equal(gold.spikes, plain.spikes)
+    assert np.array_equal(gold.outputs[..., :offset], plain.outputs)
+    assert np.array_equal(spikes_from_events(gold.outputs, offset, n), gold.spikes)
+
+    report = run_stored(cfg, x, name="digits_t16", label="digits T=16",
+                        state_every=STATE_EVERY, keep_outputs=program.n_outputs)
+    assert report["failure"] is None, report["failure"]
+    rec = report["networks"][0]
+    samples = rec["samples"]
+    assert len(samples) == N_IMAGES
+    B, steps = x.shape[:2]
+    rtl_out = np.zeros((B, steps, program.n_outputs), dtype=np.int64)
+    for b, s in enumerate(samples):
+        assert len(s["cycles"]) == steps
+        # every event was compared with its cycle; their number is golden's spikes + classes
+        assert s["events"] == int(gold.outputs[b].sum())
+        assert s["state_checks"] == steps // STATE_EVERY + (steps % STATE_EVERY != 0)
+        for t, oid in s["outputs"]:
+            rtl_out[b, t, oid] += 1
+    assert np.array_equal(rtl_out, plain.outputs[..., :program.n_outputs])
+    rtl_class = program.decode(rtl_out)["predicted"]
+    gold_class = program.decode(plain.outputs)["predicted"]
+    assert np.array_equal(rtl_class, gold_class), (rtl_class, gold_class)
+    spikes = int(gold.spikes.sum())
+    record_crosscheck("golden + cycle model vs RTL (digits CNN T=16: every spike event, "
+                      f"u/v every {STATE_EVERY} steps)", networks=1, samples=B, steps=B * steps,
+                      compartment_steps=sum(s["state_checks"] for s in samples) * n)
+    acc = float((rtl_class == digits.y_test[:N_IMAGES].numpy()).mean()) * 100
+    cyc = sum(sum(s["cycles"]) for s in samples)
+    print(f"\ndigits CNN on the RTL: {B} images x {steps} steps, {spikes} spikes compared "
+          f"event by event with their cycles, u/v of {n} compartments every {STATE_EVERY} "
+          f"steps; classes = golden (accuracy {acc:.1f} %); {cyc / B:.0f} cycles/image; "
+          f"{rec['sim_cycles']} cycles in {rec['wall_s']:.1f} s; build {report['build_s']:.1f} s")
