@@ -45,6 +45,10 @@ lava: install  ## golden vs Lava cross-check only
 bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
 	$(BIN)/python -m neurocore.bench.golden_vs_lava --update-docs
 
+.PHONY: bench-rtl
+bench-rtl: install  ## RTL throughput on the digits CNN in Verilator (SOP/cycle, cycles/inference, cycles/s)
+	$(BIN)/python -m neurocore.bench.rtl_perf --update-docs
+
 demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/demo
 	$(BIN)/neurocore demo --out build/demo
 
@@ -52,5 +56,5 @@ clean:
 	rm -rf sim_build build bench/results .pytest_cache
 
 .PHONY: sim
-sim: install  ## RTL only: Amaranth-sim tests + cocotb/Verilator regression (WAVES=1: FST in sim_build/tiny-waves)
-	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_rtl_cocotb.py
+sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
+	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_mutants.py tests/test_rtl_digits.py

@@ -222,6 +222,7 @@ async def run_batch(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, wav
         sched = schedule(config, x[b], gold.spikes[b])
         c0, t0 = drv.cycle, time.perf_counter()
         await drv.clear()
+        c_clear = drv.cycle
         loaded = await drv.load(words, previous)
         previous = {k: v.copy() for k, v in words.items()}
         c_run, t_run = drv.cycle, time.perf_counter()
@@ -252,6 +253,7 @@ async def run_batch(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, wav
             "spike_cycles": [s.spike_cycles for s in sched[:len(results)]],
             "events": sum(len(r.events) for r in results),
             "outputs": kept, "state_checks": state_checks, "loaded_words": loaded,
+            "clear_cycles": c_clear - c0, "load_cycles": c_run - c_clear,
             "sim_cycles": drv.cycle - c0, "run_cycles": run_cycles, "run_wall_s": run_wall,
             "wall_s": time.perf_counter() - t0,
         })

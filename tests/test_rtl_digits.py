@@ -69,3 +69,25 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
           f"event by event with their cycles, u/v of {n} compartments every {STATE_EVERY} "
           f"steps; classes = golden (accuracy {acc:.1f} %); {cyc / B:.0f} cycles/image; "
           f"{rec['sim_cycles']} cycles in {rec['wall_s']:.1f} s; build {report['build_s']:.1f} s")
+
+
+def test_rtl_perf_bench_on_two_images(digits_program_t16, digits):
+    """bench/rtl_perf.py (same Verilator build): its figures follow from the cycle model."""
+    from neurocore.bench.rtl_perf import markdown, measure
+    from neurocore.golden.cycle_model import schedule
+
+    program, _ = digits_program_t16
+    r = measure(2, 16, program=program, data=digits)
+    assert r["agrees"], r["failure"]
+    x = program.encode(digits.x_test[:2])
+    gold = GoldenCore(program.config).run(x)
+    sched = [schedule(program.config, x[b], gold.spikes[b]) for b in range(2)]
+    cycles = [sum(s.cycles for s in sc) for sc in sched]
+    sops = sum(s.sops for sc in sched for s in sc)
+    deliver = sum(s.host_cycles + s.spike_cycles for sc in sched for s in sc)
+    assert r["cycles_per_inference"] == np.mean(cycles)
+    assert r["sops"] == sops and r["step_cycles"] == sum(cycles)
+    assert r["sop_per_deliver_cycle"] == sops / deliver
+    assert 0 < r["sop_per_cycle"] < r["sop_per_deliver_cycle"] <= 1
+    assert r["sim_cycles_per_s"] > 0
+    assert "SOP/cycle" in markdown(r)
