@@ -34,7 +34,7 @@ from ..golden.network import CONFIG_MEMORIES, CoreConfig
 from ..spec.geometry import CoreGeometry
 
 __all__ = ["ProtocolError", "LinkTimeout", "BoardLink", "BoardStatus", "NeurocoreHost",
-           "Inference", "RasterRun", "geometry_from_info"]
+           "Inference", "RasterRun", "geometry_from_info", "infer_samples"]
 
 #: Commands that may be sent again when their response is lost (same effect twice).
 IDEMPOTENT = {Cmd.INFO, Cmd.STATUS, Cmd.CLEAR, Cmd.WRITE, Cmd.READ, Cmd.FILL}
@@ -340,6 +340,26 @@ class NeurocoreHost:
         return Inference(predicted=int(d["predicted"][0]), first_spike=d["first_spike"][0],
                          values=d["values"][0], events=run.events, outputs=run.outputs,
                          seconds=time.perf_counter() - t0)
+
+
+def infer_samples(transport, image: str, samples, *, timeout: float | None = None) -> dict:
+    """Load a program image and infer each sample; JSON-able results (a simulation session).
+
+    ``samples``: nested lists (one input per sample).  Returns per sample the class, the
+    first-spike step of every output and the output events, plus the link counters.
+    """
+    from .image import load_program
+
+    program = load_program(image)
+    host = NeurocoreHost(transport, timeout=timeout)
+    written = host.load(program)
+    out = []
+    for x in samples:
+        r = host.infer(program, np.asarray(x, dtype=np.float64))
+        out.append({"predicted": r.predicted, "first_spike": r.first_spike.tolist(),
+                    "events": [list(e) for e in r.events], "seconds": r.seconds})
+    return {"samples": out, "words_written": written, "frames": host.link.frames_sent,
+            "resends": host.link.resends, "status": list(host.link.status().__dict__.values())}
 
 
 def main(argv=None) -> int:  # pragma: no cover - needs a board

@@ -1,0 +1,42 @@
+"""Board geometries: the largest neurocore each supported board holds (docs/boards.md).
+
+Built here as :class:`~neurocore.spec.geometry.CoreGeometry` objects (not in
+``spec.geometry.PRESETS``).  Sizes are powers of two; arithmetic widths are the spec defaults.
+What bounds each board:
+
+* ``icebreaker`` (iCE40UP5K: 5280 LUT4, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSP): the
+  synapse memory lives in all four SPRAMs (32 K words of up to 32 bits); every other memory,
+  the input/spike buffers and the bridge's buffers and event FIFO share the 30 EBRs, which
+  limits compartments to 128 (accumulators ``128 x 8`` x 18 bits, state 48 bits wide, ...);
+  the logic uses three quarters of the LUTs.  It holds the digits MLP
+  (``sw.models.digits_mlp``: 76 compartments, 4115 synapses).
+* ``ulx3s`` (ECP5-85F: 83640 LUT4, 208 x 18 kbit EBR, 156 multipliers): block RAM only; the
+  64 K-word synapse memory takes more than half of the EBRs, and 4096 compartments (whose
+  accumulators, state and buffers take most of the rest) fill the device to nearly 90 %; the
+  next power of two of either does not fit.  It holds the digits CNN
+  (``sw.models.digits_cnn``: 975 compartments, 21675 synapses at T=16).
+
+Resource use and timing of each build: docs/boards.md (``make boards-report``).
+"""
+
+from __future__ import annotations
+
+from ..spec.geometry import CoreGeometry
+
+__all__ = ["BOARD_GEOMETRIES", "board_geometry"]
+
+BOARD_GEOMETRIES: dict[str, CoreGeometry] = {
+    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=256,
+                               n_synapses=32768, n_routes=256, n_profiles=8, n_delay_slots=8,
+                               n_outputs=64, max_fanout=1024, max_routes=8),
+    "ulx3s": CoreGeometry(name="ulx3s", n_compartments=4096, n_axons=4096, n_synapses=65536,
+                          n_routes=4096, n_profiles=16, n_delay_slots=8, n_outputs=1024,
+                          max_fanout=1024, max_routes=16),
+}
+
+
+def board_geometry(board: str) -> CoreGeometry:
+    try:
+        return BOARD_GEOMETRIES[board]
+    except KeyError:
+        raise KeyError(f"unknown board {board!r}; known: {sorted(BOARD_GEOMETRIES)}") from None

@@ -1,0 +1,128 @@
+"""What the board tops share: clock and UART parameters, the system, the memory override.
+
+A board (``boards/icebreaker.py``, ``boards/ulx3s.py``) is a :class:`BoardBase` subclass that
+names its amaranth-boards platform, device, geometry (:mod:`neurocore.boards.presets`),
+default core clock and synthesis options, and builds a top: clock/reset (PLL), the
+:class:`~neurocore.boards.uart_bridge.NeurocoreSystem` on the board's USB-UART pins, and two
+LEDs (error, busy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.hdl import Shape
+from amaranth.lib.memory import Memory
+
+from ..spec.geometry import CoreGeometry
+from ..spec.words import memories
+from .protocol import DEFAULT_MAX_PAYLOAD
+from .uart_bridge import MIN_DIVISOR, NeurocoreSystem
+
+__all__ = ["BoardBase", "uart_divisor", "MemoryOverride"]
+
+
+def uart_divisor(clock_hz: float, baud: int) -> int:
+    """Clock cycles per bit; the baud error must stay below 2 %."""
+    div = round(clock_hz / baud)
+    if div < MIN_DIVISOR:
+        raise ValueError(f"{baud} baud needs at least {MIN_DIVISOR} cycles per bit; the clock "
+                         f"{clock_hz / 1e6:.3f} MHz gives {clock_hz / baud:.2f}")
+    err = abs(clock_hz / div - baud) / baud
+    if err > 0.02:
+        raise ValueError(f"{baud} baud from {clock_hz / 1e6:.3f} MHz is off by {err:.1%}")
+    return div
+
+
+class MemoryOverride:
+    """``platform.get_memory`` hook: memories matching ``select`` get ``factory(memory)``.
+
+    ``select(memory) -> str | None`` names the memory (e.g. ``"synapses"``) or declines; every
+    other memory gets Amaranth's default implementation (inferred block RAM).
+    """
+
+    def __init__(self, select, factory):
+        self.select = select
+        self.factory = factory
+        self.mapped: list[str] = []
+
+    def __call__(self, memory: Memory):
+        name = self.select(memory)
+        if name is not None:
+            self.mapped.append(name)
+            return self.factory(memory)
+        return Memory.elaborate(memory, None)
+
+
+def core_memory_selector(geometry: CoreGeometry, names):
+    """Select the core's memories called ``names`` by their word layout and depth."""
+    mems = memories(geometry)
+    wanted = {name: (mems[name].layout, mems[name].depth) for name in names}
+
+    def select(memory: Memory):
+        for name, (layout, depth) in wanted.items():
+            if memory.depth == depth and memory.shape == layout:
+                return name
+        return None
+
+    return select
+
+
+class BoardBase:
+    """One board: subclasses set the class attributes and :meth:`platform`/:meth:`top`."""
+
+    board = ""                   # key in presets.BOARD_GEOMETRIES
+    name = "neurocore"           # file name stem in the build directory
+    device = ""
+    bitstream_suffix = "bin"
+    default_clock_hz = 12e6
+    default_baud = 115200
+    timeout_ms = 20.0            # protocol inter-byte timeout
+    event_depth = 256
+    synth_opts = ""
+    nextpnr_opts = "--timing-allow-fail"
+
+    def __init__(self, clock_hz: float | None = None, baud: int | None = None,
+                 geometry: CoreGeometry | None = None):
+        from .presets import board_geometry
+
+        self.geometry = geometry or board_geometry(self.board)
+        self.requested_clock_hz = float(clock_hz or self.default_clock_hz)
+        self.baud = int(baud or self.default_baud)
+        self.override: MemoryOverride | None = None
+
+    # -- provided by subclasses
+    def platform(self):
+        raise NotImplementedError
+
+    def top(self):
+        raise NotImplementedError
+
+    def pll_info(self) -> dict | None:
+        return None
+
+    @property
+    def clock_hz(self) -> float:
+        """The achieved core clock (the PLL's output)."""
+        return self.requested_clock_hz
+
+    # -- shared
+    def system(self) -> NeurocoreSystem:
+        return NeurocoreSystem(
+            self.geometry, divisor=uart_divisor(self.clock_hz, self.baud),
+            timeout=int(self.timeout_ms * 1e-3 * self.clock_hz),
+            max_payload=DEFAULT_MAX_PAYLOAD, event_depth=self.event_depth,
+            clock_hz=int(round(self.clock_hz)), baud=self.baud)
+
+    def build(self, build_dir: Path, seed: int | None = None):
+        opts = self.nextpnr_opts + (f" --seed {seed}" if seed is not None else "")
+        plat = self.platform()
+        return plat.build(self.top(), name=self.name, build_dir=str(build_dir),
+                          do_program=False, synth_opts=self.synth_opts, nextpnr_opts=opts)
+
+    def memory_map(self) -> dict:
+        return {"override": list(self.override.mapped) if self.override else []}
+
+
+def shape_width(shape) -> int:
+    return Shape.cast(shape).width
