@@ -159,7 +159,9 @@ def markdown(r: dict) -> str:
         f"**{f['sim_cycles_per_s']:,.0f} cycles/s** ({f['sim_run_cycles']:,} cycles in "
         f"{f['sim_run_wall_s']:.1f} s) |",
         "",
-        f"Verilator build {f['build_s']:.1f} s (incremental); whole run {f['total_s']:.1f} s. "
+        f"Verilator build step {f['build_s']:.1f} s "
+        f"({'model up to date' if f['build_s'] < 2 else 'model built'}); whole run "
+        f"{f['total_s']:.1f} s. "
         f"Machine: {f['machine']}.",
     ])
 
