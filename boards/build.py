@@ -88,8 +88,14 @@ def parse_nextpnr_log(text: str) -> dict:
 
 
 def parse_yosys_cells(text: str) -> dict:
-    """Cell counts of the top module from the last statistics block of a Yosys log."""
+    """Cell counts of the whole design from the last statistics block of a Yosys log (the
+    'design hierarchy' totals when Yosys prints them, else the top module's)."""
     block = text.rsplit("Printing statistics", 1)[-1]
+    if "=== design hierarchy ===" in block:
+        block = block.split("=== design hierarchy ===", 1)[1]
+    else:
+        parts = block.split("=== ")
+        block = parts[1] if len(parts) > 1 else block
     cells = {}
     for count, name in re.findall(r"^\s+(\d+)\s+([A-Z][A-Z0-9_]+[A-Z0-9])\s*$", block, re.M):
         cells[name] = cells.get(name, 0) + int(count)

@@ -7,8 +7,9 @@ What bounds each board:
 * ``icebreaker`` (iCE40UP5K: 5280 LUT4, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSP): the
   synapse memory lives in all four SPRAMs (32 K words of up to 32 bits); every other memory,
   the input/spike buffers and the bridge's buffers and event FIFO share the 30 EBRs, which
-  limits compartments to 128 (accumulators ``128 x 8`` x 18 bits, state 48 bits wide, ...);
-  the logic uses three quarters of the LUTs.  It holds the digits MLP
+  limits compartments to 128 (accumulators ``128 x 8`` x 18 bits, state 48 bits wide, ...)
+  and axons to 512 (1024 axons need more EBRs than there are); the logic uses three
+  quarters of the LUTs.  It holds the digits MLP
   (``sw.models.digits_mlp``: 76 compartments, 4115 synapses).
 * ``ulx3s`` (ECP5-85F: 83640 LUT4, 208 x 18 kbit EBR, 156 multipliers): block RAM only; the
   64 K-word synapse memory takes more than half of the EBRs, and 4096 compartments (whose
@@ -26,9 +27,9 @@ from ..spec.geometry import CoreGeometry
 __all__ = ["BOARD_GEOMETRIES", "board_geometry"]
 
 BOARD_GEOMETRIES: dict[str, CoreGeometry] = {
-    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=256,
-                               n_synapses=32768, n_routes=256, n_profiles=8, n_delay_slots=8,
-                               n_outputs=64, max_fanout=1024, max_routes=8),
+    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
+                               n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
+                               n_outputs=512, max_fanout=1024, max_routes=16),
     "ulx3s": CoreGeometry(name="ulx3s", n_compartments=4096, n_axons=4096, n_synapses=65536,
                           n_routes=4096, n_profiles=16, n_delay_slots=8, n_outputs=1024,
                           max_fanout=1024, max_routes=16),

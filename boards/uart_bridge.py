@@ -30,8 +30,8 @@ from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.words import memories
 from .protocol import (CRC_INIT, CRC_POLY, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
-                       MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, BridgeFlags,
-                       ClearMask, Cmd, Status, encode_info, max_events, word_bytes)
+                       MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, ClearMask,
+                       Cmd, Status, encode_info, max_events, word_bytes)
 
 __all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
 

