@@ -128,7 +128,8 @@ def tool_versions() -> dict:
     return out
 
 
-def render(reports: dict, throughput: dict, versions: dict, seconds: float) -> str:
+def render(reports: dict, throughput: dict, versions: dict, seconds: float,
+           rebuilt: bool = True) -> str:
     from neurocore.boards.build import DSP_COMB_NS
 
     L = []
@@ -141,8 +142,9 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float) -> s
         "(`boards/presets.py`) behind the UART bridge of [protocol.md](protocol.md); "
         "`make bitstream BOARD=<board>` builds one, `make boards-report` builds both and "
         "rewrites this page. Tools: " + "; ".join(f"`{k}`: {v}" for k, v in versions.items())
-        + f". Machine: {platform.machine()}, {os.cpu_count()} cores; the builds and this "
-        f"report took {seconds:.0f} s.")
+        + f". Machine: {platform.machine()}, {os.cpu_count()} cores; "
+        + (f"the builds and this report took {seconds:.0f} s." if rebuilt else
+           f"this report ({seconds:.0f} s) reused the last builds' reports."))
     add("")
     names = [b for b in BOARDS if b in reports]
     head = "| | " + " | ".join(names) + " |"
@@ -217,11 +219,11 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float) -> s
     row("cycles per inference (mean, min–max)", lambda r, b: (
         f"{_fmt_int(round(tp[b]['cycles_mean']))} ({_fmt_int(tp[b]['cycles_min'])}–"
         f"{_fmt_int(tp[b]['cycles_max'])})"))
-    row("core-bound inferences/s at the core clock", lambda r, b: (
-        f"**{tp[b]['core_inferences_per_s']:,.0f}**".replace(",", " ")))
     row("cycles per inference on a geometry fitted to the network", lambda r, b: (
         f"{_fmt_int(round(tp[b]['fitted_cycles_mean']))} ({_fmt_int(tp[b]['fitted_compartments'])}"
         " compartments)"))
+    row("core-bound inferences/s at the core clock", lambda r, b: (
+        f"**{tp[b]['core_inferences_per_s']:,.0f}**".replace(",", " ")))
     row("core-bound inferences/s at Fmax", lambda r, b: (
         f"{tp[b]['core_inferences_per_s'] * r['fmax_mhz'] * 1e6 / r['clock_hz']:,.0f}"
         .replace(",", " ")))
@@ -266,7 +268,8 @@ def main(argv=None) -> int:
         print(summary(reports[board]), flush=True)
     throughput = {b: digits_throughput(b, reports[b]["clock_hz"], reports[b]["baud"],
                                        a.samples) for b in BOARDS}
-    DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0))
+    DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0,
+                          rebuilt=not a.skip_build))
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0 if all(r["timing_met"] for r in reports.values()) else 1
 
