@@ -1,7 +1,8 @@
 """Board geometries: the largest neurocore each supported board holds (docs/boards.md).
 
-Built here as :class:`~neurocore.spec.geometry.CoreGeometry` objects (not in
-``spec.geometry.PRESETS``).  Sizes are powers of two; arithmetic widths are the spec defaults.
+They are the ``icebreaker`` and ``ulx3s`` presets of :data:`neurocore.spec.geometry.PRESETS`
+(the one geometry dataclass); this module says why each is as large as it is.  Sizes are
+powers of two; arithmetic widths are the spec defaults.
 What bounds each board:
 
 * ``icebreaker`` (iCE40UP5K: 5280 LUT4, 30 x 4 kbit EBR, 4 x 256 kbit SPRAM, 8 DSP): the
@@ -22,18 +23,12 @@ Resource use and timing of each build: docs/boards.md (``make boards-report``).
 
 from __future__ import annotations
 
-from ..spec.geometry import CoreGeometry
+from ..spec.geometry import PRESETS, CoreGeometry
 
 __all__ = ["BOARD_GEOMETRIES", "board_geometry"]
 
-BOARD_GEOMETRIES: dict[str, CoreGeometry] = {
-    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
-                               n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
-                               n_outputs=512, max_fanout=1024, max_routes=16),
-    "ulx3s": CoreGeometry(name="ulx3s", n_compartments=4096, n_axons=4096, n_synapses=65536,
-                          n_routes=4096, n_profiles=16, n_delay_slots=8, n_outputs=1024,
-                          max_fanout=1024, max_routes=16),
-}
+#: The board presets of :data:`neurocore.spec.geometry.PRESETS`, by board name.
+BOARD_GEOMETRIES: dict[str, CoreGeometry] = {name: PRESETS[name] for name in ("icebreaker", "ulx3s")}
 
 
 def board_geometry(board: str) -> CoreGeometry:

@@ -166,6 +166,14 @@ PRESETS: dict[str, CoreGeometry] = {
     "loihi": CoreGeometry(name="loihi", n_compartments=1024, n_axons=4096, n_synapses=16384,
                           n_routes=4096, n_profiles=32, n_delay_slots=8, n_outputs=1024,
                           max_fanout=1024, max_routes=64),
+    # The largest cores that fit the open FPGA boards (rationale: boards/presets.py,
+    # resource use and timing: docs/boards.md).
+    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
+                               n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
+                               n_outputs=512, max_fanout=1024, max_routes=16),
+    "ulx3s": CoreGeometry(name="ulx3s", n_compartments=4096, n_axons=4096, n_synapses=65536,
+                          n_routes=4096, n_profiles=16, n_delay_slots=8, n_outputs=1024,
+                          max_fanout=1024, max_routes=16),
     # Golden-model benchmark: 1024 compartments with dense fan-out from 1000 inputs.
     "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
                           n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,
