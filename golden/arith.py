@@ -32,19 +32,27 @@ def decay(x: np.ndarray, d_eff: np.ndarray, g: CoreGeometry, out: np.ndarray | N
     return p
 
 
-def wrap_accumulator(acc: np.ndarray, g: CoreGeometry) -> np.ndarray:
-    """Wrap an accumulator sum to ``acc_bits`` two's complement."""
+def wrap_accumulator(acc: np.ndarray, g: CoreGeometry, out: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """Wrap an accumulator sum to ``acc_bits`` two's complement (``out`` may be ``acc``)."""
     half = 1 << (g.acc_bits - 1)
-    return ((acc + half) & ((1 << g.acc_bits) - 1)) - half
+    r = np.add(acc, half, out=out)
+    r &= (1 << g.acc_bits) - 1
+    r -= half
+    return r
 
 
-def wrap_current(u: np.ndarray, g: CoreGeometry) -> np.ndarray:
+def wrap_current(u: np.ndarray, g: CoreGeometry, out: np.ndarray | None = None) -> np.ndarray:
     """Wrap u modulo ``2**state_bits`` into ``(-2**(state_bits-1), 2**(state_bits-1)]``.
 
     This is Lava's ``PyLifModelBitAcc`` range: ``+2**23`` stays, ``-2**23`` becomes ``+2**23``.
+    ``out`` may be ``u``.
     """
     m = g.state_max
-    return m - ((m - u) & ((m << 1) - 1))
+    r = np.subtract(m, u, out=out)
+    r &= (m << 1) - 1
+    np.subtract(m, r, out=r)
+    return r
 
 
 def saturate_voltage(v: np.ndarray, g: CoreGeometry, out: np.ndarray | None = None

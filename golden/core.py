@@ -152,14 +152,14 @@ class GoldenCore:
         sparse = np.count_nonzero(flat) < SPARSE_INPUT_DENSITY * flat.size
         xs = (scipy.sparse.csr_matrix(flat).astype(self.dtype) if sparse or not self.dense
               else flat.astype(self.dtype))
-        ext = np.zeros((T, B, n), dtype=np.int64)
+        # ext[d][k]: what host spikes of step k add at step k + 1 + d (exact integers, kept in
+        # the product's dtype and converted per step).
+        ext = {}
         for d in self.W:
-            if 1 + d >= T:
-                continue
-            rows = xs[: (T - 1 - d) * B]
-            prod = rows @ self.Wf[d] if self.dense else (rows @ self.W[d]).toarray()
-            prod = np.asarray(prod).reshape(T - 1 - d, B, n)
-            np.add(ext[1 + d:], prod, out=ext[1 + d:], casting="unsafe")  # exact integers
+            if 1 + d < T:
+                rows = xs[: (T - 1 - d) * B]
+                prod = rows @ self.Wf[d] if self.dense else (rows @ self.W[d]).toarray()
+                ext[d] = np.asarray(prod).reshape(T - 1 - d, B, n)
         acc = np.zeros((D, B, n), dtype=np.int64) if self.recurrent else None
         u = np.zeros((B, n), dtype=np.int64)
         v = np.zeros((B, n), dtype=np.int64)
@@ -169,27 +169,32 @@ class GoldenCore:
         rec_u = np.zeros((T, B, n), dtype=np.int32) if "u" in record else None
         rec_v = np.zeros((T, B, n), dtype=np.int32) if "v" in record else None
         act = g.act_shift
+        a = np.empty((B, n), dtype=np.int64)
         for t in range(T):
-            a = ext[t]
+            a.fill(0)
+            for d, e in ext.items():
+                if t >= 1 + d:
+                    np.add(a, e[t - 1 - d], out=a, casting="unsafe")
             if acc is not None:
                 a += acc[t % D]
                 acc[t % D] = 0
-            a = wrap_accumulator(a, g)
+            wrap_accumulator(a, g, out=a)
             if du_trivial is None:
                 decay(u, self.du_eff, g, out=u)
             elif du_trivial == "clear":
-                u[:] = 0
-            u += a << act
-            u = wrap_current(u, g)
+                u.fill(0)
+            a <<= act
+            u += a
+            wrap_current(u, g, out=u)
             if dv_trivial is None:
                 decay(v, self.dv, g, out=v)
             elif dv_trivial == "clear":
-                v[:] = 0
+                v.fill(0)
             v += u
             v += self.bias
             saturate_voltage(v, g, out=v)
             s = np.greater(v, self.vth_eff, out=spikes[t])
-            v[s] = 0
+            np.putmask(v, s, 0)
             if rec_u is not None:
                 rec_u[t] = u
             if rec_v is not None:
