@@ -5,6 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import ClockDomain, Const, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 
+from .reset import hold_reset_until_lock
+
 __all__ = ["ecp5_pll_params", "ECP5ClockReset"]
 
 
@@ -80,13 +82,7 @@ class ECP5ClockReset(Elaboratable):
                 i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1),
                 i_PHASESTEP=Const(1), i_PHASELOADREG=Const(1), i_PLLWAKESYNC=Const(0),
                 i_ENCLKOP=Const(0), o_CLKOP=cd.clk, o_LOCK=self.lock)
-        m.d.comb += por.clk.eq(cd.clk)
-        count = Signal(range(self.por_cycles + 1))
-        with m.If(~self.lock):
-            m.d.por += count.eq(0)
-        with m.Elif(count != self.por_cycles):
-            m.d.por += count.eq(count + 1)
-        m.d.comb += cd.rst.eq(count != self.por_cycles)
+        hold_reset_until_lock(m, cd, por, self.lock, self.por_cycles)
         # nextpnr derives the PLL output's constraint from the clock pin's (the report
         # checks that the target equals f_out).
         return m

@@ -24,6 +24,8 @@ from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, Elaboratable, In
 from amaranth.lib import io
 from amaranth.lib.memory import Memory
 
+from .reset import hold_reset_until_lock
+
 __all__ = ["SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT", "SPRAMModel", "SinglePortRAM",
            "spram_candidate", "spram_blocks", "ice40_pll_params", "ICE40ClockReset"]
 
@@ -203,13 +205,7 @@ class ICE40ClockReset(Elaboratable):
                 p_DIVQ=Const(p["DIVQ"], 3), p_FILTER_RANGE=Const(p["FILTER_RANGE"], 3),
                 io_PACKAGEPIN=pin.io, i_RESETB=Const(1), i_BYPASS=Const(0),
                 o_PLLOUTGLOBAL=cd.clk, o_LOCK=self.lock)
-        m.d.comb += por.clk.eq(cd.clk)
-        count = Signal(range(self.por_cycles + 1))
-        with m.If(~self.lock):
-            m.d.por += count.eq(0)
-        with m.Elif(count != self.por_cycles):
-            m.d.por += count.eq(count + 1)
-        m.d.comb += cd.rst.eq(count != self.por_cycles)
+        hold_reset_until_lock(m, cd, por, self.lock, self.por_cycles)
         # nextpnr derives the PLL output's constraint from the clock pin's (the report
         # checks that the target equals f_out).
         return m
