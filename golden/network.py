@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse
 
-from ..spec.geometry import CoreGeometry
+from ..spec.geometry import ConfigError, CoreGeometry
 from ..spec.words import FieldRangeError, Memory, RouteKind, SignMode, memories, pack, unpack
 from .arith import effective_weight, weight_mantissa
 
@@ -35,8 +35,6 @@ __all__ = ["CoreConfig", "NetworkBuilder", "ConfigError", "Synapses"]
 CONFIG_MEMORIES = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes")
 
 
-class ConfigError(ValueError):
-    """A network that the core cannot hold; the message names the value and its place."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +229,14 @@ class CoreConfig:
             "routes_used": int(self._used(self.mem["axon_map"], g.n_routes).sum()),
             "axons_used": int((self.mem["synapse_map"]["length"] > 0).sum()),
         }
+
+    def n_active(self) -> int:
+        """Compartments the core must sweep (spec §2.6): one past the highest compartment that
+        is a synapse target, has routes or has a non-zero bias.  Every compartment above it
+        has no input and no bias, so from the cleared state it never changes."""
+        live = self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)
+        idx = np.flatnonzero(live)
+        return int(idx[-1]) + 1 if idx.size else 0
 
     def _used_compartments(self) -> np.ndarray:
         s = self.synapse_list()

@@ -18,9 +18,13 @@ name           where      what
 ``v_sum``      datapath   v adder output ``decay(v) + u' + bias`` (before saturation)
 ``threshold``  datapath   threshold operand of the spike compare (``vth << vth_shift``)
 ``spike``      datapath   spike compare result
-``acc_new``    core       accumulator read-modify-write adder output (DELIVER, P2)
-``fwd_hit``    core       select of the forwarded accumulator value (``stuck=0``: no forwarding)
+``acc_new``    lane       accumulator read-modify-write adder output (DELIVER, S2)
+``fwd_hit``    lane       select of the forwarded accumulator value (``stuck=0``: no forwarding)
+``counter_inc`` core      the ``sops`` counter's per-cycle increment
 =============  =========  =============================================================
+
+``lane`` picks the synapse lane (``acc_new``, ``fwd_hit``) or update lane (datapath signals)
+whose copy is corrupted; the other lanes stay correct.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from amaranth.hdl import Const, Module, Signal, Value
 __all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
-CORE_SIGNALS = ("acc_new", "fwd_hit")
+CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
 
 
@@ -43,6 +47,7 @@ class Fault:
     signal: str
     bit: int = 0
     stuck: int | None = None
+    lane: int = 0
 
     def __post_init__(self):
         if self.signal not in FAULT_SIGNALS:
@@ -51,23 +56,31 @@ class Fault:
             raise ValueError(f"fault bit must be a non-negative integer, not {self.bit!r}")
         if self.stuck not in (None, 0, 1):
             raise ValueError(f"fault stuck must be None, 0 or 1, not {self.stuck!r}")
+        if not isinstance(self.lane, int) or self.lane < 0:
+            raise ValueError(f"fault lane must be a non-negative integer, not {self.lane!r}")
+
+    def applies_to(self, signals: tuple[str, ...], lane: int) -> "Fault | None":
+        """This fault if it names one of ``signals`` in lane ``lane``, else None."""
+        return self if self.signal in signals and self.lane == lane else None
 
     @property
     def tag(self) -> str:
         """Short name for build directories: ``u_sum-b3-flip``, ``fwd_hit-b0-stuck0``."""
         how = "flip" if self.stuck is None else f"stuck{self.stuck}"
-        return f"{self.signal}-b{self.bit}-{how}"
+        return f"{self.signal}-b{self.bit}-{how}" + (f"-lane{self.lane}" if self.lane else "")
 
     def describe(self) -> str:
         how = "flipped" if self.stuck is None else f"stuck at {self.stuck}"
-        return f"bit {self.bit} of {self.signal} {how}"
+        return f"bit {self.bit} of {self.signal} {how}" + (f" in lane {self.lane}"
+                                                           if self.lane else "")
 
     def to_json(self) -> dict:
-        return {"signal": self.signal, "bit": self.bit, "stuck": self.stuck}
+        return {"signal": self.signal, "bit": self.bit, "stuck": self.stuck, "lane": self.lane}
 
     @classmethod
     def from_json(cls, d: dict | None) -> "Fault | None":
-        return None if d is None else cls(d["signal"], int(d["bit"]), d.get("stuck"))
+        return None if d is None else cls(d["signal"], int(d["bit"]), d.get("stuck"),
+                                          int(d.get("lane", 0)))
 
 
 def inject(m: Module, fault: Fault | None, name: str, sig: Signal) -> Signal:

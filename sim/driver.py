@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..golden.arith import current_from_pattern
-from ..golden.network import CONFIG_MEMORIES
-from ..rtl.core import MEMORY_INDEX
+from ..golden.network import CONFIG_MEMORIES, CoreConfig
 from ..spec.geometry import CoreGeometry
+from ..spec.schedule import COUNTERS, MEMORY_INDEX, register_index
 from ..spec.words import memories, unpack
 
 __all__ = ["CoreDriver", "StepResult", "INPUT_PORTS", "OUTPUT_PORTS"]
@@ -105,12 +105,16 @@ class CoreDriver:
         return (await self.read_many(mem, [addr]))[0]
 
     async def load(self, words: dict[str, np.ndarray], previous: dict[str, np.ndarray] | None = None,
-                   ) -> int:
-        """Write a config image (``CoreConfig.to_words()``); return the number of writes.
+                   n_active: int | None = None) -> int:
+        """Write a config image (``CoreConfig.to_words()``) and the ``n_active`` register
+        (``CoreConfig.n_active()`` of the image when None); return the number of writes.
 
         With ``previous`` (the image the core holds now), only differing words are written.
         """
-        count = 0
+        if n_active is None:
+            n_active = CoreConfig.from_words(self.g, words).n_active()
+        await self.write("registers", register_index("n_active"), n_active)
+        count = 1
         for name in CONFIG_MEMORIES:
             new = np.asarray(words[name], dtype=np.uint64)
             idx = (np.arange(new.size) if previous is None
@@ -119,6 +123,17 @@ class CoreDriver:
                 await self.write(name, a, int(new[a]))
                 count += 1
         return count
+
+    async def read_counters(self) -> dict[str, int]:
+        """Return every hardware counter (spec/schedule.py ``COUNTERS``)."""
+        first = register_index(COUNTERS[0])
+        values = await self.read_many("registers", range(first, first + len(COUNTERS)))
+        return dict(zip(COUNTERS, values))
+
+    async def zero_counters(self):
+        """Write 0 into every hardware counter."""
+        for name in COUNTERS:
+            await self.write("registers", register_index(name), 0)
 
     async def clear(self):
         """Zero every state and accumulator entry and the step counter (``ctrl.clear``)."""

@@ -15,7 +15,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["CoreGeometry", "PRESETS", "bits_for"]
+__all__ = ["CoreGeometry", "PRESETS", "bits_for", "ConfigError", "LANE_CHOICES"]
+
+#: Allowed numbers of parallel update lanes (``k_u``) and synapse lanes (``k_s``).
+LANE_CHOICES = (1, 2, 4, 8)
+
+
+class ConfigError(ValueError):
+    """A geometry or network that the core cannot hold; the message names value and place."""
 
 
 def bits_for(count: int) -> int:
@@ -47,6 +54,12 @@ class CoreGeometry:
     ``vth_bits`` (threshold mantissa), ``bias_mant_bits`` (signed), ``bias_exp_bits``,
     ``weight_bits`` (mantissa), ``weight_exp_bits`` (unsigned exponent), ``act_shift`` and
     ``vth_shift`` (the ≪6 alignments), ``decay_shift`` (12: decays are d/4096).
+
+    Parallelism (docs/rtl.md §Lanes): ``k_u`` compartment-update lanes (compartment ``cx``
+    lives in bank ``cx mod k_u``; ``k_u`` must divide ``n_compartments``) and ``k_s`` synapse
+    lanes (synapse word ``a`` lives in bank ``a mod k_s``; ``k_s`` must divide ``n_synapses``),
+    each lane with its own bank of dendritic accumulators.  Both are one of
+    :data:`LANE_CHOICES`; they change the schedule, never a result.
     """
 
     name: str = "custom"
@@ -71,6 +84,9 @@ class CoreGeometry:
     vth_shift: int = 6
     decay_shift: int = 12
 
+    k_u: int = 1
+    k_s: int = 1
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -85,6 +101,14 @@ class CoreGeometry:
             raise ValueError(f"max_fanout={self.max_fanout} exceeds n_synapses={self.n_synapses}")
         if self.max_routes > self.n_routes:
             raise ValueError(f"max_routes={self.max_routes} exceeds n_routes={self.n_routes}")
+        for lanes, depth, what in ((self.k_u, self.n_compartments, "n_compartments"),
+                                   (self.k_s, self.n_synapses, "n_synapses")):
+            name = "k_u" if what == "n_compartments" else "k_s"
+            if lanes not in LANE_CHOICES:
+                raise ConfigError(f"CoreGeometry.{name}={lanes} is not one of {LANE_CHOICES}")
+            if depth % lanes:
+                raise ConfigError(f"CoreGeometry.{name}={lanes} does not divide {what}={depth} "
+                                  f"into equal banks")
 
     # ---- derived widths -------------------------------------------------------------
     @property
@@ -129,6 +153,16 @@ class CoreGeometry:
     def route_target_bits(self) -> int:
         """Width of a route's destination: an axon id or an output id."""
         return max(self.axon_bits, bits_for(self.n_outputs))
+
+    @property
+    def bank_depth(self) -> int:
+        """Compartments per update bank: ``n_compartments / k_u``."""
+        return self.n_compartments // self.k_u
+
+    @property
+    def synapse_bank_depth(self) -> int:
+        """Synapse words per synapse bank: ``n_synapses / k_s``."""
+        return self.n_synapses // self.k_s
 
     @property
     def max_delay(self) -> int:

@@ -1,0 +1,57 @@
+"""Register file: ``n_active`` and the hardware counters (spec/schedule.py ``REGISTERS``).
+
+Every register is ``REGISTER_BITS`` wide and is read and written through the configuration
+port (memory ``registers``).  A counter adds its increment input every cycle (wrapping); a
+write sets it (the host writes 0 to start a measurement).  A write wins over that cycle's
+increment.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec.geometry import CoreGeometry
+from ..spec.schedule import COUNTERS, REGISTER_BITS, REGISTERS
+from .config_bus import ConfigBus, ConfigReader
+from .fault import Fault, inject
+
+__all__ = ["Counters", "INCREMENT_BITS"]
+
+#: Width of each counter's per-cycle increment (up to 8 lanes at once).
+INCREMENT_BITS = 4
+
+
+class Counters(wiring.Component):
+    """Members: ``cfg``/``rdata`` (``registers``), ``n_active`` (register 0), and one
+    increment input per counter, ``inc_<name>``."""
+
+    def __init__(self, geometry: CoreGeometry, *, fault: Fault | None = None):
+        self.geometry = geometry
+        self.fault = fault
+        super().__init__({
+            "cfg": In(ConfigBus(geometry)),
+            "rdata": Out(64),
+            "n_active": Out(REGISTER_BITS),
+            **{f"inc_{name}": In(INCREMENT_BITS) for name in COUNTERS},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = [Signal(REGISTER_BITS, name=name) for name in REGISTERS]
+        m.d.comb += self.n_active.eq(regs[0])
+        reader = ConfigReader(m, self.cfg, self.rdata, ("registers",))
+        addr_q = Signal.like(self.cfg.addr)
+        m.d.sync += addr_q.eq(self.cfg.addr)
+        write = reader.write("registers")
+        for i, (name, reg) in enumerate(zip(REGISTERS, regs)):
+            if name != "n_active":
+                inc = inject(m, self.fault, "counter_inc", getattr(self, f"inc_{name}")) \
+                    if name == "sops" else getattr(self, f"inc_{name}")
+                m.d.sync += reg.eq(reg + inc)
+            with m.If(write & (self.cfg.addr == i)):
+                m.d.sync += reg.eq(self.cfg.wdata[:REGISTER_BITS])
+            with m.If(addr_q == i):
+                reader.drive("registers", reg)
+        return m

@@ -1,0 +1,131 @@
+"""One compartment-update lane: its bank of compartments and the update pipeline.
+
+Lane ``i`` of ``k_u`` owns the compartments ``cx ≡ i mod k_u`` (row ``cx // k_u`` of its
+``compartments``, ``state`` and ``axon_map`` banks) and a copy of the profiles.  The core
+issues group ``r`` (compartments ``r·k_u … r·k_u + k_u - 1``) to every lane in the same cycle:
+
+- U0 (``issue``): read the compartment word, state and axon-map word of row ``r``;
+- U1: read the profile; sum this compartment's accumulator entries over the synapse lanes
+  (``acc``; the core clears them in this cycle);
+- U2: feed :class:`~neurocore.rtl.compartment.CompartmentUpdate`;
+- U2 + latency: write the state back; on a spike of a compartment with routes, offer its
+  axon-map word on ``spike`` (one cycle, no backpressure: the spike queue has room for a
+  whole bank).
+
+A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.6).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..spec.geometry import CoreGeometry
+from ..spec.schedule import DATAPATH_LATENCY, REGISTER_BITS
+from ..spec.words import (accumulator_layout, axon_map_layout, compartment_layout,
+                          profile_layout, state_layout)
+from .compartment import CompartmentUpdate
+from .config_bus import ConfigBus, ConfigReader, bank_split
+from .fault import Fault
+
+__all__ = ["UpdateLane"]
+
+_BANKED = ("compartments", "state", "axon_map")
+
+
+class UpdateLane(wiring.Component):
+    """Members: ``cfg``/``rdata`` (configuration bus: this lane's rows of ``compartments``,
+    ``state``, ``axon_map``; every lane writes its profile copy, lane 0 answers reads),
+    ``running``, ``n_active``, ``issue``/``group`` (U0), ``acc`` (U1: this compartment's
+    entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
+    ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
+    was issued in U0)."""
+
+    def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
+        g = self.geometry = geometry
+        self.lane = lane
+        self.fault = fault
+        super().__init__({
+            "cfg": In(ConfigBus(g)),
+            "rdata": Out(64),
+            "running": In(1),
+            "n_active": In(REGISTER_BITS),
+            "issue": In(1),
+            "group": In(range(g.bank_depth)),
+            "acc": In(data.ArrayLayout(accumulator_layout(g), g.k_s)),
+            "clr_en": In(1),
+            "clr_row": In(range(g.bank_depth)),
+            "spike_valid": Out(1),
+            "spike": Out(axon_map_layout(g)),
+            "updated": Out(1),
+        })
+
+    def elaborate(self, platform):
+        g = self.geometry
+        m = Module()
+        layouts = {"compartments": compartment_layout(g), "state": state_layout(g),
+                   "axon_map": axon_map_layout(g)}
+        mems = {name: Memory(shape=layouts[name], depth=g.bank_depth, init=[])
+                for name in _BANKED}
+        mems["profiles"] = Memory(shape=profile_layout(g), depth=g.n_profiles, init=[])
+        for name, mem in mems.items():
+            m.submodules[name] = mem
+        rd = {name: mem.read_port() for name, mem in mems.items()}
+        wr = {name: mem.write_port() for name, mem in mems.items()}
+
+        # ---- U0 -> U1 -> U2 ------------------------------------------------------------
+        cx = self.group * g.k_u + self.lane
+        m.d.comb += self.updated.eq(self.issue & (cx < self.n_active))
+        u1_valid, u1_group = Signal(), Signal.like(self.group)
+        m.d.sync += [u1_valid.eq(self.updated), u1_group.eq(self.group)]
+        acc_sum = Signal(accumulator_layout(g))
+        m.d.comb += acc_sum.acc.eq(sum(self.acc[j].acc for j in range(g.k_s)))
+        u2_valid, u2_group = Signal(), Signal.like(self.group)
+        u2 = {name: Signal(layouts[name], name=f"u2_{name}") for name in _BANKED}
+        u2_acc = Signal(accumulator_layout(g))
+        m.d.sync += [u2_valid.eq(u1_valid), u2_group.eq(u1_group), u2_acc.eq(acc_sum)]
+        m.d.sync += [u2[name].eq(rd[name].data) for name in _BANKED]
+        dp = m.submodules.datapath = CompartmentUpdate(g, registered=DATAPATH_LATENCY == 1,
+                                                       fault=self.fault)
+        m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2["state"]),
+                     dp.config.eq(u2["compartments"]), dp.profile.eq(rd["profiles"].data)]
+        w_valid, w_group, w_axon = u2_valid, u2_group, u2["axon_map"]
+        for k in range(dp.latency):       # follow the datapath's register stages
+            nv, ng, na = Signal(name=f"w{k}_valid"), Signal.like(w_group), Signal.like(w_axon)
+            m.d.sync += [nv.eq(w_valid), ng.eq(w_group), na.eq(w_axon)]
+            w_valid, w_group, w_axon = nv, ng, na
+        m.d.comb += [self.spike_valid.eq(w_valid & dp.spike & (w_axon.length != 0)),
+                     self.spike.eq(w_axon)]
+
+        # ---- memory ports: pipeline while running, configuration bus while idle ----------
+        reader = ConfigReader(m, self.cfg, self.rdata, _BANKED + ("profiles",))
+        c_bank, c_row = bank_split(self.cfg.addr, g.k_u)
+        mine = c_bank == self.lane
+        for name in _BANKED:
+            m.d.comb += [rd[name].addr.eq(Mux(self.running, self.group, c_row)),
+                         wr[name].addr.eq(c_row),
+                         wr[name].data.eq(self.cfg.wdata[:layouts[name].size]),
+                         wr[name].en.eq(reader.write(name) & mine)]
+        for name in _BANKED:
+            c_mine = Signal(name=f"cfg_mine_{name}")
+            m.d.sync += c_mine.eq(reader.hit(name) & mine)
+            with m.If(c_mine):
+                reader.drive(name, rd[name].data)
+        if self.lane == 0:
+            reader.drive("profiles", rd["profiles"].data)
+        m.d.comb += [
+            rd["profiles"].addr.eq(Mux(self.running, rd["compartments"].data.profile,
+                                       self.cfg.addr)),
+            wr["profiles"].addr.eq(self.cfg.addr),
+            wr["profiles"].data.eq(self.cfg.wdata[:profile_layout(g).size]),
+            wr["profiles"].en.eq(reader.write("profiles")),
+        ]
+        with m.If(w_valid):
+            m.d.comb += [wr["state"].en.eq(1), wr["state"].addr.eq(w_group),
+                         wr["state"].data.eq(dp.next_state)]
+        with m.Elif(self.clr_en):
+            m.d.comb += [wr["state"].en.eq(1), wr["state"].addr.eq(self.clr_row),
+                         wr["state"].data.eq(0)]
+        return m

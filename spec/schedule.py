@@ -1,0 +1,76 @@
+"""The core's schedule, defined once: memory order of the configuration port, the register
+file (``n_active`` and the hardware counters), the phases of a time step and the depths of
+the pipelines.
+
+The RTL (``rtl/``), the cycle model (:mod:`neurocore.spec.cycle_model`), the host drivers and
+the board bridge import these names; none of them keeps a copy.  docs/rtl.md §2 describes the
+schedule in words.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
+           "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
+           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "register_index"]
+
+#: Memory select value of each memory on the configuration port, in order.  ``registers`` is
+#: the register file below (not a memory of :func:`neurocore.spec.words.memories`).
+MEMORY_ORDER = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes",
+                "state", "accumulators", "registers")
+MEMORY_INDEX = {name: i for i, name in enumerate(MEMORY_ORDER)}
+
+#: Hardware counters (register file addresses 1 …), each ``REGISTER_BITS`` wide and wrapping.
+#: They count from the last write of 0 to them (the host clears them); ``ctrl.clear`` leaves
+#: them alone.
+COUNTERS = (
+    "steps",          # time steps run (DONE cycles)
+    "cycles",         # cycles of all steps, start cycle to DONE cycle inclusive
+    "update_cycles",  # cycles in UPDATE and its drain
+    "host_cycles",    # cycles in the HOST phase (host spikes fed to the synapse walker)
+    "spike_cycles",   # cycles in the SPIKE phase (route lists, then the pipelines drain)
+    "sops",           # synaptic operations: accumulator read-modify-writes
+    "updates",        # compartment updates issued
+    "skipped",        # idle compartments skipped (below n_active; spec §2.6)
+    "stalls",         # cycles with out.valid & ~out.ready
+)
+#: Register file: address 0 is ``n_active`` (compartments ``>= n_active`` are never
+#: updated, spec §2.6); the counters follow.
+REGISTERS = ("n_active",) + COUNTERS
+#: Width of every register.
+REGISTER_BITS = 32
+#: Width of the configuration port's data bus (every memory word and register fits in it).
+CONFIG_DATA_BITS = 64
+
+
+def register_index(name: str) -> int:
+    """Register-file address of ``name`` (:data:`REGISTERS`)."""
+    return REGISTERS.index(name)
+
+
+class Phase(Enum):
+    """States of the core's step controller (docs/rtl.md §2)."""
+
+    IDLE = 0      # waits for ctrl.start / ctrl.clear; the configuration port is open
+    CLEAR = 1     # zeroes state and accumulators, one row of every bank per cycle
+    UPDATE = 2    # issues one group of k_u compartments per cycle
+    DRAIN = 3     # waits for the update pipeline's last write-back
+    HOST = 4      # feeds the step's host spikes to the synapse walker
+    SPIKE = 5     # feeds the route lists of this step's spikes, then drains the walker
+    DONE = 6      # ctrl.done; the step counter and the delay slot advance
+
+
+#: Register stages of the compartment datapath (``CompartmentUpdate``): decay products are
+#: registered before the sums.
+DATAPATH_LATENCY = 1
+#: Update pipeline before the datapath: U0 issues the addresses, U1 has the compartment words
+#: (and reads the profile), U2 has the profile and feeds the datapath.
+UPDATE_READ_STAGES = 2
+#: Cycles after the last group's issue until its state is written back.
+UPDATE_DRAIN = UPDATE_READ_STAGES + DATAPATH_LATENCY
+#: Start cycle + DONE cycle.
+FIXED_CYCLES = 2
+#: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
+#: accumulator, S2 adds and writes back.
+SYNAPSE_STAGES = 2
