@@ -1,0 +1,186 @@
+"""Cycle model of the RTL core: every step's length, output-event cycles and counters.
+
+It steps the control registers of the schedule in :mod:`neurocore.spec.schedule` cycle by
+cycle, as ``rtl/controller.py``, ``rtl/host_queue.py``, ``rtl/route_reader.py``,
+``rtl/synapse_walker.py`` and ``rtl/dendrite.py`` do, but without data: which compartments
+spike comes from the golden model.  Cycles of a step count from the cycle in which
+``ctrl.start`` is accepted (cycle 0) to the DONE cycle (``cycles - 1``).
+
+- UPDATE takes ``max(1, ceil(n_active / k_u))`` cycles, DRAIN ``UPDATE_DRAIN``;
+- HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
+  last one left (at least one cycle);
+- the walker holds one axon in its map register and one list in its list register; a list
+  of ``L`` synapses is walked in ``ceil(L / k_s)`` cycles, and the next axon is looked up in
+  the list's last cycle; an empty list leaves the map register at once;
+- SPIKE: the route reader takes the first route list in one cycle, then offers one route per
+  cycle (the next list is taken with the last route of a list); OUTPUT events leave when
+  ``out.ready``; it ends when everything is idle, then DONE.
+
+Synaptic operations are counted in the dendrite lanes' write-back stage (S2); ``forwards``
+counts write-backs onto the entry that the same lane wrote in the cycle before.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .schedule import COUNTERS, UPDATE_DRAIN
+
+__all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals"]
+
+OUTPUT_KIND = 1   # RouteKind.OUTPUT (spec/words.py)
+
+
+@dataclass
+class StepSchedule:
+    """Predicted timing and counters of one step (``counters`` keyed as ``COUNTERS``)."""
+
+    step: int
+    cycles: int
+    events: list[tuple[int, int]] = field(default_factory=list)   # (output id, cycle)
+    sops: int = 0
+    forwards: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class _Lists:
+    """Read-only views of a config's lists (synapse map, synapses, axon map, routes)."""
+
+    def __init__(self, config):
+        g = config.geometry
+        self.g = g
+        sm, syn = config.mem["synapse_map"], config.mem["synapses"]
+        self.base, self.length = sm["base"], sm["length"]
+        self.target, self.delay = syn["target"], syn["delay"]
+        am, rt = config.mem["axon_map"], config.mem["routes"]
+        self.rbase, self.rlen = am["base"], am["length"]
+        self.rkind, self.rtarget = rt["kind"], rt["target"]
+
+
+def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
+                  out_ready: Callable[[int], bool] | None = None, lists: _Lists | None = None,
+                  ) -> StepSchedule:
+    """Schedule of one step: ``spikes`` (bool, n_compartments) of this step's UPDATE,
+    ``host_axons`` the step's host spikes in arrival order (ids ``>= n_axons`` are dropped at
+    the input), ``out_ready(cycle)`` the output handshake (always ready when None)."""
+    L = lists or _Lists(config)
+    g = L.g
+    k_u, k_s, D, n = g.k_u, g.k_s, g.n_delay_slots, g.n_compartments
+    slot = step % D
+    n_active = config.n_active()
+    update = max(1, -(-n_active // k_u)) + UPDATE_DRAIN
+    host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
+    fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))
+    queue = deque(sorted(fired.tolist(), key=lambda cx: (cx % k_u, cx)))
+    c = 1 + update
+    phase = "HOST"
+    counts = dict.fromkeys(COUNTERS, 0)
+    events = []
+    # walker: map register (axon, bad), list register (ptr, rem); S1 and S2 lane entries
+    m_axon = None
+    l_ptr = l_rem = 0
+    s1: list = []
+    s2: list = []
+    prev_written: dict[int, tuple] = {}
+    forwards = 0
+    # route reader
+    r_route = False
+    r_ptr = r_rem = 0
+    while True:
+        # ---- combinational ----------------------------------------------------------
+        m_len = 0 if m_axon is None or m_axon[1] else int(L.length[m_axon[0]])
+        l_last = l_rem > 0 and l_rem <= k_s
+        m_consume = m_axon is not None and (l_rem == 0 or l_last or m_len == 0)
+        ready = m_axon is None or m_consume
+        offer = None                                   # (axon, bad) offered to the walker
+        take = False
+        advance = False
+        if phase == "HOST":
+            if host:
+                offer = (host[0], False)
+        elif r_route:
+            kind, target = int(L.rkind[r_ptr]), int(L.rtarget[r_ptr])
+            if kind == OUTPUT_KIND:
+                rdy = True if out_ready is None else bool(out_ready(c))
+                if rdy:
+                    events.append((target, c))
+                    advance = True
+                else:
+                    counts["stalls"] += 1
+            else:
+                offer = (target, target >= g.n_axons)
+                advance = ready
+            if advance and r_rem == 1:
+                take = bool(queue)
+        else:
+            take = bool(queue)
+        idle = (phase == "SPIKE" and not queue and not r_route and m_axon is None
+                and l_rem == 0 and not s1 and not s2)
+        counts["host_cycles" if phase == "HOST" else "spike_cycles"] += 1
+        counts["sops"] += len(s2)
+        # ---- registers ----------------------------------------------------------------
+        s2_next = s1
+        for lane, entry in s2:
+            if prev_written.get(lane) == entry:
+                forwards += 1
+        prev_written = dict(s2)
+        s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
+              for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]
+        s2 = s2_next
+        if l_rem:
+            l_ptr, l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
+        if m_consume and m_len:
+            l_ptr, l_rem = int(L.base[m_axon[0]]), m_len
+        if ready:
+            m_axon = offer
+            if offer is not None and phase == "HOST":
+                host.popleft()
+        if phase == "SPIKE" and r_route and advance:
+            if r_rem == 1:
+                r_route = False
+            else:
+                r_ptr, r_rem = r_ptr + 1, r_rem - 1
+        if take:
+            cx = queue.popleft()
+            r_route, r_ptr, r_rem = True, int(L.rbase[cx]), int(L.rlen[cx])
+        c += 1
+        if phase == "HOST" and not host and not (offer is not None and ready):
+            phase = "SPIKE"
+        elif idle:
+            break
+    counts.update(steps=1, cycles=c + 1, update_cycles=update, updates=n_active)
+    return StepSchedule(step=step, cycles=c + 1, events=events, sops=counts["sops"],
+                        forwards=forwards, counters=counts)
+
+
+def _entry(L: _Lists, address: int, slot: int, D: int) -> tuple[int, int]:
+    """Accumulator entry ``((t+1+delay) mod D, target)`` of synapse word ``address``."""
+    return (int(slot + 1 + L.delay[address]) % D, int(L.target[address]))
+
+
+def schedule(config, inputs: np.ndarray, spikes: np.ndarray | None = None, *,
+             out_ready: Callable[[int, int], bool] | None = None) -> list[StepSchedule]:
+    """Schedules of every step of one sample.
+
+    ``inputs``: (steps, n_axons) 0/1 raster (host spikes sent in ascending axon order);
+    ``spikes``: (steps, n_compartments), from the golden model when None;
+    ``out_ready(step, cycle)``: output handshake (always ready when None).
+    """
+    x = np.asarray(inputs)
+    if spikes is None:
+        from ..golden.core import GoldenCore
+        spikes = GoldenCore(config).run(x).spikes
+    lists = _Lists(config)
+    return [step_schedule(config, spikes[t], np.flatnonzero(x[t]), step=t, lists=lists,
+                          out_ready=None if out_ready is None else
+                          (lambda cyc, t=t: out_ready(t, cyc)))
+            for t in range(x.shape[0])]
+
+
+def counter_totals(steps: list[StepSchedule]) -> dict[str, int]:
+    """Sum of every counter over ``steps`` (what the RTL's counters read after them)."""
+    return {name: sum(s.counters[name] for s in steps) for name in COUNTERS}
