@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..golden.core import GoldenCore
-from ..golden.cycle_model import FIXED_CYCLES, UPDATE_DRAIN
+from ..spec.cycle_model import FIXED_CYCLES, UPDATE_DRAIN
 from ..golden.monitor import monitored
 from .report import update_doc_section
 

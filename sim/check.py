@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..golden.cycle_model import StepSchedule
+from ..spec.cycle_model import StepSchedule
+from ..spec.schedule import write_cycle
 from .driver import StepResult
 
-__all__ = ["step_mismatch", "state_mismatch", "UPDATE_WRITE_CYCLE"]
-
-#: Cycle (from the step's start cycle) in which compartment 0's state is written (U3); cx is
-#: written ``cx`` cycles later.
-UPDATE_WRITE_CYCLE = 4
+__all__ = ["step_mismatch", "state_mismatch", "counter_mismatch"]
 
 
 def _tail(seed, waves) -> str:
@@ -26,7 +23,7 @@ def _tail(seed, waves) -> str:
         (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")
 
 
-def _state(t, exp_u, exp_v, got_u, got_v, where, tail) -> str | None:
+def _state(t, exp_u, exp_v, got_u, got_v, where, tail, k_u=1) -> str | None:
     """First compartment (in index order; u before v) whose state differs, or None."""
     e_u, a_u, e_v, a_v = (np.asarray(z, dtype=np.int64) for z in (exp_u, got_u, exp_v, got_v))
     bad = (e_u != a_u) | (e_v != a_v)
@@ -34,7 +31,7 @@ def _state(t, exp_u, exp_v, got_u, got_v, where, tail) -> str | None:
         return None
     cx = int(np.flatnonzero(bad)[0])
     name, e, a = ("u", e_u, a_u) if e_u[cx] != a_u[cx] else ("v", e_v, a_v)
-    return (f"step {t}, {where(UPDATE_WRITE_CYCLE + cx)}, compartment {cx}, "
+    return (f"step {t}, {where(write_cycle(cx, k_u))}, compartment {cx}, "
             f"field {name}: expected {int(e[cx])}, actual {int(a[cx])}{tail}")
 
 
@@ -48,16 +45,18 @@ def _where(start_cycle: int, ns_per_cycle: float | None):
 
 def state_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, got_u: np.ndarray,
                    got_v: np.ndarray, *, start_cycle: int = 0, seed=None,
-                   waves: str | None = None, ns_per_cycle: float | None = None) -> str | None:
+                   waves: str | None = None, ns_per_cycle: float | None = None,
+                   k_u: int = 1) -> str | None:
     """Compare u and v of every compartment after step ``t`` (read back after the step)."""
     return _state(t, exp_u, exp_v, got_u, got_v, _where(start_cycle, ns_per_cycle),
-                  _tail(seed, waves))
+                  _tail(seed, waves), k_u)
 
 
 def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
                   sched: StepSchedule, got: StepResult, got_u: np.ndarray | None,
                   got_v: np.ndarray | None, *, start_cycle: int = 0, seed=None,
-                  waves: str | None = None, ns_per_cycle: float | None = None) -> str | None:
+                  waves: str | None = None, ns_per_cycle: float | None = None,
+                  k_u: int = 1) -> str | None:
     """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start.
 
     With ``exp_u = None`` the state is not compared (only events and the step length).
@@ -67,7 +66,7 @@ def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
     where = _where(start_cycle, ns_per_cycle)
     tail = _tail(seed, waves)
     if exp_u is not None:
-        msg = _state(t, exp_u, exp_v, got_u, got_v, where, tail)
+        msg = _state(t, exp_u, exp_v, got_u, got_v, where, tail, k_u)
         if msg:
             return msg
     for k in range(max(len(sched.events), len(got.events))):
@@ -81,4 +80,14 @@ def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
     if sched.cycles != got.cycles:
         return (f"step {t}, {where(min(sched.cycles, got.cycles) - 1)}, field step cycles: "
                 f"expected {sched.cycles}, actual {got.cycles}{tail}")
+    return None
+
+
+def counter_mismatch(expected: dict[str, int], actual: dict[str, int], *, what: str,
+                     seed=None, waves: str | None = None) -> str | None:
+    """First hardware counter (in ``COUNTERS`` order) that differs from the cycle model."""
+    for name, e in expected.items():
+        if actual.get(name) != e:
+            return (f"{what}, counter {name}: expected {e} (cycle model), actual "
+                    f"{actual.get(name)} (RTL){_tail(seed, waves)}")
     return None

@@ -51,6 +51,7 @@ class RTLRun:
     v: np.ndarray
     outputs: np.ndarray    # (T, n_outputs) event counts
     loaded_words: int
+    counters: dict[str, int]   # hardware counters after the run (zeroed after loading)
 
 
 def simulate(dut: Neurocore, testbench, *, vcd: str | None = None):
@@ -93,6 +94,7 @@ def run_rtl(config: CoreConfig, inputs: np.ndarray, *, out_ready=None, mutate=No
         n_written = await drv.load(words, previous=zeros)   # a fresh simulation holds zeros
         if mutate is not None:
             await drv.write(*mutate)
+        await drv.zero_counters()
         steps, us, vs = [], [], []
         T = x.shape[0]
         for t in range(T):
@@ -109,6 +111,6 @@ def run_rtl(config: CoreConfig, inputs: np.ndarray, *, out_ready=None, mutate=No
             for oid, _ in s.events:
                 outputs[t, oid] += 1
         return RTLRun(steps=steps, u=np.array(us), v=np.array(vs), outputs=outputs,
-                      loaded_words=n_written)
+                      loaded_words=n_written, counters=await drv.read_counters())
 
     return simulate(dut, tb)

@@ -37,9 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "neurocore"
 TEST_MODULE = "neurocore.sim.cocotb_neurocore"
 # -Wno-fatal: Amaranth's signed arithmetic trips WIDTHEXPAND (docs/rtl.md §5); the rest only
-# quiets warnings that are inherent to generated Verilog.
+# quiets warnings that are inherent to generated Verilog.  --output-split 0: the PyPI wheel's
+# empty precompiled-header flag breaks split C++ files of larger designs (toolchain.md).
 BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O3",
-              "--x-assign", "fast", "--x-initial", "fast"]
+              "--x-assign", "fast", "--x-initial", "fast", "--output-split", "0"]
 TRACE_ARGS = ["--trace-fst", "--trace-structs"]
 
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
-           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "register_index"]
+           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "register_index", "write_cycle"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
 #: the register file below (not a memory of :func:`neurocore.spec.words.memories`).
@@ -74,3 +74,8 @@ FIXED_CYCLES = 2
 #: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
 #: accumulator, S2 adds and writes back.
 SYNAPSE_STAGES = 2
+
+
+def write_cycle(cx: int, k_u: int) -> int:
+    """Cycle of a step (start cycle = 0) in which compartment ``cx``'s state is written."""
+    return 1 + cx // k_u + UPDATE_DRAIN

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from neurocore.golden.core import GoldenCore
-from neurocore.golden.cycle_model import schedule
+from neurocore.spec.cycle_model import schedule
 from neurocore.golden.monitor import (monitor_geometry, monitor_offset, monitored,
                                       spikes_from_events)
 from neurocore.golden.random_networks import random_network

@@ -74,7 +74,7 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
 def test_rtl_perf_bench_on_two_images(digits_program_t16, digits):
     """bench/rtl_perf.py (same Verilator build): its figures follow from the cycle model."""
     from neurocore.bench.rtl_perf import markdown, measure
-    from neurocore.golden.cycle_model import schedule
+    from neurocore.spec.cycle_model import schedule
 
     program, _ = digits_program_t16
     r = measure(2, 16, program=program, data=digits)

@@ -69,7 +69,7 @@ def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> d
     """Cycles per digits inference on ``board``'s geometry (cycle model), and inferences/s."""
     from neurocore.boards.presets import board_geometry
     from neurocore.golden.core import GoldenCore
-    from neurocore.golden.cycle_model import schedule
+    from neurocore.spec.cycle_model import schedule
     from neurocore.sw.convert import from_model
     from neurocore.sw.datasets import load_digits_split
     from neurocore.sw.models import load_or_train
