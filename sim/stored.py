@@ -58,11 +58,13 @@ def _state_read(t: int, steps: int, every: int) -> bool:
     return bool(every and (t + 1) % every == 0) or t == steps - 1
 
 
-def stored_job(run: StoredRun, previous: dict | None = None) -> tuple[Job, list[int]]:
-    """The job of ``run``; returns it and the number of words loaded per sample."""
+def stored_job(run: StoredRun, previous: dict | None = None, job: Job | None = None,
+               ) -> tuple[Job, list[int]]:
+    """The job of ``run`` (appended to ``job`` if given, whose image is ``previous``);
+    returns it and the number of words loaded per sample."""
     g = run.config.geometry
     words = run.config.to_words()
-    job, loaded = Job(), []
+    job, loaded = job or Job(), []
     x = np.asarray(run.inputs, dtype=bool)
     for b in range(x.shape[0]):
         job.mark(MARKS.index("start"))
