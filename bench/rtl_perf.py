@@ -1,4 +1,4 @@
-"""Benchmark: the RTL core's throughput on the digits CNN, measured in Verilator through cocotb.
+"""Benchmark: the RTL core's throughput on the digits CNN, measured in Verilator.
 
 The digits CNN (trained with seed 0, converted at ``--t``) runs on the Verilog core, one test
 image after another (``ctrl.clear`` between images).  Every step's length and output events
@@ -18,7 +18,10 @@ Figures (cycles are core clock cycles, counted from the cycle ``ctrl.start`` is 
   (host-spike and spike phases);
 * compartment updates per cycle during UPDATE (``n`` issues + pipeline drain);
 * cycles per inference (mean over the images), and that time at the ECP5 Fmax of docs/rtl.md;
-* Verilator speed: simulated cycles per wall-clock second with cocotb driving every cycle.
+* Verilator speed: simulated cycles per wall-clock second of the C++ harness (sim/fast.py,
+  the figures above come from it), and of the cocotb harness (Python drives every cycle) on
+  the first ``--cocotb-images`` images of the same job, whose records (every step length,
+  event with its cycle, state word read back) must equal the C++ harness's.
 
 Run ``python -m neurocore.bench.rtl_perf`` (or ``make bench-rtl``).  Results go to
 ``bench/results/rtl_perf.json`` and, with ``--update-docs``, into docs/performance.md.
@@ -44,10 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 FMAX_MHZ = 54.0
 
 
-def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> dict:
+def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
+            cocotb_images: int = 2) -> dict:
     """Run the benchmark; ``program``/``data`` (a QuartzProgram at ``t_max`` and the digits
     split) skip the training/conversion (tests pass their session fixtures)."""
-    from ..sim.verilator import geometry_key, run_stored
+    from ..sim.fast import crosscheck_cocotb, run_stored_fast
+    from ..sim.stored import StoredRun
+    from ..sim.verilator import geometry_key
     from ..sw.convert import from_model
     from ..sw.datasets import load_digits_split
     from ..sw.models import load_or_train
@@ -66,9 +72,12 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
     gold_class = program.decode(gold.outputs)["predicted"]
 
     t0 = time.perf_counter()
-    report = run_stored(config, x, name=f"rtl_perf_t{t_max}", label=f"digits T={t_max}",
-                        keep_outputs=program.n_outputs)
+    report = run_stored_fast(config, x, name=f"rtl_perf_t{t_max}", label=f"digits T={t_max}",
+                             keep_outputs=program.n_outputs)
     total_s = time.perf_counter() - t0
+    k = min(cocotb_images, len(x))
+    cross = crosscheck_cocotb(StoredRun(config, x[:k], f"digits T={t_max}", 0,
+                                        program.n_outputs), name=f"rtl_perf_t{t_max}_cocotb")
     rec = report["networks"][0] if report["networks"] else {"samples": []}
     samples = rec["samples"]
     B, steps = x.shape[:2]
@@ -78,6 +87,7 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
             rtl_out[b, t, oid] += 1
     rtl_class = program.decode(rtl_out)["predicted"]
     agrees = (report["failure"] is None and len(samples) == B
+              and cross["difference"] is None and cross["error"] is None
               and np.array_equal(rtl_out, gold.outputs[..., :program.n_outputs])
               and np.array_equal(rtl_class, gold_class))
 
@@ -98,7 +108,8 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
                    f"{used} compartments used of {g.n_compartments}, "
                    f"{program.config.summary()['synapses_used']} synapses",
         "geometry": geometry_key(g), "images": B, "t_max": t_max, "steps": steps,
-        "agrees": bool(agrees), "failure": report["failure"],
+        "agrees": bool(agrees),
+        "failure": report["failure"] or cross["error"] or cross["difference"],
         "accuracy": float((rtl_class == y).mean()) * 100 if len(samples) == B else None,
         "step_cycles": cycles, "sops": sops, "deliver_cycles": deliver,
         "sop_per_cycle": sops / cycles if cycles else 0.0,
@@ -118,7 +129,11 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
         "host_cycles_per_inference": (run_cycles + sum(s["clear_cycles"] for s in samples)) / B
         if B else 0,
         "sim_cycles_per_s": run_cycles / run_wall if run_wall else 0.0,
-        "sim_run_cycles": run_cycles, "sim_run_wall_s": run_wall,
+        "sim_run_cycles": run_cycles, "sim_run_wall_s": run_wall, "sim_harness": "C++",
+        "cocotb_images": k, "cocotb_identical": cross["difference"] is None,
+        "cocotb_cycles_per_s": cross["cocotb_cycles"] / cross["cocotb_wall_s"]
+        if cross["cocotb_wall_s"] else 0.0,
+        "cocotb_run_cycles": cross["cocotb_cycles"], "cocotb_run_wall_s": cross["cocotb_wall_s"],
         "build_s": report.get("build_s"), "total_s": total_s,
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
     }
@@ -129,10 +144,13 @@ def markdown(r: dict) -> str:
     return "\n".join([
         f"Command: `python -m neurocore.bench.rtl_perf --images {f['images']} --t {f['t_max']} "
         f"--update-docs` (`make bench-rtl`). Network: {f['network']}; {f['images']} test "
-        f"images, one after another; Verilator build `sim_build/{f['geometry']}`.",
+        f"images, one after another; Verilator builds `sim_build/{f['geometry']}-cxx` (C++ "
+        f"harness) and `sim_build/{f['geometry']}` (cocotb).",
         "",
         f"Cross-check: every step's length and output events equal the cycle model, u/v of "
-        f"every compartment after each image equal golden, classes equal golden: "
+        f"every compartment after each image equal golden, classes equal golden, and the "
+        f"cocotb harness's records on the first {f['cocotb_images']} images equal the C++ "
+        f"harness's: "
         f"**{'yes' if f['agrees'] else 'NO — ' + str(f['failure'])}** "
         f"(accuracy on these images {f['accuracy']:.1f} %).",
         "",
@@ -155,11 +173,14 @@ def markdown(r: dict) -> str:
         f"| cycles per inference incl. the host's traffic (`ctrl.clear`, pushing host spikes "
         f"between steps, u/v read-back after the last step) | "
         f"{f['host_cycles_per_inference']:,.0f} |",
-        f"| Verilator speed through cocotb (Python drives every cycle) | "
+        f"| Verilator speed, C++ harness (`sim/fast.py`: the whole job in C++) | "
         f"**{f['sim_cycles_per_s']:,.0f} cycles/s** ({f['sim_run_cycles']:,} cycles in "
-        f"{f['sim_run_wall_s']:.1f} s) |",
+        f"{f['sim_run_wall_s']:.2f} s) |",
+        f"| Verilator speed through cocotb (Python drives every cycle; first "
+        f"{f['cocotb_images']} images) | {f['cocotb_cycles_per_s']:,.0f} cycles/s "
+        f"({f['cocotb_run_cycles']:,} cycles in {f['cocotb_run_wall_s']:.1f} s) |",
         "",
-        f"Verilator build step {f['build_s']:.1f} s "
+        f"C++ harness build step {f['build_s']:.1f} s "
         f"({'model up to date' if f['build_s'] < 2 else 'model built'}); whole run "
         f"{f['total_s']:.1f} s. "
         f"Machine: {f['machine']}.",
@@ -172,10 +193,12 @@ def main(argv=None) -> int:
     ap.add_argument("--t", type=int, default=16, dest="t_max", help="Quartz T (default 16)")
     ap.add_argument("--cache", default=None, help="model checkpoint cache (default: the "
                     "package's cache, $NEUROCORE_CACHE)")
+    ap.add_argument("--cocotb-images", type=int, default=2,
+                    help="images also run through the cocotb harness (default 2)")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the table into docs/performance.md")
     args = ap.parse_args(argv)
-    r = measure(args.images, args.t_max, args.cache)
+    r = measure(args.images, args.t_max, args.cache, cocotb_images=args.cocotb_images)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "rtl_perf.json").write_text(json.dumps(r, indent=2))

@@ -16,21 +16,19 @@ from pathlib import Path
 
 from ..rtl.fault import Fault
 from ..spec.geometry import CoreGeometry
-from .jobfile import Job, Record, read_results
-from .stored import StoredRun, stored_job, stored_report
+from .jobfile import Job, Record, read_results, record_difference
+from .stored import StoredRun, run_speed, run_stored_on, stored_job
 from .verilator import (BUILD_ARGS, NO_SPLIT, TOPLEVEL, TRACE_ARGS, build_dir_for,
-                        fst_build_args, verilator_on_path, waves_enabled, write_verilog)
+                        fst_build_args, run_job_cocotb, verilator_on_path, waves_enabled,
+                        write_verilog)
 
-__all__ = ["build_fast", "run_job_fast", "run_stored_fast", "TESTBENCH", "HarnessError"]
+__all__ = ["build_fast", "run_job_fast", "run_stored_fast", "crosscheck_cocotb", "cxx_dir_for",
+           "TESTBENCH"]
 
 TESTBENCH = Path(__file__).resolve().parent / "cxx" / "neurocore_tb.cpp"
 EXE = "neurocore_tb"
 #: C++ optimisation of the model and testbench (the wheel's verilated.mk defaults to -Os).
 OPT = ["-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"]
-
-
-class HarnessError(RuntimeError):
-    """The C++ harness stopped early (timeout, bad job); the message is its stderr."""
 
 
 def cxx_dir_for(geometry: CoreGeometry | str, waves: bool = False,
@@ -84,17 +82,21 @@ def run_stored_fast(config, inputs, *, name: str = "stored", label: str = "store
                     state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
                     fault: Fault | None = None) -> dict:
     """:func:`~neurocore.sim.verilator.run_stored` on the C++ harness (same arguments/report)."""
-    import numpy as np
+    return run_stored_on(run_job_fast, "C++", config, inputs, name=name, label=label,
+                         state_every=state_every, keep_outputs=keep_outputs, waves=waves,
+                         fault=fault)
 
-    x = np.asarray(inputs, dtype=bool)
-    run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
-                    int(keep_outputs))
-    job, loaded = stored_job(run)
-    records, info = run_job_fast(config.geometry, job, name=name, waves=waves, fault=fault)
-    report = stored_report(run, records, loaded, waves=info["waves"])
-    if info["error"]:
-        report["failure"] = f"{label}: C++ harness: {info['error']}"
-    report["build_s"], report["wall_s"] = info["build_s"], info["wall_s"]
-    report["harness"] = "cxx"
-    return report
 
+def crosscheck_cocotb(run: StoredRun, *, name: str = "crosscheck") -> dict:
+    """Run the job of ``run`` on both harnesses (C++ and cocotb, no waves).
+
+    Returns ``difference`` (the first differing record, None when identical), each harness's
+    error, and per harness the simulated cycles and wall seconds of the samples' runs.
+    """
+    job, _ = stored_job(run)
+    fast, fast_info = run_job_fast(run.config.geometry, job, name=name, waves=False)
+    slow, slow_info = run_job_cocotb(run.config.geometry, job, name=name, waves=False)
+    (fc, fw), (sc, sw) = run_speed(fast), run_speed(slow)
+    return {"difference": record_difference(fast, slow), "error": fast_info["error"]
+            or slow_info["error"], "cxx_cycles": fc, "cxx_wall_s": fw, "cocotb_cycles": sc,
+            "cocotb_wall_s": sw, "cocotb_build_s": slow_info["build_s"]}

@@ -41,7 +41,8 @@ import numpy as np
 
 from .driver import StepResult
 
-__all__ = ["MAGIC", "Op", "Job", "Record", "read_results", "encode_results", "decode_ops"]
+__all__ = ["MAGIC", "Op", "Job", "Record", "read_results", "encode_results", "decode_ops",
+           "record_difference"]
 
 MAGIC = int.from_bytes(b"NECJOB01", "little")
 
@@ -198,3 +199,17 @@ def read_results(data: np.ndarray | Path) -> list[Record]:
             i += 1
         recs.append(r)
     return recs
+
+
+def _fields(r: Record) -> tuple:
+    return (r.op.name, r.cycle, r.step, r.start_cycle, [int(w) for w in r.words], r.tag)
+
+
+def record_difference(a: list[Record], b: list[Record]) -> str | None:
+    """The first record in which two runs of one job differ (all but the wall clock), or None."""
+    for k in range(max(len(a), len(b))):
+        x = _fields(a[k]) if k < len(a) else None
+        y = _fields(b[k]) if k < len(b) else None
+        if x != y:
+            return f"record {k} of {len(a)} / {len(b)}: {x} vs {y}"
+    return None

@@ -25,7 +25,7 @@ from .check import CLOCK_NS, state_mismatch, step_mismatch
 from .driver import decode_state
 from .jobfile import Job, Op, Record
 
-__all__ = ["StoredRun", "stored_job", "stored_report", "MARKS"]
+__all__ = ["StoredRun", "stored_job", "stored_report", "run_stored_on", "run_speed", "MARKS"]
 
 #: MARK tags around each sample: its start, after ``ctrl.clear``, after the load, its end.
 MARKS = ("start", "cleared", "loaded", "end")
@@ -171,3 +171,30 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
     return {"geometry": g.name, "networks": [rec], "failure": first, "waves": waves,
             "total_sim_cycles": end.cycle if end else 0,
             "total_wall_s": end.wall_ns * 1e-9 if end else 0.0}
+
+
+def run_speed(records: list[Record]) -> tuple[int, float]:
+    """Simulated cycles and harness wall seconds of the samples' runs (after each load)."""
+    cycles, wall = 0, 0
+    for marks, _, _ in _samples(records):
+        if "end" in marks:
+            cycles += marks["end"].cycle - marks["loaded"].cycle
+            wall += marks["end"].wall_ns - marks["loaded"].wall_ns
+    return cycles, wall * 1e-9
+
+
+def run_stored_on(run_job, harness: str, config: CoreConfig, inputs, *, name: str, label: str,
+                  state_every: int, keep_outputs: int, waves, fault) -> dict:
+    """Build the job of a stored run, run it with ``run_job`` (``run_job_fast`` or
+    ``run_job_cocotb``), check it; the report names the ``harness`` and its error if any."""
+    x = np.asarray(inputs, dtype=bool)
+    run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
+                    int(keep_outputs))
+    job, loaded = stored_job(run)
+    records, info = run_job(config.geometry, job, name=name, waves=waves, fault=fault)
+    report = stored_report(run, records, loaded, waves=info["waves"])
+    if info["error"]:
+        report["failure"] = f"{label}: {harness} harness: {info['error']}"
+    report["build_s"], report["wall_s"], report["harness"] = (info["build_s"], info["wall_s"],
+                                                              harness)
+    return report

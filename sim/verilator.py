@@ -249,18 +249,8 @@ def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
     cycle); :func:`neurocore.sim.fast.run_stored_fast` is the same on the C++ harness.
     Returns the report; its one network record holds a record per sample.
     """
-    import numpy as np
+    from .stored import run_stored_on
 
-    from .stored import StoredRun, stored_job, stored_report
-
-    x = np.asarray(inputs, dtype=bool)
-    run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
-                    int(keep_outputs))
-    job, loaded = stored_job(run)
-    records, info = run_job_cocotb(config.geometry, job, name=name, waves=waves, fault=fault)
-    report = stored_report(run, records, loaded, waves=info["waves"])
-    if info["error"]:
-        report["failure"] = report["failure"] or f"{label}: cocotb: {info['error']}"
-    report["build_s"], report["wall_s"] = info["build_s"], info["wall_s"]
-    report["harness"] = "cocotb"
-    return report
+    return run_stored_on(run_job_cocotb, "cocotb", config, inputs, name=name, label=label,
+                         state_every=state_every, keep_outputs=keep_outputs, waves=waves,
+                         fault=fault)

@@ -1,4 +1,4 @@
-"""The converted digits CNN (T = 16) on the RTL core under cocotb + Verilator.
+"""The converted digits CNN (T = 16) on the RTL core in Verilator (the C++ harness, sim/fast.py).
 
 The program's config gets one monitor route per compartment (golden/monitor.py: OUTPUT route
 to id ``16 + cx``), so every compartment spike leaves the core as an event; the class events
@@ -22,7 +22,7 @@ from conftest import record_crosscheck
 
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.monitor import monitor_offset, monitored, spikes_from_events
-from neurocore.sim.verilator import run_stored
+from neurocore.sim.fast import run_stored_fast
 
 N_IMAGES = 20
 STATE_EVERY = 8
@@ -40,8 +40,8 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
     assert np.array_equal(gold.outputs[..., :offset], plain.outputs)
     assert np.array_equal(spikes_from_events(gold.outputs, offset, n), gold.spikes)
 
-    report = run_stored(cfg, x, name="digits_t16", label="digits T=16",
-                        state_every=STATE_EVERY, keep_outputs=program.n_outputs)
+    report = run_stored_fast(cfg, x, name="digits_t16", label="digits T=16",
+                             state_every=STATE_EVERY, keep_outputs=program.n_outputs)
     assert report["failure"] is None, report["failure"]
     rec = report["networks"][0]
     samples = rec["samples"]
@@ -72,7 +72,8 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
 
 
 def test_rtl_perf_bench_on_two_images(digits_program_t16, digits):
-    """bench/rtl_perf.py (same Verilator build): its figures follow from the cycle model."""
+    """bench/rtl_perf.py (same Verilator builds): its figures follow from the cycle model, and
+    the cocotb harness gives the C++ harness's records on the first image."""
     from neurocore.bench.rtl_perf import markdown, measure
     from neurocore.golden.cycle_model import schedule
 
@@ -89,5 +90,6 @@ def test_rtl_perf_bench_on_two_images(digits_program_t16, digits):
     assert r["sops"] == sops and r["step_cycles"] == sum(cycles)
     assert r["sop_per_deliver_cycle"] == sops / deliver
     assert 0 < r["sop_per_cycle"] < r["sop_per_deliver_cycle"] <= 1
-    assert r["sim_cycles_per_s"] > 0
+    assert r["cocotb_images"] == 2 and r["cocotb_identical"]
+    assert r["sim_cycles_per_s"] > r["cocotb_cycles_per_s"] > 0
     assert "SOP/cycle" in markdown(r)
