@@ -80,11 +80,11 @@ def run_job_fast(geometry: CoreGeometry | str, job: Job, *, name: str = "job",
 
 def run_stored_fast(config, inputs, *, name: str = "stored", label: str = "stored",
                     state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
-                    fault: Fault | None = None) -> dict:
+                    fault: Fault | None = None, reads=()) -> dict:
     """:func:`~neurocore.sim.verilator.run_stored` on the C++ harness (same arguments/report)."""
     return run_stored_on(run_job_fast, "C++", config, inputs, name=name, label=label,
                          state_every=state_every, keep_outputs=keep_outputs, waves=waves,
-                         fault=fault)
+                         fault=fault, reads=reads)
 
 
 def crosscheck_cocotb(run: StoredRun, *, name: str = "crosscheck") -> dict:

@@ -40,6 +40,13 @@ class StoredRun:
     label: str
     state_every: int
     keep_outputs: int
+    #: further reads ``(sample, step, mem, first, n)``: words ``first .. first+n-1`` of memory
+    #: select ``mem`` after step ``step`` of sample ``sample`` (after the state read, if any);
+    #: returned per sample as ``reads`` (e.g. counters exposed as a further memory select).
+    reads: tuple = ()
+
+    def reads_after(self, b: int, t: int) -> list[tuple[int, int, int]]:
+        return [(m, a, n) for s, st, m, a, n in self.reads if (s, st) == (b, t)]
 
 
 def _load(job: Job, words: dict, previous: dict | None) -> int:
@@ -78,6 +85,8 @@ def stored_job(run: StoredRun, previous: dict | None = None, job: Job | None = N
             job.step()
             if _state_read(t, x.shape[1], run.state_every):
                 job.read(MEMORY_INDEX["state"], 0, g.n_compartments)
+            for mem, first, n in run.reads_after(b, t):
+                job.read(mem, first, n)
         job.mark(MARKS.index("end"))
     return job, loaded
 
@@ -120,7 +129,7 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
     for b, (marks, step_recs, reads) in enumerate(per_sample):
         sched = schedule(run.config, x[b], gold.spikes[b])
         tag = f"{run.label} sample {b}"
-        results, kept, state_checks = [], [], 0
+        results, kept, state_checks, extra = [], [], 0, []
         reads = iter(reads)
         for t, rec in enumerate(step_recs):
             res = rec.step
@@ -130,6 +139,11 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
                                   start_cycle=rec.start_cycle, seed=tag, waves=waves,
                                   ns_per_cycle=CLOCK_NS)
             read = next(reads, None) if _state_read(t, steps, run.state_every) else None
+            for mem, a, n in run.reads_after(b, t):
+                got = next(reads, None)
+                if got is not None:
+                    extra.append({"step": t, "mem": mem, "first": a,
+                                  "words": [int(w) for w in got.words]})
             if first is None and read is not None:
                 u, v = decode_state(g, read.words)
                 state_checks += 1
@@ -151,6 +165,7 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
             "spike_cycles": [s.spike_cycles for s in sched[:len(results)]],
             "events": sum(len(r.events) for r in results),
             "outputs": kept, "state_checks": state_checks, "loaded_words": loaded[b],
+            "reads": extra,
             "clear_cycles": cyc["cleared"] - cyc["start"],
             "load_cycles": cyc["loaded"] - cyc["cleared"],
             "sim_cycles": cyc["end"] - cyc["start"], "run_cycles": cyc["end"] - cyc["loaded"],
@@ -184,12 +199,12 @@ def run_speed(records: list[Record]) -> tuple[int, float]:
 
 
 def run_stored_on(run_job, harness: str, config: CoreConfig, inputs, *, name: str, label: str,
-                  state_every: int, keep_outputs: int, waves, fault) -> dict:
+                  state_every: int, keep_outputs: int, waves, fault, reads=()) -> dict:
     """Build the job of a stored run, run it with ``run_job`` (``run_job_fast`` or
     ``run_job_cocotb``), check it; the report names the ``harness`` and its error if any."""
     x = np.asarray(inputs, dtype=bool)
     run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
-                    int(keep_outputs))
+                    int(keep_outputs), tuple(tuple(int(v) for v in r) for r in reads))
     job, loaded = stored_job(run)
     records, info = run_job(config.geometry, job, name=name, waves=waves, fault=fault)
     report = stored_report(run, records, loaded, waves=info["waves"])

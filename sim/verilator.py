@@ -239,13 +239,15 @@ def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
 
 def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
                state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
-               fault: Fault | None = None) -> dict:
+               fault: Fault | None = None, reads=()) -> dict:
     """Run one network (a :class:`~neurocore.golden.network.CoreConfig`) on a batch raster.
 
     ``inputs``: (batch, steps, n_axons).  Per sample ``ctrl.clear``, load, then per step the
     host spikes and the step; every event with its cycle and every step length is checked
     against golden + cycle model, u and v of every compartment every ``state_every`` steps
-    and after each sample's last step (sim/stored.py).  Runs under cocotb (Python drives every
+    and after each sample's last step (sim/stored.py); ``reads``: further reads
+    ``(sample, step, mem, first, n)``, returned per sample (:class:`~.stored.StoredRun`).  Runs
+    under cocotb (Python drives every
     cycle); :func:`neurocore.sim.fast.run_stored_fast` is the same on the C++ harness.
     Returns the report; its one network record holds a record per sample.
     """
@@ -253,4 +255,4 @@ def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
 
     return run_stored_on(run_job_cocotb, "cocotb", config, inputs, name=name, label=label,
                          state_every=state_every, keep_outputs=keep_outputs, waves=waves,
-                         fault=fault)
+                         fault=fault, reads=reads)

@@ -18,6 +18,7 @@ from conftest import base_seed, record_crosscheck
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
 from neurocore.rtl.core import MEMORY_INDEX
+from neurocore.sim.driver import decode_state
 from neurocore.sim.fast import cxx_dir_for, run_job_fast, run_stored_fast
 from neurocore.sim.jobfile import Job, Op, record_difference
 from neurocore.sim.stored import StoredRun, stored_job, stored_report
@@ -80,13 +81,22 @@ def test_fast_and_cocotb_harnesses_agree_cycle_for_cycle(both):
 
 
 def test_fast_harness_matches_golden_and_cycle_model(seed):
+    """Also the generic reads: config words after step 3, state words after step 6."""
+    cx, st = MEMORY_INDEX["compartments"], MEMORY_INDEX["state"]
     for s, net in networks_with_events(seed + 500, 2):
         report = run_stored_fast(net.config, net.inputs, name="fast_golden", label=f"seed {s}",
-                                 state_every=3)
+                                 state_every=3, reads=[(0, 3, cx, 1, 4), (0, 6, st, 2, 5)])
         assert report["failure"] is None, report["failure"]
         (sample,) = report["networks"][0]["samples"]
         assert len(sample["cycles"]) == STEPS and sample["state_checks"] == STEPS // 3 + 1
-        assert sample["events"] == int(GoldenCore(net.config).run(net.inputs).outputs.sum())
+        gold = GoldenCore(net.config).run(net.inputs, record=("u", "v"))
+        assert sample["events"] == int(gold.outputs.sum())
+        words, state = sample["reads"]
+        assert (words["step"], words["mem"], words["first"]) == (3, cx, 1)
+        assert words["words"] == net.config.to_words()["compartments"][1:5].tolist()
+        u, v = decode_state(net.config.geometry, state["words"])
+        assert state["step"] == 6 and np.array_equal(u, gold.u[0, 6, 2:7]), (u, gold.u[0, 6])
+        assert np.array_equal(v, gold.v[0, 6, 2:7])
 
 
 def test_fast_harness_mismatch_names_step_cycle_and_field(seed):
