@@ -10,6 +10,7 @@ sim/stored.py).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -66,6 +67,7 @@ def run_job_fast(geometry: CoreGeometry | str, job: Job, *, name: str = "job",
     waves = waves_enabled() if waves is None else waves
     exe, build_s = build_fast(geometry, waves=waves, fault=fault)
     bdir = exe.parent
+    job.check_ports(json.loads((bdir / f"{TOPLEVEL}.json").read_text())["ports"])
     job_path = job.save(bdir / f"{name}.job")
     res_path = bdir / f"{name}.results"
     fst = bdir / f"{name}.fst" if waves else None

@@ -63,6 +63,21 @@ class Job:
 
     def __init__(self, max_cycles: int = 1_000_000):
         self.chunks: list[np.ndarray] = [np.array([MAGIC, max_cycles], dtype=np.uint64)]
+        #: largest value the job puts on each input port (checked by :meth:`check_ports`)
+        self.maxima = {"cfg__mem": 0, "cfg__addr": 0, "cfg__wdata": 0, "inp__payload": 0}
+
+    def _see(self, port: str, values) -> None:
+        values = np.asarray(values, dtype=np.uint64)
+        if values.size:
+            self.maxima[port] = max(self.maxima[port], int(values.max()))
+
+    def check_ports(self, ports: dict) -> None:
+        """Raise ValueError if a value of the job does not fit its port's width (``ports``:
+        the port map of the sidecar ``neurocore.json``, :func:`~.verilator.port_map`)."""
+        for port, top in self.maxima.items():
+            width = ports[port]["width"]
+            if top >> width:
+                raise ValueError(f"job puts {top} on {port}, which has {width} bits")
 
     def _put(self, *words) -> None:
         self.chunks.append(np.array(words, dtype=np.uint64))
@@ -74,12 +89,16 @@ class Job:
         """Write ``words[k]`` to ``addrs[k]`` of memory select ``mem``."""
         addrs, words = np.asarray(addrs, dtype=np.uint64), np.asarray(words, dtype=np.uint64)
         if addrs.size:
+            self._see("cfg__mem", [mem])
+            self._see("cfg__addr", addrs)
+            self._see("cfg__wdata", words)
             self._put(Op.WRITE, mem, addrs.size)
             self.chunks.append(np.stack([addrs, words], axis=1).ravel())
 
     def send(self, axons) -> None:
         axons = np.asarray(axons, dtype=np.uint64)
         if axons.size:
+            self._see("inp__payload", axons)
             self._put(Op.SEND, axons.size)
             self.chunks.append(axons)
 
@@ -87,6 +106,9 @@ class Job:
         self._put(Op.STEP)
 
     def read(self, mem: int, first: int, n: int) -> None:
+        if n:
+            self._see("cfg__mem", [mem])
+            self._see("cfg__addr", [first + n - 1])
         self._put(Op.READ, mem, first, n)
 
     def ready(self, bits) -> None:

@@ -30,7 +30,7 @@ from ..rtl.core import Neurocore
 from ..rtl.fault import Fault
 from ..spec.geometry import PRESETS, CoreGeometry
 
-__all__ = ["ROOT", "build", "write_verilog", "run_regression", "run_stored", "run_job_cocotb",
+__all__ = ["ROOT", "build", "write_verilog", "port_map", "run_regression", "run_stored", "run_job_cocotb",
            "waves_enabled", "TOPLEVEL", "build_dir_for", "geometry_key", "NO_SPLIT"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,15 @@ def build_dir_for(geometry: CoreGeometry | str, waves: bool = False,
     return ROOT / "sim_build" / (name + ("-waves" if waves else ""))
 
 
+def port_map(dut: Neurocore) -> dict:
+    """``{"group__member": {"flow": "In" | "Out", "width": bits}}`` of the core's ports."""
+    ports = {}
+    for path, member, _ in dut.signature.flatten(dut):
+        name = "__".join(str(p) for p in path)
+        ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
+    return ports
+
+
 def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | None = None,
                   ) -> Path:
     """Write ``neurocore.v`` and ``neurocore.json`` (ports) into ``build_dir`` if changed."""
@@ -134,10 +143,7 @@ def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | 
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    ports = {}
-    for path, member, _ in dut.signature.flatten(dut):
-        name = "__".join(str(p) for p in path)
-        ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
+    ports = port_map(dut)
     sidecar = build_dir / f"{TOPLEVEL}.json"
     info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports,
                        "fault": fault.to_json() if fault else None}, indent=1)
@@ -228,6 +234,9 @@ def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
     waves = waves_enabled() if waves is None else waves
     bdir = build_dir_for(geometry, waves, fault)
     bdir.mkdir(parents=True, exist_ok=True)
+    dut = Neurocore(_geometry(geometry), fault=fault)
+    dut._MustUse__silence = True        # only its signature is needed, not its elaboration
+    job.check_ports(port_map(dut))
     job_path, res_path = job.save(bdir / f"{name}.job"), bdir / f"{name}.results"
     res_path.unlink(missing_ok=True)
     report = run_regression([{"job": str(job_path), "results": str(res_path), "label": name}],

@@ -139,3 +139,11 @@ def test_fast_harness_waves_write_an_fst(seed):
     fst = cxx_dir_for(GEOMETRY, waves=True) / "fast_waves.fst"
     assert report["waves"] == str(fst)
     assert fst.exists() and fst.stat().st_size > 0 and fst.read_bytes()[:1] == b"\x00"
+
+
+def test_job_values_must_fit_the_ports():
+    """A job value wider than its port (widths of the sidecar) is refused before running."""
+    job = Job()
+    job.send([1 << 20])
+    with pytest.raises(ValueError, match="inp__payload"):
+        run_job_fast(GEOMETRY, job, name="fast_width")
