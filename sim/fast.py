@@ -34,6 +34,7 @@ OPT = ["-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"]
 
 def cxx_dir_for(geometry: CoreGeometry | str, waves: bool = False,
                 fault: Fault | None = None) -> Path:
+    """``sim_build/<cocotb build dir name>-cxx``: the harness's build of that geometry."""
     d = build_dir_for(geometry, waves, fault)
     return d.with_name(d.name + "-cxx")
 
