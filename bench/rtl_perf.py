@@ -1,24 +1,18 @@
-"""Benchmark: the RTL core's throughput on the digits CNN, measured in Verilator through cocotb.
+"""Benchmark: the RTL core's throughput on the digits CNN, counted by the RTL's own counters.
 
-The digits CNN (trained with seed 0, converted at ``--t``) runs on the Verilog core, one test
-image after another (``ctrl.clear`` between images).  Every step's length and output events
-are checked against golden/cycle_model.py (fed with the golden model's spikes), u and v of
-every compartment after each image's last step against the golden model, and the decoded
-classes against golden's; the figures are only reported when everything agrees.
+The digits CNN (trained with seed 0, converted at ``--t`` for the ``--geometry`` preset,
+default ``ulx3s``: 8 update lanes, 4 synapse lanes) runs on the Verilog core in Verilator
+through the C++ harness (sim/fast.py), one test image after another (``ctrl.clear``
+between images).  Every figure below is read from the core's hardware counters
+(spec/schedule.py ``COUNTERS``: cycles per phase, SOPs, updates, stalls), and the cycle model
+(spec/cycle_model.py) must predict each counter exactly; every step's length and output
+events equal the cycle model, u and v after each image equal golden, and the classes equal
+golden's.  The first ``--cocotb-images`` images also run through cocotb, whose records must
+equal the C++ harness's.  Nothing is reported unless all of that holds.
 
-The network has no monitor routes; it is laid onto the monitor geometry of
-tests/test_rtl_digits.py (:func:`neurocore.golden.monitor.monitored` with ``monitor=False``)
-so that one Verilator build serves both.  Step lengths depend only on ``n_compartments`` and
-the lists, so they are those of the program's own fitted geometry.
-
-Figures (cycles are core clock cycles, counted from the cycle ``ctrl.start`` is accepted to
-``ctrl.done``; the host's loading, spike pushing and read-back between steps are excluded):
-
-* SOP/cycle: synapse read-modify-writes over all step cycles, and over the DELIVER cycles
-  (host-spike and spike phases);
-* compartment updates per cycle during UPDATE (``n`` issues + pipeline drain);
-* cycles per inference (mean over the images), and that time at the ECP5 Fmax of docs/rtl.md;
-* Verilator speed: simulated cycles per wall-clock second with cocotb driving every cycle.
+Time per inference uses the post-route Fmax of the board's last bitstream build
+(``build/<board>/<board>.report.json``, written by ``make bitstream``); without one, none is
+given.
 
 Run ``python -m neurocore.bench.rtl_perf`` (or ``make bench-rtl``).  Results go to
 ``bench/results/rtl_perf.json`` and, with ``--update-docs``, into docs/performance.md.
@@ -35,19 +29,28 @@ from pathlib import Path
 import numpy as np
 
 from ..golden.core import GoldenCore
-from ..spec.cycle_model import FIXED_CYCLES, UPDATE_DRAIN
 from ..golden.monitor import monitored
 from .report import update_doc_section
 
 ROOT = Path(__file__).resolve().parent.parent
-#: ECP5-85F Fmax of the core (docs/rtl.md §6), for the time per inference.
-FMAX_MHZ = 54.0
 
 
-def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> dict:
+def board_fmax(board: str) -> float | None:
+    """Post-route Fmax (MHz) of ``board``'s last bitstream build, or None if none was built."""
+    from ..boards.build import load_report
+    try:
+        return float(load_report(board)["fmax_mhz"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None
+
+
+def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
+            cocotb_images: int = 2, geometry: str = "ulx3s") -> dict:
     """Run the benchmark; ``program``/``data`` (a QuartzProgram at ``t_max`` and the digits
     split) skip the training/conversion (tests pass their session fixtures)."""
-    from ..sim.verilator import geometry_key, run_stored
+    from ..sim.fast import crosscheck_cocotb, run_stored_fast
+    from ..sim.stored import StoredRun
+    from ..sim.verilator import geometry_key
     from ..sw.convert import from_model
     from ..sw.datasets import load_digits_split
     from ..sw.models import load_or_train
@@ -55,9 +58,11 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
     data = load_digits_split() if data is None else data
     if program is None:
         model = load_or_train("digits_cnn", cache, data=data)
-        program = from_model(model, t_max, data.x_train)
+        program = from_model(model, t_max, data.x_train, geometry=geometry)
     if program.t_max != t_max:
         raise ValueError(f"program has T={program.t_max}, not {t_max}")
+    # on the monitor geometry (routes and output ids for one monitor route per compartment,
+    # nothing else changes) so that tests/test_rtl_digits.py's Verilator build serves both
     config = monitored(program.config, monitor=False)
     g = config.geometry
     x = program.encode(data.x_test[:images])
@@ -66,9 +71,12 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
     gold_class = program.decode(gold.outputs)["predicted"]
 
     t0 = time.perf_counter()
-    report = run_stored(config, x, name=f"rtl_perf_t{t_max}", label=f"digits T={t_max}",
-                        keep_outputs=program.n_outputs)
+    report = run_stored_fast(config, x, name=f"rtl_perf_t{t_max}", label=f"digits T={t_max}",
+                             keep_outputs=program.n_outputs)
     total_s = time.perf_counter() - t0
+    k = min(cocotb_images, len(x))
+    cross = crosscheck_cocotb(StoredRun(config, x[:k], f"digits T={t_max}", 0,
+                                        program.n_outputs), name=f"rtl_perf_t{t_max}_cocotb")
     rec = report["networks"][0] if report["networks"] else {"samples": []}
     samples = rec["samples"]
     B, steps = x.shape[:2]
@@ -78,47 +86,56 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
             rtl_out[b, t, oid] += 1
     rtl_class = program.decode(rtl_out)["predicted"]
     agrees = (report["failure"] is None and len(samples) == B
+              and cross["difference"] is None and cross["error"] is None
               and np.array_equal(rtl_out, gold.outputs[..., :program.n_outputs])
               and np.array_equal(rtl_class, gold_class))
 
-    def total(key):
-        return int(sum(sum(s[key]) for s in samples))
+    def counted(key):
+        return int(sum(s["counters"].get(key, 0) for s in samples))
 
-    cycles, sops = total("cycles"), total("sops")
-    deliver = total("host_cycles") + total("spike_cycles")
-    n_steps = sum(len(s["cycles"]) for s in samples)
-    update_phase = n_steps * (g.n_compartments + UPDATE_DRAIN)
+    counters_agree = all(s["counters"] == s["model_counters"] for s in samples)
+    agrees = agrees and counters_agree
+    cycles, sops = counted("cycles"), counted("sops")
+    deliver = counted("host_cycles") + counted("spike_cycles")
+    update_phase, updates = counted("update_cycles"), counted("updates")
     used = int(program.config.summary()["compartments_used"])
-    per_image = [sum(s["cycles"]) for s in samples]
+    per_image = [s["counters"].get("cycles", 0) for s in samples]
     run_cycles = sum(s["run_cycles"] for s in samples)
     run_wall = sum(s["run_wall_s"] for s in samples)
     mean = float(np.mean(per_image)) if per_image else 0.0
+    fmax = board_fmax(geometry) if isinstance(geometry, str) else None
     return {
         "network": f"digits CNN, T={t_max}, {steps} steps per inference, "
-                   f"{used} compartments used of {g.n_compartments}, "
-                   f"{program.config.summary()['synapses_used']} synapses",
-        "geometry": geometry_key(g), "images": B, "t_max": t_max, "steps": steps,
-        "agrees": bool(agrees), "failure": report["failure"],
+                   f"{used} compartments used of {g.n_compartments} (n_active "
+                   f"{config.n_active()}), {program.config.summary()['synapses_used']} synapses",
+        "geometry": geometry, "build": geometry_key(g), "lanes": f"k_u={g.k_u}, k_s={g.k_s}",
+        "images": B, "t_max": t_max, "steps": steps,
+        "agrees": bool(agrees), "counters_agree": bool(counters_agree),
+        "failure": report["failure"] or cross["error"] or cross["difference"]
+        or (None if counters_agree else "hardware counters differ from the cycle model"),
         "accuracy": float((rtl_class == y).mean()) * 100 if len(samples) == B else None,
         "step_cycles": cycles, "sops": sops, "deliver_cycles": deliver,
         "sop_per_cycle": sops / cycles if cycles else 0.0,
         "sop_per_deliver_cycle": sops / deliver if deliver else 0.0,
-        "update_cycles": update_phase,
-        "updates_per_update_cycle": n_steps * g.n_compartments / update_phase if n_steps else 0,
-        "used_updates_per_update_cycle": n_steps * used / update_phase if n_steps else 0,
+        "update_cycles": update_phase, "updates": updates,
+        "updates_per_update_cycle": updates / update_phase if update_phase else 0.0,
         "update_share": update_phase / cycles if cycles else 0.0,
-        "fixed_cycles_per_step": FIXED_CYCLES,
+        "stalls": counted("stalls"), "skipped": counted("skipped"),
         "cycles_per_inference": mean,
         "cycles_per_inference_min": min(per_image, default=0),
         "cycles_per_inference_max": max(per_image, default=0),
-        "us_per_inference_at_fmax": mean / FMAX_MHZ,
-        "fmax_mhz": FMAX_MHZ,
+        "fmax_mhz": fmax,
+        "us_per_inference_at_fmax": mean / fmax if fmax else None,
         "sops_per_inference": sops / B, "events_per_inference":
             sum(s["events"] for s in samples) / B,
         "host_cycles_per_inference": (run_cycles + sum(s["clear_cycles"] for s in samples)) / B
         if B else 0,
         "sim_cycles_per_s": run_cycles / run_wall if run_wall else 0.0,
-        "sim_run_cycles": run_cycles, "sim_run_wall_s": run_wall,
+        "sim_run_cycles": run_cycles, "sim_run_wall_s": run_wall, "sim_harness": "C++",
+        "cocotb_images": k, "cocotb_identical": cross["difference"] is None,
+        "cocotb_cycles_per_s": cross["cocotb_cycles"] / cross["cocotb_wall_s"]
+        if cross["cocotb_wall_s"] else 0.0,
+        "cocotb_run_cycles": cross["cocotb_cycles"], "cocotb_run_wall_s": cross["cocotb_wall_s"],
         "build_s": report.get("build_s"), "total_s": total_s,
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
     }
@@ -126,40 +143,53 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
 
 def markdown(r: dict) -> str:
     f = r
+    if f["fmax_mhz"]:
+        timing = (f"| time per inference at the {f['geometry']} bitstream's post-route Fmax "
+                  f"({f['fmax_mhz']:.2f} MHz) | {f['us_per_inference_at_fmax']:,.1f} µs "
+                  f"({1e6 / f['us_per_inference_at_fmax']:,.0f} inferences/s core-bound) |")
+    else:
+        timing = (f"| time per inference | no `{f['geometry']}` bitstream has been built "
+                  f"(`make bitstream BOARD={f['geometry']}`), so no Fmax is known |")
     return "\n".join([
         f"Command: `python -m neurocore.bench.rtl_perf --images {f['images']} --t {f['t_max']} "
         f"--update-docs` (`make bench-rtl`). Network: {f['network']}; {f['images']} test "
-        f"images, one after another; Verilator build `sim_build/{f['geometry']}`.",
+        f"images, one after another; Verilator builds `sim_build/{f['geometry']}-cxx` (C++ "
+        f"harness) and `sim_build/{f['geometry']}` (cocotb).",
         "",
         f"Cross-check: every step's length and output events equal the cycle model, u/v of "
-        f"every compartment after each image equal golden, classes equal golden: "
+        f"every compartment after each image equal golden, classes equal golden, and the "
+        f"cocotb harness's records on the first {f['cocotb_images']} images equal the C++ "
+        f"harness's: "
         f"**{'yes' if f['agrees'] else 'NO — ' + str(f['failure'])}** "
         f"(accuracy on these images {f['accuracy']:.1f} %).",
         "",
         "| figure | value |",
         "|---|---|",
-        f"| sustained SOP/cycle (synapse RMWs / all step cycles) | **{f['sop_per_cycle']:.3f}** "
-        f"({f['sops']:,} / {f['step_cycles']:,}) |",
-        f"| SOP per DELIVER cycle (host-spike + spike phases) | **{f['sop_per_deliver_cycle']:.3f}** "
+        f"| sustained SOP/cycle (counted SOPs / counted step cycles) | "
+        f"**{f['sop_per_cycle']:.3f}** ({f['sops']:,} / {f['step_cycles']:,}) |",
+        f"| SOP per DELIVER cycle (HOST + SPIKE phases) | **{f['sop_per_deliver_cycle']:.3f}** "
         f"({f['sops']:,} / {f['deliver_cycles']:,}) |",
-        f"| compartment updates per UPDATE cycle (n issues + {UPDATE_DRAIN} drain) | "
-        f"{f['updates_per_update_cycle']:.3f} (used compartments only: "
-        f"{f['used_updates_per_update_cycle']:.3f}) |",
+        f"| compartment updates per UPDATE cycle (issues + drain) | "
+        f"{f['updates_per_update_cycle']:.3f} ({f['updates']:,} / {f['update_cycles']:,}; "
+        f"{f['skipped']:,} idle updates skipped) |",
         f"| share of step cycles spent in UPDATE | {100 * f['update_share']:.1f} % |",
         f"| cycles per inference (mean over images; min … max) | **{f['cycles_per_inference']:,.0f}** "
         f"({f['cycles_per_inference_min']:,} … {f['cycles_per_inference_max']:,}) |",
-        f"| time per inference at the ECP5-85 Fmax ({f['fmax_mhz']:g} MHz) | "
-        f"{f['us_per_inference_at_fmax']:,.0f} µs |",
+        f"| output stall cycles | {f['stalls']:,} |",
+        timing,
         f"| SOPs / output events per inference | {f['sops_per_inference']:,.0f} / "
         f"{f['events_per_inference']:,.1f} |",
         f"| cycles per inference incl. the host's traffic (`ctrl.clear`, pushing host spikes "
         f"between steps, u/v read-back after the last step) | "
         f"{f['host_cycles_per_inference']:,.0f} |",
-        f"| Verilator speed through cocotb (Python drives every cycle) | "
+        f"| Verilator speed, C++ harness (`sim/fast.py`: the whole job in C++) | "
         f"**{f['sim_cycles_per_s']:,.0f} cycles/s** ({f['sim_run_cycles']:,} cycles in "
-        f"{f['sim_run_wall_s']:.1f} s) |",
+        f"{f['sim_run_wall_s']:.2f} s) |",
+        f"| Verilator speed through cocotb (Python drives every cycle; first "
+        f"{f['cocotb_images']} images) | {f['cocotb_cycles_per_s']:,.0f} cycles/s "
+        f"({f['cocotb_run_cycles']:,} cycles in {f['cocotb_run_wall_s']:.1f} s) |",
         "",
-        f"Verilator build step {f['build_s']:.1f} s "
+        f"C++ harness build step {f['build_s']:.1f} s "
         f"({'model up to date' if f['build_s'] < 2 else 'model built'}); whole run "
         f"{f['total_s']:.1f} s. "
         f"Machine: {f['machine']}.",
@@ -172,10 +202,14 @@ def main(argv=None) -> int:
     ap.add_argument("--t", type=int, default=16, dest="t_max", help="Quartz T (default 16)")
     ap.add_argument("--cache", default=None, help="model checkpoint cache (default: the "
                     "package's cache, $NEUROCORE_CACHE)")
+    ap.add_argument("--geometry", default="ulx3s", help="core preset (default ulx3s)")
+    ap.add_argument("--cocotb-images", type=int, default=2,
+                    help="images also run through the cocotb harness (default 2)")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the table into docs/performance.md")
     args = ap.parse_args(argv)
-    r = measure(args.images, args.t_max, args.cache)
+    r = measure(args.images, args.t_max, args.cache, cocotb_images=args.cocotb_images,
+                geometry=args.geometry)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "rtl_perf.json").write_text(json.dumps(r, indent=2))

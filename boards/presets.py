@@ -12,11 +12,14 @@ What bounds each board:
   and axons to 512 (1024 axons need more EBRs than there are); the logic uses three
   quarters of the LUTs.  It holds the digits MLP
   (``sw.models.digits_mlp``: 76 compartments, 4115 synapses).
-* ``ulx3s`` (ECP5-85F: 83640 LUT4, 208 x 18 kbit EBR, 156 multipliers): block RAM only; the
-  64 K-word synapse memory takes more than half of the EBRs, and 4096 compartments (whose
-  accumulators, state and buffers take most of the rest) fill the device to nearly 90 %; the
-  next power of two of either does not fit.  It holds the digits CNN
-  (``sw.models.digits_cnn``: 975 compartments, 21675 synapses at T=16).
+* ``ulx3s`` (ECP5-85F: 83640 LUT4, 208 x 18 kbit EBR, 156 multipliers): block RAM only,
+  8 update lanes and 4 synapse lanes (docs/rtl.md §Lanes).  Each synapse lane keeps its own
+  accumulators (``k_s x n_compartments x n_delay_slots`` entries of 18 bits), so the lanes
+  trade EBRs for speed: 2048 compartments with a 4-slot ring (the Quartz compiler uses
+  delays 0 and 1) and a 32 K-word synapse memory in 4 banks leave room for the bridge; 4096
+  compartments or 64 K synapses with these lanes do not fit.  8 update lanes use 32 of the
+  156 multipliers.  It holds the digits CNN (``sw.models.digits_cnn``: 975 compartments,
+  21675 synapses at T=16).
 
 Resource use and timing of each build: docs/boards.md (``make boards-report``).
 """

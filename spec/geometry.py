@@ -205,9 +205,9 @@ PRESETS: dict[str, CoreGeometry] = {
     "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
                                n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
                                n_outputs=512, max_fanout=1024, max_routes=16),
-    "ulx3s": CoreGeometry(name="ulx3s", n_compartments=4096, n_axons=4096, n_synapses=65536,
-                          n_routes=4096, n_profiles=16, n_delay_slots=8, n_outputs=1024,
-                          max_fanout=1024, max_routes=16),
+    "ulx3s": CoreGeometry(name="ulx3s", n_compartments=2048, n_axons=2048, n_synapses=32768,
+                          n_routes=2048, n_profiles=16, n_delay_slots=4, n_outputs=1024,
+                          max_fanout=1024, max_routes=16, k_u=8, k_s=4),
     # Golden-model benchmark: 1024 compartments with dense fan-out from 1000 inputs.
     "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
                           n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,

@@ -1,16 +1,18 @@
-"""The converted digits CNN (T = 16) on the RTL core under cocotb + Verilator.
+"""The converted digits CNN (T = 16) on the RTL core of the ULX3S preset (8 update lanes,
+4 synapse lanes) in Verilator (the C++ harness, sim/fast.py).
 
-The program's config gets one monitor route per compartment (golden/monitor.py: OUTPUT route
-to id ``16 + cx``), so every compartment spike leaves the core as an event; the class events
-(ids 0..9) stay.  One Verilator build of the monitored geometry (1024 compartments, 2048 axons,
-32k synapse words, 2048 routes, 1040 output ids).  For each of ``N_IMAGES`` test images
-(80 steps each):
+The program, converted for the ``ulx3s`` geometry, gets one monitor route per compartment
+(golden/monitor.py: an OUTPUT route per compartment after the class ids), so every
+compartment spike leaves the core as an event; the class events (ids 0..9) stay.  One
+Verilator build of the monitored geometry serves this test and the benchmark.  For each of
+``N_IMAGES`` test images (80 steps each):
 
 * every step: its length and **every output event with its cycle** (so every compartment
   spike, with the step and the cycle it leaves the core) against the cycle model fed with the
   golden model's spikes of the same monitored config;
-* every ``STATE_EVERY`` steps and after the last step: u and v of all 1024 compartments, read
+* every ``STATE_EVERY`` steps and after the last step: u and v of every compartment, read
   back through the configuration port, against the golden model;
+* after each image: every hardware counter against the cycle model;
 * the class decoded from the RTL's class events (ids < ``program.n_outputs``) against the
   golden model's class (of the unmonitored program).
 """
@@ -18,18 +20,26 @@ to id ``16 + cx``), so every compartment spike leaves the core as an event; the 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import record_crosscheck
 
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.monitor import monitor_offset, monitored, spikes_from_events
-from neurocore.sim.verilator import run_stored
+from neurocore.sim.fast import run_stored_fast
 
 N_IMAGES = 20
 STATE_EVERY = 8
+BOARD = "ulx3s"
 
 
-def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
-    program, _ = digits_program_t16
+@pytest.fixture(scope="module")
+def ulx3s_program(digits_cnn, digits):
+    from neurocore.sw.convert import from_model
+    return from_model(digits_cnn, 16, digits.x_train, geometry=BOARD)
+
+
+def test_digits_cnn_on_rtl_every_spike_and_class(ulx3s_program, digits):
+    program = ulx3s_program
     cfg = monitored(program.config)
     offset, n = monitor_offset(program.config), program.config.geometry.n_compartments
     x = program.encode(digits.x_test[:N_IMAGES])
@@ -40,8 +50,8 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
     assert np.array_equal(gold.outputs[..., :offset], plain.outputs)
     assert np.array_equal(spikes_from_events(gold.outputs, offset, n), gold.spikes)
 
-    report = run_stored(cfg, x, name="digits_t16", label="digits T=16",
-                        state_every=STATE_EVERY, keep_outputs=program.n_outputs)
+    report = run_stored_fast(cfg, x, name="digits_t16", label="digits T=16",
+                             state_every=STATE_EVERY, keep_outputs=program.n_outputs)
     assert report["failure"] is None, report["failure"]
     rec = report["networks"][0]
     samples = rec["samples"]
@@ -53,6 +63,7 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
         # every event was compared with its cycle; their number is golden's spikes + classes
         assert s["events"] == int(gold.outputs[b].sum())
         assert s["state_checks"] == steps // STATE_EVERY + (steps % STATE_EVERY != 0)
+        assert s["counters"] == s["model_counters"] and s["counters"]["sops"] > 0
         for t, oid in s["outputs"]:
             rtl_out[b, t, oid] += 1
     assert np.array_equal(rtl_out, plain.outputs[..., :program.n_outputs])
@@ -71,23 +82,23 @@ def test_digits_cnn_on_rtl_every_spike_and_class(digits_program_t16, digits):
           f"{rec['sim_cycles']} cycles in {rec['wall_s']:.1f} s; build {report['build_s']:.1f} s")
 
 
-def test_rtl_perf_bench_on_two_images(digits_program_t16, digits):
-    """bench/rtl_perf.py (same Verilator build): its figures follow from the cycle model."""
+def test_rtl_perf_bench_on_two_images(ulx3s_program, digits):
+    """bench/rtl_perf.py (same Verilator build): its figures are the hardware counters, equal
+    to the cycle model's, and the cocotb harness gives the C++ harness's records."""
     from neurocore.bench.rtl_perf import markdown, measure
-    from neurocore.spec.cycle_model import schedule
+    from neurocore.spec.cycle_model import counter_totals, schedule
 
-    program, _ = digits_program_t16
-    r = measure(2, 16, program=program, data=digits)
-    assert r["agrees"], r["failure"]
+    program = ulx3s_program
+    r = measure(2, 16, program=program, data=digits, geometry=BOARD)
+    assert r["agrees"] and r["counters_agree"], r["failure"]
     x = program.encode(digits.x_test[:2])
     gold = GoldenCore(program.config).run(x)
-    sched = [schedule(program.config, x[b], gold.spikes[b]) for b in range(2)]
-    cycles = [sum(s.cycles for s in sc) for sc in sched]
-    sops = sum(s.sops for sc in sched for s in sc)
-    deliver = sum(s.host_cycles + s.spike_cycles for sc in sched for s in sc)
-    assert r["cycles_per_inference"] == np.mean(cycles)
-    assert r["sops"] == sops and r["step_cycles"] == sum(cycles)
-    assert r["sop_per_deliver_cycle"] == sops / deliver
-    assert 0 < r["sop_per_cycle"] < r["sop_per_deliver_cycle"] <= 1
-    assert r["sim_cycles_per_s"] > 0
-    assert "SOP/cycle" in markdown(r)
+    model = [counter_totals(schedule(program.config, x[b], gold.spikes[b])) for b in range(2)]
+    assert r["cycles_per_inference"] == np.mean([c["cycles"] for c in model])
+    assert r["sops"] == sum(c["sops"] for c in model)
+    assert r["updates"] == sum(c["updates"] for c in model)
+    assert r["sop_per_cycle"] == r["sops"] / r["step_cycles"]
+    assert 0 < r["sop_per_cycle"] < r["sop_per_deliver_cycle"]
+    assert r["cocotb_images"] == 2 and r["cocotb_identical"]
+    assert r["sim_cycles_per_s"] > r["cocotb_cycles_per_s"] > 0
+    assert "counted by the RTL" in markdown(r)
