@@ -152,12 +152,16 @@ def markdown(r: dict) -> str:
                   f"(`make bitstream BOARD={f['geometry']}`), so no Fmax is known |")
     return "\n".join([
         f"Command: `python -m neurocore.bench.rtl_perf --images {f['images']} --t {f['t_max']} "
-        f"--update-docs` (`make bench-rtl`). Network: {f['network']}; {f['images']} test "
-        f"images, one after another; Verilator builds `sim_build/{f['geometry']}-cxx` (C++ "
-        f"harness) and `sim_build/{f['geometry']}` (cocotb).",
+        f"--geometry {f['geometry']} --update-docs` (`make bench-rtl`). Network: "
+        f"{f['network']}; geometry `{f['geometry']}` ({f['lanes']}); {f['images']} test "
+        f"images, one after another; Verilator builds `sim_build/{f['build']}-cxx` (C++ "
+        f"harness) and `sim_build/{f['build']}` (cocotb).",
         "",
-        f"Cross-check: every step's length and output events equal the cycle model, u/v of "
-        f"every compartment after each image equal golden, classes equal golden, and the "
+        f"Every figure is **counted by the RTL's hardware counters** (read through the "
+        f"configuration port after each image), and each counter equals the cycle model's "
+        f"prediction. Cross-check: every step's length and output events equal the cycle "
+        f"model, u/v of every compartment after each image equal golden, classes equal "
+        f"golden, and the "
         f"cocotb harness's records on the first {f['cocotb_images']} images equal the C++ "
         f"harness's: "
         f"**{'yes' if f['agrees'] else 'NO — ' + str(f['failure'])}** "
