@@ -9,6 +9,12 @@ STEPS = 24
 N_BACKPRESSURE = 6
 N_MUTATION_SEEDS = 3      # x 3 kinds (weight, delay, threshold)
 MUTATION_KINDS = ("weight", "delay", "threshold")
+#: Lane configurations (k_u, k_s) of the regression: (1, 1) runs the whole plan, every other
+#: one ``N_LANE_NETWORKS`` random, ``N_LANE_FORWARDING`` forwarding-stress and one
+#: backpressure network (its own Verilator build each).
+LANE_CONFIGS = [(ku, ks) for ku in (1, 2, 4) for ks in (1, 2, 4)]
+N_LANE_NETWORKS = 16
+N_LANE_FORWARDING = 4
 
 
 def random_jobs(seed: int, n: int = N_NETWORKS, **extra) -> list[dict]:
@@ -28,3 +34,9 @@ def plan(seed: int) -> list[dict]:
     jobs += [{"seed": seed + 2000 + 100 * i, "steps": STEPS, "mutation": kind, "label": "mutation"}
              for i in range(N_MUTATION_SEEDS) for kind in MUTATION_KINDS]
     return jobs
+
+
+def lane_plan(seed: int) -> list[dict]:
+    """The jobs of one lane configuration other than (1, 1)."""
+    return (random_jobs(seed, N_LANE_NETWORKS) + forwarding_jobs(seed, N_LANE_FORWARDING)
+            + [{"seed": seed + 1000, "steps": STEPS, "out_ready": 0.4, "label": "backpressure"}])

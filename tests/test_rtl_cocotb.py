@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import base_seed, record_crosscheck
-from rtl_jobs import (MUTATION_KINDS, N_BACKPRESSURE, N_FORWARDING, N_MUTATION_SEEDS,
-                      N_NETWORKS, STEPS, plan)
+from rtl_jobs import (LANE_CONFIGS, MUTATION_KINDS, N_BACKPRESSURE, N_FORWARDING,
+                      N_LANE_FORWARDING, N_LANE_NETWORKS, N_MUTATION_SEEDS, N_NETWORKS, STEPS,
+                      lane_plan, plan)
 
 from neurocore.sim.verilator import build_dir_for, run_regression
 from neurocore.spec.geometry import CoreGeometry
@@ -90,6 +91,29 @@ def test_corruptions_are_detected(regression):
         assert n["mismatch"] and f"seed {n['seed']}" in n["mismatch"], n
     fields = {n["mutation"].split(".")[1].split(":")[0] for n in mutated}
     assert fields == {"weight", "delay", "vth"}
+
+
+@pytest.mark.parametrize("lanes", [c for c in LANE_CONFIGS if c != (1, 1)],
+                         ids=lambda c: f"ku{c[0]}-ks{c[1]}")
+def test_lane_configuration_matches_golden_cycle_model_and_counters(lanes):
+    """Every lane configuration: random, forwarding-stress and backpressure networks equal
+    golden (u, v every step), the cycle model (step lengths, events with their cycles) and
+    its counters, in their own Verilator build."""
+    seed = base_seed()
+    g = CoreGeometry.preset("tiny").replace(k_u=lanes[0], k_s=lanes[1])
+    report = run_regression(lane_plan(seed), geometry=g, name="lanes")
+    assert report["failure"] is None, f"{report['failure']} (base seed {seed})"
+    nets = report["networks"]
+    assert len(nets) == N_LANE_NETWORKS + N_LANE_FORWARDING + 1
+    assert all(n["counters"]["cycles"] == sum(n["cycles"]) for n in nets)
+    steps = sum(len(n["cycles"]) for n in nets)
+    record_crosscheck(f"golden + cycle model vs RTL (cocotb/Verilator, k_u={lanes[0]}, "
+                      f"k_s={lanes[1]})", networks=len(nets), samples=len(nets), steps=steps,
+                      compartment_steps=steps * g.n_compartments)
+    fwd = sum(n["forwards"] for n in nets if n["label"] == "forwarding")
+    print(f"\nlanes k_u={lanes[0]} k_s={lanes[1]}: {len(nets)} networks, SOP/cycle "
+          f"{sum(n['counters']['sops'] for n in nets) / sum(n['counters']['cycles'] for n in nets):.3f}, "
+          f"{fwd} forwarded RMWs; build {report['build_s']:.1f} s, run {report['wall_s']:.1f} s")
 
 
 def test_waves_write_an_fst(seed):

@@ -10,7 +10,10 @@ it saw the mutant.  The fault-free build passes the same networks (tests/test_rt
   compare (vth bit 3: only networks whose v lands between the two thresholds notice).
 * Forwarding: the read-modify-write forwarding path disabled.  The random networks almost
   never write one accumulator entry in consecutive cycles; the forwarding networks do, and
-  must catch the missing path.
+  must catch the missing path.  The same bug in synapse lane 1 only (two synapse lanes) must
+  be caught too: a lane forwards on its own.
+* Counters: the ``sops`` counter's increment with its LSB flipped (off by one in every
+  cycle) must be caught by the counter comparison with the cycle model.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ ARITHMETIC_MUTANTS = {
 }
 NO_FORWARDING = Fault("fwd_hit", 0, stuck=0)
 N_PLAIN_FOR_FORWARDING = 24
+#: Forwarding disabled in synapse lane 1 of a two-lane core only.
+LANE1_NO_FORWARDING = Fault("fwd_hit", 0, stuck=0, lane=1)
+TWO_SYNAPSE_LANES = CoreGeometry.preset("tiny").replace(k_s=2)
+COUNTER_OFF_BY_ONE = Fault("counter_inc", 0)
 
 
 def test_no_fault_adds_nothing_and_each_fault_changes_the_design():
@@ -108,3 +115,25 @@ def test_missing_forwarding_is_detected_by_forwarding_networks():
           f"{len(fwd_caught)} of {len(fwd)} forwarding networks, {len(plain_caught)} of "
           f"{len(plain)} random networks")
     assert len(fwd_caught) >= N_FORWARDING // 2, (len(fwd_caught), base_seed())
+
+
+def test_lane_forwarding_bug_is_detected():
+    seed = base_seed()
+    report = run_regression(forwarding_jobs(seed, record_only=True), geometry=TWO_SYNAPSE_LANES,
+                            name="mutant_lane1_no_forwarding", fault=LANE1_NO_FORWARDING)
+    assert report["failure"] is None, report["failure"]
+    fwd, caught = _caught(report, "forwarding")
+    print(f"\nmutant {LANE1_NO_FORWARDING.describe()}: caught by {len(caught)} of {len(fwd)} "
+          f"forwarding networks")
+    assert len(caught) >= N_FORWARDING // 2, (len(caught), seed)
+
+
+def test_counter_off_by_one_is_detected():
+    seed = base_seed()
+    report = run_regression(random_jobs(seed, 4, record_only=True), geometry="tiny",
+                            name="mutant_counter", fault=COUNTER_OFF_BY_ONE)
+    assert report["failure"] is None, report["failure"]
+    nets, caught = _caught(report, "random")
+    assert len(caught) == len(nets) == 4
+    for rec in caught:        # the state and the schedule are right; only the counter is not
+        assert "counter sops" in rec["mismatch"] and f"seed {rec['seed']}" in rec["mismatch"]
