@@ -3,8 +3,9 @@ and delay slot, the UPDATE group counter, the CLEAR sweep and the sticky error f
 
 One step, from the cycle in which ``ctrl.start`` is accepted (the start cycle, in IDLE):
 
-- UPDATE: group ``r`` (compartments ``r·k_u …``) is issued in cycle ``1 + r`` while
-  ``r·k_u < n_active``; at least one cycle;
+- UPDATE: the idle-skip scanner (``rtl/idle_skip.py``) issues one needed group per cycle
+  (or moves past a window without one) until it passes ``groups = ceil(n_active / k_u)``;
+  at least one cycle;
 - DRAIN: ``UPDATE_DRAIN`` cycles until the last write-back;
 - HOST: until the step's host spikes have left the host queue (at least one cycle);
 - SPIKE: until the spike queue is empty and the route reader, the walker and the synapse
@@ -19,7 +20,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
-from ..spec.schedule import REGISTER_BITS, UPDATE_DRAIN, Phase
+from ..spec.schedule import UPDATE_DRAIN, Phase
 
 __all__ = ["StepController", "ControlSignature", "ErrorFlags"]
 
@@ -51,22 +52,25 @@ class ControlSignature(wiring.Signature):
 
 class StepController(wiring.Component):
     """Members: ``ctrl`` (the core's control port), status inputs from the components
-    (``n_active``, ``drained``, ``spikes_empty``, ``routes_busy``, ``walker_busy``,
-    ``lanes_busy``, error strobes ``cfg_range``/``input_range``/``list_range``) and the
-    schedule outputs (``phase``, ``running``, ``cfg_open``, ``started``, ``issue``,
-    ``group``, ``slot``, ``clearing``, ``sweep``, ``done_cycle``, ``step_cycle``)."""
+    (``groups``, the scanner's ``found``/``next_pos``, ``drained``, ``spikes_empty``,
+    ``routes_busy``, ``walker_busy``, ``lanes_busy``, error strobes
+    ``cfg_range``/``input_range``/``list_range``) and the schedule outputs (``phase``,
+    ``running``, ``cfg_open``, ``started``, ``issue``, ``pos``, ``slot``, ``clearing``,
+    ``sweep``, ``done_cycle``, ``step_cycle``)."""
 
     def __init__(self, geometry: CoreGeometry, step_bits: int):
         g = self.geometry = geometry
         self.rows = g.bank_depth * g.n_delay_slots
         super().__init__({
             "ctrl": In(ControlSignature(g, step_bits)),
-            "n_active": In(REGISTER_BITS),
+            "groups": In(range(g.bank_depth + 1)),
+            "found": In(1), "next_pos": In(range(g.bank_depth + 1)),
             "drained": In(1), "spikes_empty": In(1), "routes_busy": In(1),
             "walker_busy": In(1), "lanes_busy": In(1),
             "cfg_range": In(1), "input_range": In(1), "list_range": In(1),
             "phase": Out(3), "running": Out(1), "cfg_open": Out(1), "started": Out(1),
-            "issue": Out(1), "group": Out(range(g.bank_depth)), "slot": Out(range(g.n_delay_slots)),
+            "issue": Out(1), "pos": Out(range(g.bank_depth + 1)),
+            "slot": Out(range(g.n_delay_slots)),
             "clearing": Out(1), "sweep": Out(range(self.rows)),
             "done_cycle": Out(1), "step_cycle": Out(1),
         })
@@ -75,7 +79,6 @@ class StepController(wiring.Component):
         g = self.geometry
         m = Module()
         ctrl = self.ctrl
-        shift = (g.k_u - 1).bit_length()
         step = Signal.like(ctrl.step)
         error = Signal(ErrorFlags)
         raised = Signal(ErrorFlags)
@@ -87,7 +90,6 @@ class StepController(wiring.Component):
         with m.Else():
             m.d.sync += error.eq(error.as_value() | raised.as_value())
         drain = Signal(range(UPDATE_DRAIN))
-        next_group_end = ((self.group + 1) << shift) >= self.n_active
 
         def enter(phase: Phase):
             m.d.sync += self.phase.eq(phase.value)
@@ -101,7 +103,7 @@ class StepController(wiring.Component):
                     enter(Phase.CLEAR)
                 with m.Elif(ctrl.start):
                     m.d.comb += [self.started.eq(1), self.step_cycle.eq(1)]
-                    m.d.sync += self.group.eq(0)
+                    m.d.sync += self.pos.eq(0)
                     enter(Phase.UPDATE)
             with m.State(Phase.CLEAR.name):
                 m.d.comb += [self.clearing.eq(1), self.running.eq(1)]
@@ -110,10 +112,9 @@ class StepController(wiring.Component):
                     m.d.sync += [step.eq(0), self.slot.eq(0)]
                     enter(Phase.IDLE)
             with m.State(Phase.UPDATE.name):
-                m.d.comb += [self.running.eq(1), self.step_cycle.eq(1),
-                             self.issue.eq((self.group << shift) < self.n_active)]
-                m.d.sync += self.group.eq(self.group + 1)
-                with m.If(next_group_end):
+                m.d.comb += [self.running.eq(1), self.step_cycle.eq(1), self.issue.eq(self.found)]
+                m.d.sync += self.pos.eq(self.next_pos)
+                with m.If(self.next_pos >= self.groups):
                     m.d.sync += drain.eq(0)
                     enter(Phase.DRAIN)
             with m.State(Phase.DRAIN.name):

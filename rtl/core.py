@@ -10,6 +10,7 @@ lanes.  The components (one file each, docs/rtl.md §1):
 - :class:`~neurocore.rtl.route_reader.RouteReader`: routes → output events / axon requests;
 - :class:`~neurocore.rtl.synapse_walker.SynapseWalker`: axon → ``k_s`` synapses per cycle;
 - :class:`~neurocore.rtl.dendrite.DendriteLane` × ``k_s``: accumulators, read-modify-write;
+- :class:`~neurocore.rtl.idle_skip.IdleSkip`: which groups need an update, and the scanner;
 - :class:`~neurocore.rtl.counters.Counters`: ``n_active`` and the hardware counters.
 
 The controller walks the phases of :class:`~neurocore.spec.schedule.Phase`; the cycle model
@@ -18,7 +19,7 @@ The controller walks the phases of :class:`~neurocore.spec.schedule.Phase`; the 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,6 +31,7 @@ from .counters import Counters
 from .dendrite import DendriteLane
 from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, Fault
 from .host_queue import HostQueue
+from .idle_skip import IdleSkip
 from .route_reader import RouteReader
 from .spike_queue import SpikeQueue
 from .synapse_walker import SynapseWalker
@@ -108,6 +110,7 @@ class Neurocore(wiring.Component):
         routes = m.submodules.route_reader = RouteReader(g)
         walker = m.submodules.walker = SynapseWalker(g)
         counters = m.submodules.counters = Counters(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
+        skip = m.submodules.idle_skip = IdleSkip(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         lanes = [UpdateLane(g, i, fault=f and f.applies_to(DATAPATH_SIGNALS, i))
                  for i in range(g.k_u)]
         dendrites = [DendriteLane(g, j, fault=f and f.applies_to(CORE_SIGNALS, j))
@@ -142,7 +145,7 @@ class Neurocore(wiring.Component):
 
         # ---- control and status ------------------------------------------------------------
         wiring.connect(m, wiring.flipped(self.ctrl), ctl.ctrl)
-        m.d.comb += [ctl.n_active.eq(counters.n_active), ctl.drained.eq(host.drained),
+        m.d.comb += [ctl.drained.eq(host.drained),
                      ctl.spikes_empty.eq(spikes.empty), ctl.routes_busy.eq(routes.busy),
                      ctl.walker_busy.eq(walker.busy),
                      ctl.input_range.eq(host.input_range),
@@ -150,14 +153,17 @@ class Neurocore(wiring.Component):
                                        | sum(d.list_range for d in dendrites).bool())]
         m.d.comb += ctl.lanes_busy.eq(sum(d.busy for d in dendrites).bool())
 
-        # ---- UPDATE: lanes in lockstep, accumulator rows read in U0 and cleared in U1 -------
+        # ---- UPDATE: the scanner picks groups, lanes in lockstep, accumulator rows read in
+        # U0 and cleared in U1 ------------------------------------------------------------
+        self._idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus)
         upd_row = Signal(range(g.bank_depth * g.n_delay_slots))
-        m.d.comb += upd_row.eq(ctl.slot * g.bank_depth + ctl.group)
+        m.d.comb += upd_row.eq(ctl.slot * g.bank_depth + skip.group)
         u1_row, u1_issue = Signal.like(upd_row), Signal()
         m.d.sync += [u1_row.eq(upd_row), u1_issue.eq(ctl.issue)]
         for c in lanes:
             m.d.comb += [c.n_active.eq(counters.n_active), c.issue.eq(ctl.issue),
-                         c.group.eq(ctl.group), c.clr_en.eq(ctl.clearing & (ctl.sweep < g.bank_depth)),
+                         c.group.eq(skip.group),
+                         c.clr_en.eq(ctl.clearing & (ctl.sweep < g.bank_depth)),
                          c.clr_row.eq(ctl.sweep)]
             for j, d in enumerate(dendrites):
                 m.d.comb += c.acc[j].eq(d.upd_data[c.lane])
@@ -192,3 +198,36 @@ class Neurocore(wiring.Component):
             counters.inc_stalls.eq(self.out.valid & ~self.out.ready),
         ]
         return m
+
+    @staticmethod
+    def _idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus):
+        """Wire the idle-skip flags and scanner; count the compartments it skipped."""
+        shift = (g.k_u - 1).bit_length()
+        groups = Signal(range(g.bank_depth + 1))
+        wanted = (counters.n_active + g.k_u - 1) >> shift
+        m.d.comb += groups.eq(Mux(wanted > g.bank_depth, g.bank_depth, wanted))
+        touch = bus.valid & bus.write
+        m.d.comb += [
+            skip.slot.eq(ctl.slot), skip.groups.eq(groups), skip.pos.eq(ctl.pos),
+            ctl.groups.eq(groups), ctl.found.eq(skip.found), ctl.next_pos.eq(skip.next_pos),
+            skip.issue.eq(ctl.issue), skip.clear.eq(ctl.clearing),
+            skip.touch.eq(touch & ((bus.mem == MEMORY_INDEX["state"])
+                                   | (bus.mem == MEMORY_INDEX["compartments"])
+                                   | (bus.mem == MEMORY_INDEX["profiles"]))),
+            skip.touch_acc.eq(touch & (bus.mem == MEMORY_INDEX["accumulators"])),
+            skip.wb_valid.eq(lanes[0].wb_valid), skip.wb_group.eq(lanes[0].wb_group),
+            skip.wb_quiet.eq(Cat(c.wb_quiet | ~c.wb_valid for c in lanes).all()),
+        ]
+        for j, d in enumerate(dendrites):
+            m.d.comb += [skip.deliver_valid[j].eq(d.sop), skip.deliver_slot[j].eq(d.sop_slot),
+                         skip.deliver_row[j].eq(d.sop_group)]
+        # skipped = min(n_active, n) - compartments updated in this step, added at DONE
+        step_updates = Signal(range(g.n_compartments + 1))
+        issued = sum(c.updated for c in lanes)
+        with m.If(ctl.started):
+            m.d.sync += step_updates.eq(0)
+        with m.Else():
+            m.d.sync += step_updates.eq(step_updates + issued)
+        active = Mux(counters.n_active > g.n_compartments, g.n_compartments, counters.n_active)
+        with m.If(ctl.done_cycle):
+            m.d.comb += counters.inc_skipped.eq(active - step_updates)

@@ -17,10 +17,16 @@ from ..spec.schedule import COUNTERS, REGISTER_BITS, REGISTERS
 from .config_bus import ConfigBus, ConfigReader
 from .fault import Fault, inject
 
-__all__ = ["Counters", "INCREMENT_BITS"]
+__all__ = ["Counters", "INCREMENT_BITS", "increment_bits"]
 
-#: Width of each counter's per-cycle increment (up to 8 lanes at once).
+#: Width of a counter's per-cycle increment (up to 8 lanes at once) ...
 INCREMENT_BITS = 4
+#: ... except ``skipped``, which adds a whole step's count in its DONE cycle.
+_WIDE = ("skipped",)
+
+
+def increment_bits(name: str) -> int:
+    return REGISTER_BITS if name in _WIDE else INCREMENT_BITS
 
 
 class Counters(wiring.Component):
@@ -34,7 +40,7 @@ class Counters(wiring.Component):
             "cfg": In(ConfigBus(geometry)),
             "rdata": Out(64),
             "n_active": Out(REGISTER_BITS),
-            **{f"inc_{name}": In(INCREMENT_BITS) for name in COUNTERS},
+            **{f"inc_{name}": In(increment_bits(name)) for name in COUNTERS},
         })
 
     def elaborate(self, platform):

@@ -42,7 +42,8 @@ class DendriteLane(wiring.Component):
     (``t mod D``), ``syn_valid``/``syn`` (S1: the synapse word of this lane), ``upd_row`` /
     ``upd_data`` (update read, one entry per bank, one cycle later), ``clr_en``/``clr_row``
     (write 0 into that row of every bank), ``sop`` (a read-modify-write in S2 this cycle),
-    ``busy`` (S2 holds a synapse), ``list_range`` (a synapse's target is ``>= n``: skipped).
+    ``sop_slot``/``sop_group`` (its entry's slot and row in the bank), ``busy`` (S2 holds a
+    synapse), ``list_range`` (a synapse's target is ``>= n``: skipped).
     """
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
@@ -63,6 +64,8 @@ class DendriteLane(wiring.Component):
             "clr_en": In(1),
             "clr_row": In(range(self.rows)),
             "sop": Out(1),
+            "sop_slot": Out(range(g.n_delay_slots)),
+            "sop_group": Out(range(g.bank_depth)),
             "busy": Out(1),
             "list_range": Out(1),
         })
@@ -104,7 +107,8 @@ class DendriteLane(wiring.Component):
         p2_row = Signal(range(self.rows))
         contrib = Signal(signed(len(weight) + (1 << g.weight_exp_bits) - 1))
         m.d.sync += [p2_valid.eq(self.syn_valid & target_ok), p2_bank.eq(s1_bank),
-                     p2_row.eq(s1_row), contrib.eq(weight << syn.weight_exp)]
+                     p2_row.eq(s1_row), contrib.eq(weight << syn.weight_exp),
+                     self.sop_slot.eq(s1_slot), self.sop_group.eq(s1_hi)]
         fwd_valid, fwd_bank = Signal(), Signal(range(k_u))
         fwd_row, fwd_data = Signal(range(self.rows)), Signal(acc)
         stored = Signal(acc)

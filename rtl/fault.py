@@ -21,6 +21,7 @@ name           where      what
 ``acc_new``    lane       accumulator read-modify-write adder output (DELIVER, S2)
 ``fwd_hit``    lane       select of the forwarded accumulator value (``stuck=0``: no forwarding)
 ``counter_inc`` core      the ``sops`` counter's per-cycle increment
+``skip_need``  core       the idle-skip scanner's "group needs an update" vector
 =============  =========  =============================================================
 
 ``lane`` picks the synapse lane (``acc_new``, ``fwd_hit``) or update lane (datapath signals)
@@ -36,7 +37,7 @@ from amaranth.hdl import Const, Module, Signal, Value
 __all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
-CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc")
+CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
 
 

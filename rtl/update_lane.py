@@ -41,7 +41,8 @@ class UpdateLane(wiring.Component):
     ``running``, ``n_active``, ``issue``/``group`` (U0), ``acc`` (U1: this compartment's
     entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
     ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
-    was issued in U0)."""
+    was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (write-back of a group, and
+    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``)."""
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
         g = self.geometry = geometry
@@ -60,6 +61,9 @@ class UpdateLane(wiring.Component):
             "spike_valid": Out(1),
             "spike": Out(axon_map_layout(g)),
             "updated": Out(1),
+            "wb_valid": Out(1),
+            "wb_group": Out(range(g.bank_depth)),
+            "wb_quiet": Out(1),
         })
 
     def elaborate(self, platform):
@@ -91,13 +95,23 @@ class UpdateLane(wiring.Component):
                                                        fault=self.fault)
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2["state"]),
                      dp.config.eq(u2["compartments"]), dp.profile.eq(rd["profiles"].data)]
-        w_valid, w_group, w_axon = u2_valid, u2_group, u2["axon_map"]
+        still = Signal()                  # bias 0 and (dv 0): only u and v can move it
+        m.d.comb += still.eq(u2["compartments"].bias_mant == 0)
+        v_holds = Signal()
+        m.d.comb += v_holds.eq(rd["profiles"].data.dv == 0)
+        w_valid, w_group, w_axon, w_still, w_holds = (u2_valid, u2_group, u2["axon_map"], still,
+                                                      v_holds)
         for k in range(dp.latency):       # follow the datapath's register stages
             nv, ng, na = Signal(name=f"w{k}_valid"), Signal.like(w_group), Signal.like(w_axon)
-            m.d.sync += [nv.eq(w_valid), ng.eq(w_group), na.eq(w_axon)]
-            w_valid, w_group, w_axon = nv, ng, na
+            ns, nh = Signal(name=f"w{k}_still"), Signal(name=f"w{k}_holds")
+            m.d.sync += [nv.eq(w_valid), ng.eq(w_group), na.eq(w_axon), ns.eq(w_still),
+                         nh.eq(w_holds)]
+            w_valid, w_group, w_axon, w_still, w_holds = nv, ng, na, ns, nh
         m.d.comb += [self.spike_valid.eq(w_valid & dp.spike & (w_axon.length != 0)),
-                     self.spike.eq(w_axon)]
+                     self.spike.eq(w_axon),
+                     self.wb_valid.eq(w_valid), self.wb_group.eq(w_group),
+                     self.wb_quiet.eq(w_still & (dp.next_state.u == 0)
+                                      & ((dp.next_state.v == 0) | w_holds))]
 
         # ---- memory ports: pipeline while running, configuration bus while idle ----------
         reader = ConfigReader(m, self.cfg, self.rdata, _BANKED + ("profiles",))

@@ -149,7 +149,7 @@ async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, w
     if ready_rate is not None:
         def out_ready(t, c, _seed=seed, _p=float(ready_rate)):
             return backpressure(_seed, t, c, _p)
-    sched = schedule(net.config, x, gold.spikes, out_ready=out_ready)
+    sched = schedule(net.config, x, gold, out_ready=out_ready)
     words = net.config.to_words()
 
     t0 = time.perf_counter()

@@ -136,7 +136,7 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
     per_sample = _samples(records)
     samples, first = [], None
     for b, (marks, step_recs, reads) in enumerate(per_sample):
-        sched = schedule(run.config, x[b], gold.spikes[b])
+        sched = schedule(run.config, x[b], gold.sample(b))
         tag = f"{run.label} sample {b}"
         results, kept, state_checks, extra = [], [], 0, []
         reads = iter(reads)

@@ -6,7 +6,11 @@ cycle, as ``rtl/controller.py``, ``rtl/host_queue.py``, ``rtl/route_reader.py``,
 spike comes from the golden model.  Cycles of a step count from the cycle in which
 ``ctrl.start`` is accepted (cycle 0) to the DONE cycle (``cycles - 1``).
 
-- UPDATE takes ``max(1, ceil(n_active / k_u))`` cycles, DRAIN ``UPDATE_DRAIN``;
+- UPDATE: the idle-skip scanner walks windows of ``SKIP_WINDOW`` groups and issues one
+  needed group per cycle (a window without one costs a cycle), at least one cycle; a group
+  is needed unless all its compartments were quiet after the last step (``u = 0``,
+  ``bias_mant = 0``, ``v = 0`` or ``dv = 0``) and no synapse input lands on it now; in the
+  first step after ``ctrl.clear`` every group is needed; DRAIN takes ``UPDATE_DRAIN``;
 - HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
   last one left (at least one cycle);
 - the walker holds one axon in its map register and one list in its list register; a list
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .schedule import COUNTERS, UPDATE_DRAIN
+from .schedule import COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
 
 __all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals"]
 
@@ -45,6 +49,8 @@ class StepSchedule:
     sops: int = 0
     forwards: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    #: (step, group) of every accumulator entry written in this step (input landing later)
+    landings: set = field(default_factory=set)
 
 
 class _Lists:
@@ -61,18 +67,57 @@ class _Lists:
         self.rkind, self.rtarget = rt["kind"], rt["target"]
 
 
+def update_scan(need: np.ndarray, groups: int, window: int) -> tuple[int, list[int]]:
+    """The idle-skip scanner (rtl/idle_skip.py): UPDATE cycles and the groups it issues."""
+    pos, cycles, issued = 0, 0, []
+    while True:
+        cycles += 1
+        end = (pos // window + 1) * window
+        hit = np.flatnonzero(need[pos:min(end, groups)])
+        if hit.size:
+            issued.append(pos + int(hit[0]))
+            pos = issued[-1] + 1
+        else:
+            pos = end
+        if pos >= groups:
+            return cycles, issued
+
+
+def group_need(config, u_prev, v_prev, landing_groups) -> np.ndarray:
+    """Groups that need an update: not quiet after the last step (``u_prev``/``v_prev``, None
+    right after ``ctrl.clear``) or with input landing now (``landing_groups``)."""
+    g = config.geometry
+    rows = g.bank_depth
+    if u_prev is None:
+        return np.ones(rows, dtype=bool)
+    cx = config.mem["compartments"]
+    dv = config.mem["profiles"]["dv"][cx["profile"]]
+    quiet = (np.asarray(u_prev) == 0) & (cx["bias_mant"] == 0) & ((np.asarray(v_prev) == 0)
+                                                                  | (dv == 0))
+    quiet[min(config.n_active(), g.n_compartments):] = True      # never updated
+    need = ~quiet.reshape(rows, g.k_u).all(axis=1)
+    need[list(landing_groups)] = True
+    return need
+
+
 def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
+                  need: np.ndarray | None = None,
                   out_ready: Callable[[int], bool] | None = None, lists: _Lists | None = None,
                   ) -> StepSchedule:
     """Schedule of one step: ``spikes`` (bool, n_compartments) of this step's UPDATE,
     ``host_axons`` the step's host spikes in arrival order (ids ``>= n_axons`` are dropped at
-    the input), ``out_ready(cycle)`` the output handshake (always ready when None)."""
+    the input), ``need`` the groups to update (:func:`group_need`; all when None),
+    ``out_ready(cycle)`` the output handshake (always ready when None)."""
     L = lists or _Lists(config)
     g = L.g
     k_u, k_s, D, n = g.k_u, g.k_s, g.n_delay_slots, g.n_compartments
     slot = step % D
-    n_active = config.n_active()
-    update = max(1, -(-n_active // k_u)) + UPDATE_DRAIN
+    n_active = min(config.n_active(), n)
+    groups = min(-(-config.n_active() // k_u), g.bank_depth)
+    need = np.ones(g.bank_depth, dtype=bool) if need is None else need
+    scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
+    updates = sum(min(k_u, n_active - r * k_u) for r in issued)
+    update = scan + UPDATE_DRAIN
     host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
     fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))
     queue = deque(sorted(fired.tolist(), key=lambda cx: (cx % k_u, cx)))
@@ -87,6 +132,7 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
     s2: list = []
     prev_written: dict[int, tuple] = {}
     forwards = 0
+    landings: set = set()
     # route reader
     r_route = False
     r_ptr = r_rem = 0
@@ -130,6 +176,8 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         prev_written = dict(s2)
         s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
               for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]
+        for _, (s_x, target) in s1:
+            landings.add((step + 1 + (s_x - slot - 1) % D, target // k_u))
         s2 = s2_next
         if l_rem:
             l_ptr, l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
@@ -152,9 +200,10 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
             phase = "SPIKE"
         elif idle:
             break
-    counts.update(steps=1, cycles=c + 1, update_cycles=update, updates=n_active)
+    counts.update(steps=1, cycles=c + 1, update_cycles=update, updates=updates,
+                  skipped=n_active - updates)
     return StepSchedule(step=step, cycles=c + 1, events=events, sops=counts["sops"],
-                        forwards=forwards, counters=counts)
+                        forwards=forwards, counters=counts, landings=landings)
 
 
 def _entry(L: _Lists, address: int, slot: int, D: int) -> tuple[int, int]:
@@ -162,23 +211,31 @@ def _entry(L: _Lists, address: int, slot: int, D: int) -> tuple[int, int]:
     return (int(slot + 1 + L.delay[address]) % D, int(L.target[address]))
 
 
-def schedule(config, inputs: np.ndarray, spikes: np.ndarray | None = None, *,
+def schedule(config, inputs: np.ndarray, gold=None, *,
              out_ready: Callable[[int, int], bool] | None = None) -> list[StepSchedule]:
-    """Schedules of every step of one sample.
+    """Schedules of every step of one sample, from ``ctrl.clear`` on.
 
     ``inputs``: (steps, n_axons) 0/1 raster (host spikes sent in ascending axon order);
-    ``spikes``: (steps, n_compartments), from the golden model when None;
+    ``gold``: the golden model's run of this sample (``spikes``, ``u``, ``v`` of shape
+    (steps, n_compartments)), computed when None;
     ``out_ready(step, cycle)``: output handshake (always ready when None).
     """
     x = np.asarray(inputs)
-    if spikes is None:
+    if gold is None:
         from ..golden.core import GoldenCore
-        spikes = GoldenCore(config).run(x).spikes
+        gold = GoldenCore(config).run(x, record=("u", "v")).sample(0)
     lists = _Lists(config)
-    return [step_schedule(config, spikes[t], np.flatnonzero(x[t]), step=t, lists=lists,
-                          out_ready=None if out_ready is None else
-                          (lambda cyc, t=t: out_ready(t, cyc)))
-            for t in range(x.shape[0])]
+    out, landing = [], set()
+    for t in range(x.shape[0]):
+        need = group_need(config, None if t == 0 else gold.u[t - 1],
+                          None if t == 0 else gold.v[t - 1],
+                          {grp for s, grp in landing if s == t})
+        sched = step_schedule(config, gold.spikes[t], np.flatnonzero(x[t]), step=t, need=need,
+                              lists=lists, out_ready=None if out_ready is None else
+                              (lambda cyc, t=t: out_ready(t, cyc)))
+        landing = {(s, grp) for s, grp in landing if s > t} | sched.landings
+        out.append(sched)
+    return out
 
 
 def counter_totals(steps: list[StepSchedule]) -> dict[str, int]:

@@ -13,7 +13,8 @@ from enum import Enum
 
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
-           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "register_index", "write_cycle"]
+           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "SKIP_WINDOW", "register_index",
+           "write_cycle"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
 #: the register file below (not a memory of :func:`neurocore.spec.words.memories`).
@@ -32,7 +33,7 @@ COUNTERS = (
     "spike_cycles",   # cycles in the SPIKE phase (route lists, then the pipelines drain)
     "sops",           # synaptic operations: accumulator read-modify-writes
     "updates",        # compartment updates issued
-    "skipped",        # idle compartments skipped (below n_active; spec §2.6)
+    "skipped",        # compartments below n_active not updated (idle, spec §2.6)
     "stalls",         # cycles with out.valid & ~out.ready
 )
 #: Register file: address 0 is ``n_active`` (compartments ``>= n_active`` are never
@@ -71,6 +72,9 @@ UPDATE_READ_STAGES = 2
 UPDATE_DRAIN = UPDATE_READ_STAGES + DATAPATH_LATENCY
 #: Start cycle + DONE cycle.
 FIXED_CYCLES = 2
+#: Update groups the idle-skip scanner examines per UPDATE cycle (an aligned window; at most
+#: ``bank_depth``): a window with no group to update costs one cycle.
+SKIP_WINDOW = 32
 #: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
 #: accumulator, S2 adds and writes back.
 SYNAPSE_STAGES = 2

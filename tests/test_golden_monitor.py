@@ -44,8 +44,8 @@ def test_monitored_network_has_same_dynamics_and_one_event_per_spike(seed, k):
         assert (r["kind"][last], r["target"][last]) == (RouteKind.OUTPUT.value, offset + cx)
     plain = monitored(net.config, monitor=False)
     assert plain.geometry == cfg.geometry
-    s0 = schedule(net.config, net.inputs[0], a.spikes[0])
-    s1 = schedule(plain, net.inputs[0], a.spikes[0])
+    s0 = schedule(net.config, net.inputs[0])
+    s1 = schedule(plain, net.inputs[0])
     assert [(s.cycles, s.events, s.sops) for s in s0] == [(s.cycles, s.events, s.sops)
                                                           for s in s1]
 
@@ -71,7 +71,7 @@ def test_monitored_network_on_rtl_emits_every_spike(seed):
         if gold.spikes.sum() >= 5:
             break
     rtl = run_rtl(cfg, x)
-    sched = schedule(cfg, x, gold.spikes)
+    sched = schedule(cfg, x, gold)
     offset = monitor_offset(net.config)
     for t in range(x.shape[0]):
         assert rtl.steps[t].events == sched[t].events, (t, seed + k)

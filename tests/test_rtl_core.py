@@ -37,7 +37,7 @@ def run_and_check(config, inputs, seed=None, **kw):
     step lengths and the hardware counters)."""
     inputs = np.asarray(inputs)
     gold = GoldenCore(config).run(inputs, record=("u", "v"))
-    sched = schedule(config, inputs, gold.spikes, out_ready=kw.get("out_ready"))
+    sched = schedule(config, inputs, gold, out_ready=kw.get("out_ready"))
     if "dut" not in kw:
         kw["dut"] = Neurocore(config.geometry)
     rtl = run_rtl(config, inputs, **kw)

@@ -81,20 +81,22 @@ def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> d
     program = from_model(model, T, data.x_train, geometry=g)
     x = data.x_test[:samples]
     raster = program.encode(x)
-    run = GoldenCore(program.config).run(raster)
+    run = GoldenCore(program.config).run(raster, record=("u", "v"))
     pred = program.decode(run.outputs)["predicted"]
     cycles, link = [], []
     for i in range(raster.shape[0]):
-        sched = schedule(program.config, raster[i], run.spikes[i])
+        sched = schedule(program.config, raster[i], run.sample(i))
         cycles.append(sum(s.cycles for s in sched))
         link.append(link_bytes(raster[i].sum(axis=1), int(run.outputs[i].sum())))
     cyc = float(np.mean(cycles))
     link_b = float(np.mean(link))
     # The same network on a geometry sized to it: UPDATE visits every compartment each step.
     fitted = from_model(model, T, data.x_train)
-    frun = GoldenCore(fitted.config).run(fitted.encode(x))
-    fitted_cycles = float(np.mean([sum(s.cycles for s in schedule(fitted.config, r_, sp))
-                                   for r_, sp in zip(fitted.encode(x), frun.spikes)]))
+    fx = fitted.encode(x)
+    frun = GoldenCore(fitted.config).run(fx, record=("u", "v"))
+    fitted_cycles = float(np.mean([sum(s.cycles for s in schedule(fitted.config, fx[i],
+                                                                 frun.sample(i)))
+                                   for i in range(fx.shape[0])]))
     s = program.config.summary()
     return {
         "network": name, "t_max": T, "steps": program.n_steps, "samples": int(x.shape[0]),
