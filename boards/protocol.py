@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from ..spec.geometry import CoreGeometry
-from ..spec.words import memories
+from ..spec.schedule import MEMORY_INDEX, port_targets
 
 __all__ = ["PROTOCOL_VERSION", "SYNC_REQUEST", "SYNC_RESPONSE", "DEFAULT_MAX_PAYLOAD", "Cmd",
            "Status", "BridgeFlags", "ClearMask", "MEMORY_INDEX", "EVENT_BYTES", "SPIKE_BYTES",
@@ -42,11 +42,6 @@ WRITE_HEADER = 5
 #: Header of FILL requests: memory (u8), address (u24), count (u24), then one word.
 FILL_HEADER = 7
 
-#: Memory select of the configuration port (rtl/core.py ``MEMORY_INDEX``; same order as
-#: :func:`neurocore.spec.words.memories`).
-MEMORY_INDEX = {name: i for i, name in enumerate(
-    ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes", "state",
-     "accumulators"))}
 
 
 class Cmd(enum.IntEnum):
@@ -202,8 +197,9 @@ class FrameParser:
 
 # ---- per-geometry sizes ----------------------------------------------------------------------
 def word_bytes(g: CoreGeometry) -> dict[str, int]:
-    """Bytes per word of each memory on the wire: ``ceil(bits / 8)``, little-endian."""
-    return {name: (m.layout.size + 7) // 8 for name, m in memories(g).items()}
+    """Bytes per word of each port target (memories and registers) on the wire:
+    ``ceil(bits / 8)``, little-endian."""
+    return {name: (bits + 7) // 8 for name, (_, bits) in port_targets(g).items()}
 
 
 def max_read_words(g: CoreGeometry, mem: str, max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.words import memories
+from ..spec.schedule import port_targets
 from .protocol import (CRC_INIT, CRC_POLY, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
                        MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, ClearMask,
                        Cmd, Status, encode_info, max_events, word_bytes)
@@ -194,11 +194,12 @@ class HostBridge(wiring.Component):
         g = self.geometry
         m = Module()
         mp = self.max_payload
-        mems = memories(g)
+        targets = port_targets(g)
         wb_of = word_bytes(g)
         names = list(MEMORY_INDEX)
+        sel_bits = bits_for(len(names))
         WB = Array([Const(wb_of[n], 4) for n in names])
-        DEPTH = Array([Const(mems[n].depth, 25) for n in names])
+        DEPTH = Array([Const(targets[n][0], 25) for n in names])
         MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
         max_ev = max_events(mp)
 
@@ -412,8 +413,8 @@ class HostBridge(wiring.Component):
         hdr_addr = Cat(hdr[1], hdr[2], hdr[3])
         hdr_count8 = hdr[4]
         hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
-        depth_h = DEPTH[hdr_mem[:3]]
-        wb_h = WB[hdr_mem[:3]]
+        depth_h = DEPTH[hdr_mem[:sel_bits]]
+        wb_h = WB[hdr_mem[:sel_bits]]
         cfg, ctrl = self.cfg, self.ctrl
         m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
                      self.inp.payload.eq(Cat(spike_lo, rxr.data))]
@@ -482,7 +483,7 @@ class HostBridge(wiring.Component):
                         with m.Elif(hdr_mem >= len(MEMORY_INDEX)):
                             respond(Status.BAD_MEMORY)
                         with m.Elif((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
-                                    (is_read & (hdr_count8 > MAXREAD[hdr_mem[:3]]))):
+                                    (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]]))):
                             respond(Status.BAD_LENGTH)
                         with m.Elif(hdr_addr + count > depth_h):
                             respond(Status.RANGE)

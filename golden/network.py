@@ -231,7 +231,7 @@ class CoreConfig:
         }
 
     def n_active(self) -> int:
-        """Compartments the core must sweep (spec §2.6): one past the highest compartment that
+        """Compartments the core must sweep (spec §2.5): one past the highest compartment that
         is a synapse target, has routes or has a non-zero bias.  Every compartment above it
         has no input and no bias, so from the cleared state it never changes."""
         live = self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)

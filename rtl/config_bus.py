@@ -16,17 +16,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import CONFIG_DATA_BITS, MEMORY_INDEX, REGISTERS
-from ..spec.words import memories
+from ..spec.schedule import CONFIG_DATA_BITS, MEMORY_INDEX, port_targets
 
 __all__ = ["ConfigBus", "config_addr_bits", "memory_depths", "bank_split", "ConfigReader"]
 
 
 def memory_depths(g: CoreGeometry) -> dict[str, int]:
     """Depth (words) of every configuration-port target, in :data:`MEMORY_INDEX` order."""
-    mems = memories(g)
-    return {name: (len(REGISTERS) if name == "registers" else mems[name].depth)
-            for name in MEMORY_INDEX}
+    return {name: depth for name, (depth, _) in port_targets(g).items()}
 
 
 def config_addr_bits(g: CoreGeometry) -> int:

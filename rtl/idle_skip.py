@@ -2,7 +2,7 @@
 
 A group is row ``r`` of every update bank (compartments ``r·k_u … r·k_u + k_u - 1``).  It is
 skipped at step ``t`` when it is **quiet** and **no input is pending** for slot ``t mod D``
-(spec §2.6); its state then stays as it is, exactly what the update would have written.
+(spec §2.5); its state then stays as it is, exactly what the update would have written.
 
 - ``quiet[r]``: set at the group's write-back when every updated lane wrote ``u = 0`` with
   ``bias_mant = 0`` and ``v = 0`` or ``dv = 0`` (lanes ``>= n_active`` count as quiet);

@@ -12,7 +12,7 @@ issues group ``r`` (compartments ``r·k_u … r·k_u + k_u - 1``) to every lane 
   axon-map word on ``spike`` (one cycle, no backpressure: the spike queue has room for a
   whole bank).
 
-A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.6).
+A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.5).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from enum import Enum
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
            "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "SKIP_WINDOW", "register_index",
-           "write_cycle"]
+           "write_cycle", "port_targets"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
 #: the register file below (not a memory of :func:`neurocore.spec.words.memories`).
@@ -33,11 +33,11 @@ COUNTERS = (
     "spike_cycles",   # cycles in the SPIKE phase (route lists, then the pipelines drain)
     "sops",           # synaptic operations: accumulator read-modify-writes
     "updates",        # compartment updates issued
-    "skipped",        # compartments below n_active not updated (idle, spec §2.6)
+    "skipped",        # compartments below n_active not updated (idle, spec §2.5)
     "stalls",         # cycles with out.valid & ~out.ready
 )
 #: Register file: address 0 is ``n_active`` (compartments ``>= n_active`` are never
-#: updated, spec §2.6); the counters follow.
+#: updated, spec §2.5); the counters follow.
 REGISTERS = ("n_active",) + COUNTERS
 #: Width of every register.
 REGISTER_BITS = 32
@@ -83,3 +83,12 @@ SYNAPSE_STAGES = 2
 def write_cycle(cx: int, k_u: int) -> int:
     """Cycle of a step (start cycle = 0) in which compartment ``cx``'s state is written."""
     return 1 + cx // k_u + UPDATE_DRAIN
+
+
+def port_targets(g) -> dict[str, tuple[int, int]]:
+    """``(depth, bits)`` of every configuration-port target of geometry ``g``, in
+    :data:`MEMORY_INDEX` order (the memories of spec/words.py and the register file)."""
+    from .words import memories
+    mems = memories(g)
+    return {name: ((len(REGISTERS), REGISTER_BITS) if name == "registers"
+                   else (mems[name].depth, mems[name].layout.size)) for name in MEMORY_ORDER}

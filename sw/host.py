@@ -31,6 +31,7 @@ from ..boards.protocol import (DEFAULT_MAX_PAYLOAD, EVENT_BYTES, MEMORY_INDEX, S
                                Status, decode_info, encode_frame, max_events, max_read_words,
                                max_spikes, max_write_words, word_bytes)
 from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..spec.schedule import register_index
 from ..spec.geometry import CoreGeometry
 
 __all__ = ["ProtocolError", "LinkTimeout", "BoardLink", "BoardStatus", "NeurocoreHost",
@@ -265,7 +266,8 @@ class NeurocoreHost:
 
         Each configuration memory is first filled with zeros on the board (FILL), then its
         non-zero words are written in runs; the dynamic state, the event FIFO and the error
-        flags are cleared.  ``verify`` reads every memory back.
+        flags are cleared, and the ``n_active`` register is set (spec §2.5).  ``verify`` reads
+        every memory back.
         """
         config = getattr(config_or_program, "config", config_or_program)
         if not isinstance(config, CoreConfig):
@@ -289,6 +291,7 @@ class NeurocoreHost:
                     self.link.write(g, name, int(run[0]), w[run[0]:run[-1] + 1].tolist())
                     written += run.size
         self.link.clear(ClearMask.ALL)
+        self.link.write(g, "registers", register_index("n_active"), [config.n_active()])
         if verify:
             for name in CONFIG_MEMORIES:
                 back = self.link.read(g, name, 0, int(words[name].size))

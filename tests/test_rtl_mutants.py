@@ -14,6 +14,8 @@ it saw the mutant.  The fault-free build passes the same networks (tests/test_rt
   be caught too: a lane forwards on its own.
 * Counters: the ``sops`` counter's increment with its LSB flipped (off by one in every
   cycle) must be caught by the counter comparison with the cycle model.
+* Idle skip: the scanner's "needs an update" bit of group 0 inverted (a wrong skip
+  decision) must be caught.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ N_PLAIN_FOR_FORWARDING = 24
 LANE1_NO_FORWARDING = Fault("fwd_hit", 0, stuck=0, lane=1)
 TWO_SYNAPSE_LANES = CoreGeometry.preset("tiny").replace(k_s=2)
 COUNTER_OFF_BY_ONE = Fault("counter_inc", 0)
+WRONG_SKIP = Fault("skip_need", 0)
 
 
 def test_no_fault_adds_nothing_and_each_fault_changes_the_design():
@@ -137,3 +140,14 @@ def test_counter_off_by_one_is_detected():
     assert len(caught) == len(nets) == 4
     for rec in caught:        # the state and the schedule are right; only the counter is not
         assert "counter sops" in rec["mismatch"] and f"seed {rec['seed']}" in rec["mismatch"]
+
+
+def test_wrong_skip_decision_is_detected():
+    seed = base_seed()
+    report = run_regression(random_jobs(seed, 8, record_only=True), geometry="tiny",
+                            name="mutant_skip", fault=WRONG_SKIP)
+    assert report["failure"] is None, report["failure"]
+    nets, caught = _caught(report, "random")
+    print(f"\nmutant {WRONG_SKIP.describe()}: caught by {len(caught)} of {len(nets)} networks; "
+          f"first: {caught[0]['mismatch'] if caught else None}")
+    assert len(caught) >= len(nets) // 2, (len(caught), seed)
