@@ -61,6 +61,8 @@ class Board(BoardBase):
     default_clock_hz = 13.5e6
     event_depth = 128
     synth_opts = "-dsp"
+    multipliers = 8              # SB_MAC16
+    multiplier_bits = 16
     #: Memories put into SPRAM.
     spram = ("synapses",)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from amaranth.hdl import Shape
 from amaranth.lib.memory import Memory
 
-from ..spec.geometry import CoreGeometry
+from ..spec.geometry import ConfigError, CoreGeometry
 from ..spec.words import memories
 from .protocol import DEFAULT_MAX_PAYLOAD
 from .uart_bridge import MIN_DIVISOR, NeurocoreSystem
@@ -81,15 +81,37 @@ class BoardBase:
     event_depth = 256
     synth_opts = ""
     nextpnr_opts = "--timing-allow-fail"
+    multipliers = 0              # hard multipliers of the device ...
+    multiplier_bits = 18         # ... and their operand width
 
     def __init__(self, clock_hz: float | None = None, baud: int | None = None,
                  geometry: CoreGeometry | None = None):
         from .presets import board_geometry
 
         self.geometry = geometry or board_geometry(self.board)
+        self.check_multipliers(self.geometry)
         self.requested_clock_hz = float(clock_hz or self.default_clock_hz)
         self.baud = int(baud or self.default_baud)
         self.override: MemoryOverride | None = None
+
+    @classmethod
+    def lane_multipliers(cls, g: CoreGeometry) -> int:
+        """Hard multipliers one update lane needs: two decay products of a ``state_bits``
+        magnitude by a ``decay_shift + 1``-bit factor, tiled onto the device's multipliers."""
+        tiles = -(-g.state_bits // cls.multiplier_bits) * -(-(g.decay_shift + 1)
+                                                            // cls.multiplier_bits)
+        return 2 * tiles
+
+    @classmethod
+    def check_multipliers(cls, g: CoreGeometry) -> None:
+        """Raise ConfigError when ``g``'s update lanes need more multipliers than the device has."""
+        need = g.k_u * cls.lane_multipliers(g)
+        if cls.multipliers and need > cls.multipliers:
+            raise ConfigError(
+                f"k_u={g.k_u} update lanes need {need} hard multipliers "
+                f"({cls.lane_multipliers(g)} per lane), but the {cls.board} device "
+                f"({cls.device}) has {cls.multipliers}: use k_u <= "
+                f"{cls.multipliers // cls.lane_multipliers(g)}")
 
     # -- provided by subclasses
     def platform(self):

@@ -57,6 +57,8 @@ class Top(Elaboratable):
 class Board(BoardBase):
     board = "ulx3s"
     device = "LFE5U-85F-6BG381C"
+    multipliers = 156            # MULT18X18D
+    multiplier_bits = 18
     bitstream_suffix = "bit"
     default_clock_hz = 40e6
     event_depth = 512

@@ -223,7 +223,7 @@ def schedule(config, inputs: np.ndarray, gold=None, *,
     x = np.asarray(inputs)
     if gold is None:
         from ..golden.core import GoldenCore
-        gold = GoldenCore(config).run(x, record=("u", "v")).sample(0)
+        gold = GoldenCore(config).run(x[None], record=("u", "v")).sample(0)
     lists = _Lists(config)
     out, landing = [], set()
     for t in range(x.shape[0]):

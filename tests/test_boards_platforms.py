@@ -165,3 +165,19 @@ def test_board_tops_elaborate_with_pll_and_memory_overrides(board, primitives):
         unused._MustUse__silence = True
     assert system.bridge.divisor == uart_divisor(b.clock_hz, 115200)
     assert system.geometry == board_geometry(board)
+
+
+def test_update_lanes_beyond_the_multiplier_budget_are_refused():
+    """Each update lane needs two decay multipliers (24 x 13 bits: two hard multipliers each on
+    both devices); more lanes than the device holds is a ConfigError before elaboration."""
+    from neurocore.boards.icebreaker import Board as IceBreaker
+    from neurocore.boards.ulx3s import Board as ULX3S
+    from neurocore.spec.geometry import ConfigError
+
+    g = IceBreaker().geometry
+    assert IceBreaker.lane_multipliers(g) == 4 and ULX3S.lane_multipliers(g) == 4
+    IceBreaker(geometry=g.replace(k_u=2))              # 8 of 8 SB_MAC16
+    with pytest.raises(ConfigError, match=r"k_u=4 update lanes need 16 hard multipliers .* "
+                                          r"has 8: use k_u <= 2"):
+        IceBreaker(geometry=g.replace(k_u=4))
+    assert ULX3S().geometry.k_u * 4 <= ULX3S.multipliers
