@@ -28,8 +28,9 @@ from neurocore.spec.words import memories
 
 TINY = CoreGeometry.preset("tiny")
 CFG_RANGE, INPUT_RANGE, LIST_RANGE = 1, 2, 4      # bits of ctrl.error (rtl.core.ErrorFlags)
-#: (k_u, k_s) lane configurations run in Amaranth's simulator (all of {1,2,4}² under Verilator).
-LANES = [(1, 1), (2, 2), (4, 1), (1, 4), (4, 4)]
+#: (k_u, k_s) lane configurations run in Amaranth's simulator (every one of {1,2,4}² runs
+#: under Verilator, tests/test_rtl_cocotb.py).
+LANES = [(1, 1), (2, 4), (4, 2)]
 
 
 def run_and_check(config, inputs, seed=None, **kw):
@@ -167,7 +168,7 @@ def test_accumulator_overflow_wraps():
     run_and_check(cfg, inputs_for(5, g, {0: [0], 1: [0]}))
 
 
-@pytest.mark.parametrize("k_s", [1, 2, 4])
+@pytest.mark.parametrize("k_s", [1, 4])
 def test_full_fanout_axon_k_s_synapses_per_cycle(k_s):
     """One host spike on an axon with max_fanout synapses: k_s synapses per cycle."""
     g = TINY.replace(k_s=k_s)
