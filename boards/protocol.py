@@ -119,9 +119,12 @@ def encode_frame(cmd: int, payload: bytes = b"", *, sync: int = SYNC_REQUEST,
                  max_payload: int = 255) -> bytes:
     """Return one frame: sync, cmd, len, payload, CRC (high byte first)."""
     payload = bytes(payload)
+    for name, byte in (("command", cmd), ("sync", sync)):
+        if not 0 <= int(byte) <= 0xFF:
+            raise ValueError(f"{name} {int(byte):#x} does not fit one byte")
     if len(payload) > max_payload:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the limit of {max_payload}")
-    body = bytes([int(cmd) & 0xFF, len(payload)]) + payload
+    body = bytes([int(cmd), len(payload)]) + payload
     crc = crc16(body)
     return bytes([sync]) + body + bytes([crc >> 8, crc & 0xFF])
 
