@@ -264,6 +264,12 @@ def decode_info(data: bytes) -> BoardInfo:
     if len(data) < _INFO_HEAD.size:
         raise ValueError(f"INFO payload of {len(data)} bytes is too short")
     version, max_payload, step_bits, n, ev, inp, clk, baud = _INFO_HEAD.unpack_from(data)
+    if version != PROTOCOL_VERSION:
+        raise ValueError(f"INFO reports protocol version {version}; this host speaks "
+                         f"version {PROTOCOL_VERSION}")
+    if n != len(GEOMETRY_FIELDS):
+        raise ValueError(f"INFO holds {n} geometry fields, expected {len(GEOMETRY_FIELDS)} "
+                         f"({', '.join(GEOMETRY_FIELDS)})")
     if len(data) != _INFO_HEAD.size + 4 * n:
         raise ValueError(f"INFO payload of {len(data)} bytes does not hold {n} geometry fields")
     values = struct.unpack_from(f"<{n}I", data, _INFO_HEAD.size)
