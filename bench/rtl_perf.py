@@ -17,7 +17,8 @@ Figures (cycles are core clock cycles, counted from the cycle ``ctrl.start`` is 
 * SOP/cycle: synapse read-modify-writes over all step cycles, and over the DELIVER cycles
   (host-spike and spike phases);
 * compartment updates per cycle during UPDATE (``n`` issues + pipeline drain);
-* cycles per inference (mean over the images), and that time at the ECP5 Fmax of docs/rtl.md;
+* cycles per inference (mean over the images), and that time at the Fmax of the ULX3S
+  bitstream report (``make bitstream BOARD=ulx3s``); none when no bitstream was built;
 * Verilator speed: simulated cycles per wall-clock second with cocotb driving every cycle.
 
 Run ``python -m neurocore.bench.rtl_perf`` (or ``make bench-rtl``).  Results go to
@@ -40,8 +41,19 @@ from ..golden.monitor import monitored
 from .report import update_doc_section
 
 ROOT = Path(__file__).resolve().parent.parent
-#: ECP5-85F Fmax of the core (docs/rtl.md §6), for the time per inference.
-FMAX_MHZ = 54.0
+#: Board whose bitstream report (``make bitstream BOARD=ulx3s``) gives the ECP5-85F Fmax for
+#: the time per inference; without that report no time is given.
+FMAX_BOARD = "ulx3s"
+
+
+def bitstream_fmax(board: str = FMAX_BOARD, build_dir=None) -> float | None:
+    """Fmax (MHz) from ``build/<board>/<board>.report.json``; None when no bitstream was built."""
+    from ..boards.build import load_report
+
+    try:
+        return float(load_report(board, build_dir)["fmax_mhz"])
+    except FileNotFoundError:
+        return None
 
 
 def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> dict:
@@ -93,6 +105,7 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
     run_cycles = sum(s["run_cycles"] for s in samples)
     run_wall = sum(s["run_wall_s"] for s in samples)
     mean = float(np.mean(per_image)) if per_image else 0.0
+    fmax = bitstream_fmax()
     return {
         "network": f"digits CNN, T={t_max}, {steps} steps per inference, "
                    f"{used} compartments used of {g.n_compartments}, "
@@ -111,8 +124,8 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
         "cycles_per_inference": mean,
         "cycles_per_inference_min": min(per_image, default=0),
         "cycles_per_inference_max": max(per_image, default=0),
-        "us_per_inference_at_fmax": mean / FMAX_MHZ,
-        "fmax_mhz": FMAX_MHZ,
+        "us_per_inference_at_fmax": mean / fmax if fmax else None,
+        "fmax_mhz": fmax,
         "sops_per_inference": sops / B, "events_per_inference":
             sum(s["events"] for s in samples) / B,
         "host_cycles_per_inference": (run_cycles + sum(s["clear_cycles"] for s in samples)) / B
@@ -122,6 +135,16 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None) -> 
         "build_s": report.get("build_s"), "total_s": total_s,
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
     }
+
+
+def fmax_row(f: dict) -> str:
+    """The time-per-inference row: at the Fmax of the built bitstream, or none."""
+    if f.get("fmax_mhz") is None:
+        return (f"| time per inference at the ECP5-85 Fmax | no bitstream built (`make "
+                f"bitstream BOARD={FMAX_BOARD}`), so no time is given |")
+    return (f"| time per inference at the ECP5-85 Fmax of the built bitstream "
+            f"({f['fmax_mhz']:g} MHz, build/{FMAX_BOARD}/{FMAX_BOARD}.report.json) | "
+            f"{f['us_per_inference_at_fmax']:,.0f} µs |")
 
 
 def markdown(r: dict) -> str:
@@ -148,8 +171,7 @@ def markdown(r: dict) -> str:
         f"| share of step cycles spent in UPDATE | {100 * f['update_share']:.1f} % |",
         f"| cycles per inference (mean over images; min … max) | **{f['cycles_per_inference']:,.0f}** "
         f"({f['cycles_per_inference_min']:,} … {f['cycles_per_inference_max']:,}) |",
-        f"| time per inference at the ECP5-85 Fmax ({f['fmax_mhz']:g} MHz) | "
-        f"{f['us_per_inference_at_fmax']:,.0f} µs |",
+        fmax_row(f),
         f"| SOPs / output events per inference | {f['sops_per_inference']:,.0f} / "
         f"{f['events_per_inference']:,.1f} |",
         f"| cycles per inference incl. the host's traffic (`ctrl.clear`, pushing host spikes "
