@@ -28,7 +28,9 @@ def base_seed() -> int:
 
 
 def pytest_report_header(config):
-    return f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change)"
+    fuzz = os.environ.get("FUZZ_EXAMPLES", "1000")
+    return (f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change); fuzz cases per "
+            f"fuzzer: {fuzz} (set FUZZ_EXAMPLES to change)")
 
 
 @pytest.fixture
@@ -67,7 +69,31 @@ def record_crosscheck(name: str, *, networks: int = 0, samples: int = 0, steps: 
     t["mismatches"] += mismatches
 
 
+# ---- fuzz bookkeeping: cases per fuzzer and property, printed and written at the end ----
+FUZZ: dict[str, dict[str, int]] = {}
+FUZZ_COUNTS_FILE = Path(__file__).resolve().parent.parent / "build" / "fuzz-counts.json"
+
+
+def record_fuzz(fuzzer: str, prop: str) -> None:
+    FUZZ.setdefault(fuzzer, {}).setdefault(prop, 0)
+    FUZZ[fuzzer][prop] += 1
+
+
+def _report_fuzz(terminalreporter) -> None:
+    import json
+
+    terminalreporter.section("fuzzing")
+    for fuzzer, props in FUZZ.items():
+        terminalreporter.write_line(
+            f"{fuzzer}: {sum(props.values())} cases (" + ", ".join(
+                f"{p} {n}" for p, n in props.items()) + f"), seed {base_seed()}")
+    FUZZ_COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    FUZZ_COUNTS_FILE.write_text(json.dumps({"seed": base_seed(), "fuzzers": FUZZ}, indent=1))
+
+
 def pytest_terminal_summary(terminalreporter):
+    if FUZZ:
+        _report_fuzz(terminalreporter)
     if not CROSSCHECK:
         return
     terminalreporter.section("cross-checks")
