@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Shape
 
 from neurocore.golden.arith import wrap_accumulator
 from neurocore.golden.core import GoldenCore
@@ -21,7 +22,7 @@ from neurocore.golden.random_networks import random_network
 from neurocore.rtl.core import MEMORY_INDEX, Neurocore
 from neurocore.sim.check import step_mismatch
 from neurocore.sim.pysim import run_rtl, simulate
-from neurocore.spec.geometry import CoreGeometry
+from neurocore.spec.geometry import PRESETS, CoreGeometry
 from neurocore.spec.words import memories
 
 TINY = CoreGeometry.preset("tiny")
@@ -294,12 +295,23 @@ def test_clear_resets_state_and_step():
         assert (ut == gold.u[t]).all() and (vt == gold.v[t]).all()
 
 
-def test_verilog_for_every_preset_geometry():
-    """One elaboration per preset (widths from the geometry, no magic numbers)."""
+def test_verilog_for_small_preset_geometries():
+    """Verilog for the presets that convert in seconds (bench's memories take minutes)."""
     for name in ("tiny", "small"):
         text = verilog.convert(Neurocore(CoreGeometry.preset(name)), name="neurocore",
                                emit_src=False)
         assert "module neurocore" in text
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_elaborates_with_its_own_memory_sizes(name):
+    """Each preset's core holds every memory at the geometry's depth and word width."""
+    g = CoreGeometry.preset(name)
+    module = Neurocore(g).elaborate(None)
+    for mem_name, desc in memories(g).items():
+        mem = module.submodules[f"mem_{mem_name}"]
+        assert (mem.depth, Shape.cast(mem.shape).width) == (desc.depth, desc.layout.size), \
+            (name, mem_name)
 
 
 def test_constructor_errors():
