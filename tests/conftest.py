@@ -72,6 +72,7 @@ def record_crosscheck(name: str, *, networks: int = 0, samples: int = 0, steps: 
 # ---- fuzz bookkeeping: cases per fuzzer and property, printed and written at the end ----
 FUZZ: dict[str, dict[str, int]] = {}
 FUZZ_COUNTS_FILE = Path(__file__).resolve().parent.parent / "build" / "fuzz-counts.json"
+CROSSCHECK_COUNTS_FILE = FUZZ_COUNTS_FILE.with_name("crosscheck-counts.json")
 
 
 def record_fuzz(fuzzer: str, prop: str) -> None:
@@ -80,15 +81,29 @@ def record_fuzz(fuzzer: str, prop: str) -> None:
 
 
 def _report_fuzz(terminalreporter) -> None:
-    import json
-
     terminalreporter.section("fuzzing")
     for fuzzer, props in FUZZ.items():
         terminalreporter.write_line(
             f"{fuzzer}: {sum(props.values())} cases (" + ", ".join(
                 f"{p} {n}" for p, n in props.items()) + f"), seed {base_seed()}")
-    FUZZ_COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    FUZZ_COUNTS_FILE.write_text(json.dumps({"seed": base_seed(), "fuzzers": FUZZ}, indent=1))
+    # Each fuzzer keeps the counts of the last session that ran it.
+    _merge_counts(FUZZ_COUNTS_FILE, {
+        fuzzer: {"cases": sum(props.values()), "properties": props, "seed": base_seed(),
+                 "fuzz_examples": os.environ.get("FUZZ_EXAMPLES", "1000")}
+        for fuzzer, props in FUZZ.items()})
+
+
+def _merge_counts(path: Path, counts: dict) -> None:
+    """Write ``counts`` into the JSON file ``path``, keeping entries this session lacks."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    recorded.update(counts)
+    path.write_text(json.dumps(recorded, indent=1))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -96,6 +111,7 @@ def pytest_terminal_summary(terminalreporter):
         _report_fuzz(terminalreporter)
     if not CROSSCHECK:
         return
+    _merge_counts(CROSSCHECK_COUNTS_FILE, CROSSCHECK)
     terminalreporter.section("cross-checks")
     for name, t in CROSSCHECK.items():
         terminalreporter.write_line(
