@@ -362,7 +362,7 @@ class NetworkBuilder:
         for ci, ti in zip(c, t):
             if not 0 <= ci < self.geometry.n_compartments:
                 raise ConfigError(f"compartment {ci} is out of range")
-            self._check_created("routed compartment", ci)
+            self._check_created(f"{kind.name} route", ci)
             self._routes[int(ci)].append((kind.value, int(ti)))
 
     def _check_created(self, what: str, ids: np.ndarray) -> None:
@@ -371,7 +371,7 @@ class NetworkBuilder:
         ids = np.atleast_1d(ids)
         bad = (ids < 0) | (ids >= len(self._cx))
         if bad.any():
-            raise ConfigError(f"{what} {int(ids[bad][0])} is not a compartment added with "
+            raise ConfigError(f"{what}: compartment {int(ids[bad][0])} was not added with "
                               f"add_compartments ({len(self._cx)} so far)")
 
     @staticmethod

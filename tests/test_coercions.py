@@ -74,7 +74,7 @@ def test_add_compartments_rejects_a_negative_count():
 ])
 def test_synapses_and_routes_need_created_compartments(call):
     b, _, _ = builder()          # compartments 0 and 1 exist
-    with pytest.raises(ConfigError, match="is not a compartment added with add_compartments"):
+    with pytest.raises(ConfigError, match=r"compartment [25] was not added with add_compartments \(2 so far\)"):
         call(b)
 
 

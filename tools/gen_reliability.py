@@ -78,7 +78,7 @@ CLASSES = [
     ("`NetworkBuilder` values that are not whole numbers (`vth=100.9`, `'100'`, `True`, NaN, "
      "inf, `axon=1.5`), negative counts, synapses or routes to compartments never added",
      "`ConfigError` naming the parameter: `vth must be integers, not 100.9`, `synapse target "
-     "of axon 0 5 is not a compartment added with add_compartments`; whole floats (`100.0`) "
+     "of axon 0: compartment 5 was not added with add_compartments`; whole floats (`100.0`) "
      "are accepted",
      ["tests/test_coercions.py::test_add_profile_rejects_non_integers",
       "tests/test_coercions.py::test_builder_rejects_non_integers",
