@@ -27,6 +27,17 @@ def base_seed() -> int:
         raise pytest.UsageError(f"NEUROCORE_SEED must be an integer, not {raw!r}") from None
 
 
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` (the tools are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_report_header(config):
     fuzz = os.environ.get("FUZZ_EXAMPLES", "1000")
     return (f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change); fuzz cases per "

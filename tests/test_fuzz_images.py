@@ -5,25 +5,20 @@ is either the original or a program that still runs end to end (every field vali
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch import nn
 
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.network import CONFIG_MEMORIES
-from neurocore.sw.convert import from_model
-from neurocore.sw.image import ImageFormatError, load_program, save_program
+from neurocore.sw.image import ImageFormatError, load_program, program_metadata, save_program
 
 from fuzzing import count, fuzz
+from image_helpers import reseal, small_mlp_program, split
 
-HEADER = struct.Struct("<8sII")
 FUZZER = "images"
 
 
@@ -31,14 +26,10 @@ class Original:
     """A small program image, its parts and one input sample."""
 
     def __init__(self, directory):
-        torch.manual_seed(11)
-        model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3))
-        self.program = from_model(model, 4, torch.rand(32, 12) * 0.8)
+        self.program = small_mlp_program(11, n_in=12, t_max=4, weight_scale=1.0, data_scale=0.8)
         self.path = save_program(directory / "original.ncimg", self.program)
         self.raw = self.path.read_bytes()
-        _, _, n = HEADER.unpack_from(self.raw)
-        self.meta = json.loads(self.raw[16:16 + n])
-        self.payload = self.raw[16 + n:-32]
+        _, _, self.meta, self.payload, _ = split(self.raw)
         self.case = directory / "case.ncimg"
         self.sample = np.full((1, 12), 0.5)
         self.words = self.program.config.to_words()
@@ -48,8 +39,7 @@ class Original:
         return self.case
 
     def reseal(self, meta_text: bytes, payload: bytes):
-        body = HEADER.pack(b"NCIMAGE\x00", 1, len(meta_text)) + meta_text + payload
-        return self.write(body + hashlib.sha256(body).digest())
+        return self.write(reseal(meta_text, payload))
 
     def boundaries(self) -> list[int]:
         """Every structure boundary of the file (header fields, metadata, each memory,
@@ -78,7 +68,6 @@ def assert_original_or_valid(original: Original, loaded) -> None:
     """An accepted image is the original, or every field is valid: the program runs."""
     same_config = all(np.array_equal(loaded.config.to_words()[m], original.words[m])
                       for m in CONFIG_MEMORIES)
-    from neurocore.sw.image import program_metadata
     same_program = json.dumps(program_metadata(loaded)) == json.dumps(
         original.meta["program"])
     if same_config and same_program:
@@ -90,17 +79,23 @@ def assert_original_or_valid(original: Original, loaded) -> None:
     assert decoded["predicted"].shape == (1,)
 
 
+def flipped(data, raw: bytes, most: int, masks) -> bytes:
+    """``raw`` with 1..``most`` bytes XORed with masks drawn from ``masks``."""
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, most), label="flips")):
+        out[data.draw(st.integers(0, len(out) - 1), label="offset")] ^= data.draw(masks,
+                                                                                 label="mask")
+    return bytes(out)
+
+
 # ---- byte flips and truncation: never accepted -----------------------------------------------
 @fuzz(share=0.3)
 @given(data=st.data())
 def test_flipped_bytes_never_load(original, data):
     count(FUZZER, "byte flips")
-    raw = bytearray(original.raw)
-    for _ in range(data.draw(st.integers(1, 4), label="flips")):
-        i = data.draw(st.integers(0, len(raw) - 1), label="offset")
-        raw[i] ^= data.draw(st.integers(1, 255), label="xor")
+    raw = flipped(data, original.raw, 4, st.integers(1, 255))
     if raw != original.raw:          # two flips of one byte may cancel
-        assert load_or_reject(original.write(bytes(raw))) is None
+        assert load_or_reject(original.write(raw)) is None
 
 
 def test_truncation_at_every_boundary_never_loads(original):
@@ -173,10 +168,7 @@ def test_resealed_json_field_attacks(original, data):
 @given(data=st.data())
 def test_resealed_payload_flips(original, data):
     count(FUZZER, "resealed payload flips")
-    payload = bytearray(original.payload)
-    for _ in range(data.draw(st.integers(1, 3), label="flips")):
-        i = data.draw(st.integers(0, len(payload) - 1), label="offset")
-        payload[i] ^= 1 << data.draw(st.integers(0, 7), label="bit")
-    loaded = load_or_reject(original.reseal(json.dumps(original.meta).encode(), bytes(payload)))
+    payload = flipped(data, original.payload, 3, st.integers(0, 7).map(lambda bit: 1 << bit))
+    loaded = load_or_reject(original.reseal(json.dumps(original.meta).encode(), payload))
     if loaded is not None:
         assert_original_or_valid(original, loaded)

@@ -4,45 +4,34 @@ the field checks stand between the bad value and a later crash."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from neurocore.sw.convert import from_model
 from neurocore.sw.image import (MAX_METADATA_BYTES, ImageFormatError, load_config,
                                 load_program, read_hex, save_program, write_hex)
 
-HEADER = "<8sII"
+from image_helpers import DOC_HEADER, reseal, small_mlp_program, split
 
 
 @pytest.fixture(scope="module")
 def program():
-    torch.manual_seed(7)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(0.5)
-    return from_model(model, 8, torch.rand(32, 16))
+    return small_mlp_program(7)
 
 
 @pytest.fixture
 def saved(tmp_path, program):
     """(path, metadata dict, payload bytes) of a saved program image."""
     path = save_program(tmp_path / "p.ncimg", program)
-    raw = path.read_bytes()
-    _, _, n = struct.unpack_from(HEADER, raw)
-    return path, json.loads(raw[16:16 + n]), raw[16 + n:-32]
+    _, _, meta, payload, _ = split(path.read_bytes())
+    return path, meta, payload
 
 
-def reseal(path, meta_text: bytes, payload: bytes):
-    body = struct.pack(HEADER, b"NCIMAGE\x00", 1, len(meta_text)) + meta_text + payload
-    path.write_bytes(body + hashlib.sha256(body).digest())
+def resealed(path, meta_text: bytes, payload: bytes):
+    path.write_bytes(reseal(meta_text, payload))
     return path
 
 
@@ -50,7 +39,7 @@ def attacked(saved, edit):
     path, meta, payload = saved
     meta = json.loads(json.dumps(meta))
     edit(meta["program"])
-    return reseal(path, json.dumps(meta).encode(), payload)
+    return resealed(path, json.dumps(meta).encode(), payload)
 
 
 def set_first(key, value):
@@ -123,7 +112,7 @@ def test_the_unattacked_image_loads(saved, program):
 
 def _raw_metadata_attack(saved, text_edit):
     path, meta, payload = saved
-    return reseal(path, text_edit(json.dumps(meta)).encode(), payload)
+    return resealed(path, text_edit(json.dumps(meta)).encode(), payload)
 
 
 @pytest.mark.parametrize("case,text_edit,fragment", [
@@ -158,7 +147,7 @@ def test_dev_zero_is_rejected_without_reading_it():
 
 def test_huge_metadata_length_is_rejected_from_the_header(tmp_path):
     path = tmp_path / "big.ncimg"
-    path.write_bytes(struct.pack(HEADER, b"NCIMAGE\x00", 1, MAX_METADATA_BYTES + 1) + b"{}")
+    path.write_bytes(struct.pack(DOC_HEADER, b"NCIMAGE\x00", 1, MAX_METADATA_BYTES + 1) + b"{}")
     with pytest.raises(ImageFormatError, match="exceeds the limit"):
         load_config(path)
 

@@ -3,21 +3,17 @@ names exists, and the fuzz counts it reports reach the CI minimum."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
+from conftest import load_tool
 from fuzzing import CI_EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def tool():
-    spec = importlib.util.spec_from_file_location("gen_reliability",
-                                                  ROOT / "tools" / "gen_reliability.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("gen_reliability")
 
 
 def test_doc_table_is_the_tools_rendering():
