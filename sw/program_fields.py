@@ -171,9 +171,10 @@ def _clocks(stored: dict, n_axons: int, input_axons: np.ndarray, t_max: int, fir
         if sorted(names) != sorted(want):
             raise ProgramFieldError(field, f"names {sorted(names)} are not {sorted(want)}, the "
                                            f"clocks of first layer {first.name!r}")
-    ids = _ids("clock_axons", [axons[k] for k in want], n_axons)
-    if np.isin(ids, input_axons).any():
-        raise ProgramFieldError("clock_axons", "shares an axon with input_axons")
+    ids = np.array([_int(f"clock_axons[{k!r}]", axons[k], 0, n_axons - 1) for k in want])
+    if np.unique(ids).size != ids.size or np.isin(ids, input_axons).any():
+        raise ProgramFieldError("clock_axons", f"{axons} shares an axon with another clock or "
+                                               "with input_axons")
     for name, step in want.items():
         if steps[name] != step:
             raise ProgramFieldError(f"clock_steps[{name!r}]", f"{_show(steps[name])} is not the "
