@@ -97,10 +97,12 @@ def _report_fuzz(terminalreporter) -> None:
         terminalreporter.write_line(
             f"{fuzzer}: {sum(props.values())} cases (" + ", ".join(
                 f"{p} {n}" for p, n in props.items()) + f"), seed {base_seed()}")
+    failed = sum("test_fuzz_" in r.nodeid for r in terminalreporter.stats.get("failed", []))
     # Each fuzzer keeps the counts of the last session that ran it.
     _merge_counts(FUZZ_COUNTS_FILE, {
         fuzzer: {"cases": sum(props.values()), "properties": props, "seed": base_seed(),
-                 "fuzz_examples": os.environ.get("FUZZ_EXAMPLES", "1000")}
+                 "fuzz_examples": os.environ.get("FUZZ_EXAMPLES", "1000"),
+                 "failed_fuzz_tests": failed}
         for fuzzer, props in FUZZ.items()})
 
 

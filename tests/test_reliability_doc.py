@@ -41,3 +41,5 @@ def test_reported_fuzz_counts_reach_the_ci_minimum():
                                                   "BoardLink vs scripted board",
                                                   "CLI path arguments"}, rows
     assert all(int(n.replace(",", "")) >= CI_EXAMPLES for _, n in rows), rows
+    failed = re.findall(r"^\|.*\| (\S+) \|$", counts, re.M)[2:]
+    assert failed and set(failed) == {"0"}, f"a recorded fuzz run failed: {failed}"
