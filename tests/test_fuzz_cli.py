@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import neurocore.sw.datasets
 import neurocore.sw.models
 from neurocore.cli import main
 
@@ -103,6 +104,7 @@ def monkeypatch_module():
         raise Reached
 
     mp.setattr(neurocore.sw.models, "load_or_train", reached)
+    mp.setattr(neurocore.sw.datasets, "load_digits_split", reached)   # the first long step
     yield mp
     mp.undo()
 
