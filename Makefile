@@ -37,10 +37,26 @@ test: install  ## the whole suite, Lava cross-checks included
 	$(BIN)/python -m pytest tests
 
 test-fast: install  ## everything except the Lava cross-checks
-	$(BIN)/python -m pytest tests -m "not lava"
+	$(BIN)/python -m pytest tests -m "not lava and not boards"
 
 lava: install  ## golden vs Lava cross-check only
 	$(BIN)/python -m pytest tests -m lava
+
+.PHONY: lava-long fuzz-long test-boards reliability-doc
+LAVA_NETWORKS ?= 1000
+lava-long: install  ## golden vs Lava on LAVA_NETWORKS (default 1000) random networks (CI: 200)
+	NEUROCORE_LAVA_NETWORKS=$(LAVA_NETWORKS) $(BIN)/python -m pytest tests/test_lava_crosscheck.py -m lava -q
+
+FUZZ_LONG ?= 10000
+fuzz-long: install  ## the fuzzers with FUZZ_LONG (default 10000) cases each (CI: 1000), then docs/reliability.md
+	FUZZ_EXAMPLES=$(FUZZ_LONG) $(BIN)/python -m pytest tests/test_fuzz_images.py tests/test_fuzz_host.py tests/test_fuzz_cli.py -q
+	$(BIN)/python tools/gen_reliability.py
+
+reliability-doc: install  ## docs/reliability.md from tools/gen_reliability.py and build/fuzz-counts.json
+	$(BIN)/python tools/gen_reliability.py
+
+test-boards: install  ## bitstream builds (ULX3S: minutes; not in CI), marker `boards`
+	$(BITSTREAM_ENV) $(BIN)/python -m pytest tests -m boards -s
 
 bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
 	$(BIN)/python -m neurocore.bench.golden_vs_lava --update-docs

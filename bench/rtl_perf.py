@@ -35,13 +35,26 @@ from .report import update_doc_section
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def board_fmax(board: str) -> float | None:
-    """Post-route Fmax (MHz) of ``board``'s last bitstream build, or None if none was built."""
+def bitstream_fmax(board: str, build_dir=None) -> float | None:
+    """Post-route Fmax (MHz) of ``board``'s last bitstream build
+    (``build/<board>/<board>.report.json``), or None if none was built."""
     from ..boards.build import load_report
     try:
-        return float(load_report(board)["fmax_mhz"])
-    except (FileNotFoundError, KeyError, ValueError):
+        return float(load_report(board, build_dir)["fmax_mhz"])
+    except FileNotFoundError:
         return None
+
+
+def fmax_row(f: dict) -> str:
+    """The time-per-inference row: at the built bitstream's post-route Fmax, or none."""
+    board = f.get("geometry", "ulx3s")
+    if f.get("fmax_mhz") is None:
+        return (f"| time per inference | no bitstream built (`make bitstream BOARD={board}`), "
+                f"so no time is given |")
+    us = f["us_per_inference_at_fmax"]
+    return (f"| time per inference at the {board} bitstream's post-route Fmax "
+            f"({f['fmax_mhz']:.2f} MHz, build/{board}/{board}.report.json) | {us:,.0f} µs "
+            f"({1e6 / us:,.0f} inferences/s core-bound) |")
 
 
 def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
@@ -103,7 +116,7 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
     run_cycles = sum(s["run_cycles"] for s in samples)
     run_wall = sum(s["run_wall_s"] for s in samples)
     mean = float(np.mean(per_image)) if per_image else 0.0
-    fmax = board_fmax(geometry) if isinstance(geometry, str) else None
+    fmax = bitstream_fmax(geometry) if isinstance(geometry, str) else None
     return {
         "network": f"digits CNN, T={t_max}, {steps} steps per inference, "
                    f"{used} compartments used of {g.n_compartments} (n_active "
@@ -143,13 +156,6 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
 
 def markdown(r: dict) -> str:
     f = r
-    if f["fmax_mhz"]:
-        timing = (f"| time per inference at the {f['geometry']} bitstream's post-route Fmax "
-                  f"({f['fmax_mhz']:.2f} MHz) | {f['us_per_inference_at_fmax']:,.1f} µs "
-                  f"({1e6 / f['us_per_inference_at_fmax']:,.0f} inferences/s core-bound) |")
-    else:
-        timing = (f"| time per inference | no `{f['geometry']}` bitstream has been built "
-                  f"(`make bitstream BOARD={f['geometry']}`), so no Fmax is known |")
     return "\n".join([
         f"Command: `python -m neurocore.bench.rtl_perf --images {f['images']} --t {f['t_max']} "
         f"--geometry {f['geometry']} --update-docs` (`make bench-rtl`). Network: "
@@ -180,7 +186,7 @@ def markdown(r: dict) -> str:
         f"| cycles per inference (mean over images; min … max) | **{f['cycles_per_inference']:,.0f}** "
         f"({f['cycles_per_inference_min']:,} … {f['cycles_per_inference_max']:,}) |",
         f"| output stall cycles | {f['stalls']:,} |",
-        timing,
+        fmax_row(f),
         f"| SOPs / output events per inference | {f['sops_per_inference']:,.0f} / "
         f"{f['events_per_inference']:,.1f} |",
         f"| cycles per inference incl. the host's traffic (`ctrl.clear`, pushing host spikes "

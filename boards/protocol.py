@@ -114,9 +114,12 @@ def encode_frame(cmd: int, payload: bytes = b"", *, sync: int = SYNC_REQUEST,
                  max_payload: int = 255) -> bytes:
     """Return one frame: sync, cmd, len, payload, CRC (high byte first)."""
     payload = bytes(payload)
+    for name, byte in (("command", cmd), ("sync", sync)):
+        if not 0 <= int(byte) <= 0xFF:
+            raise ValueError(f"{name} {int(byte):#x} does not fit one byte")
     if len(payload) > max_payload:
         raise ValueError(f"payload of {len(payload)} bytes exceeds the limit of {max_payload}")
-    body = bytes([int(cmd) & 0xFF, len(payload)]) + payload
+    body = bytes([int(cmd), len(payload)]) + payload
     crc = crc16(body)
     return bytes([sync]) + body + bytes([crc >> 8, crc & 0xFF])
 
@@ -257,6 +260,12 @@ def decode_info(data: bytes) -> BoardInfo:
     if len(data) < _INFO_HEAD.size:
         raise ValueError(f"INFO payload of {len(data)} bytes is too short")
     version, max_payload, step_bits, n, ev, inp, clk, baud = _INFO_HEAD.unpack_from(data)
+    if version != PROTOCOL_VERSION:
+        raise ValueError(f"INFO reports protocol version {version}; this host speaks "
+                         f"version {PROTOCOL_VERSION}")
+    if n != len(GEOMETRY_FIELDS):
+        raise ValueError(f"INFO holds {n} geometry fields, expected {len(GEOMETRY_FIELDS)} "
+                         f"({', '.join(GEOMETRY_FIELDS)})")
     if len(data) != _INFO_HEAD.size + 4 * n:
         raise ValueError(f"INFO payload of {len(data)} bytes does not hold {n} geometry fields")
     values = struct.unpack_from(f"<{n}I", data, _INFO_HEAD.size)

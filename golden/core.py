@@ -140,6 +140,9 @@ class GoldenCore:
         if x.dtype != bool and not ((x == 0) | (x == 1)).all():
             bad = x[(x != 0) & (x != 1)].ravel()[0]
             raise ValueError(f"inputs must be 0/1 spikes, found {bad!r}")
+        if 0 in x.shape[:2]:
+            raise ValueError(f"inputs of shape {np.shape(inputs)} hold no samples or no steps; "
+                             "run needs at least one of each")
         unknown = set(record) - {"u", "v"}
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")

@@ -246,6 +246,32 @@ class CoreConfig:
         return used
 
 
+def _int_values(name: str, value) -> np.ndarray:
+    """``value`` as an int64 array, or :class:`ConfigError` naming ``name``: floats must be
+    whole numbers (no truncation), and bools, strings, NaN and inf are rejected."""
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
+                                 or np.issubdtype(arr.dtype, np.floating)):
+        raise ConfigError(f"{name} must be integers, not {value!r:.60}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) >= 2.0 ** 62)
+        if bad.any():
+            raise ConfigError(f"{name} must be integers, not {arr[bad].ravel()[0]!r}")
+    elif arr.dtype == np.uint64 and (arr > np.iinfo(np.int64).max).any():
+        raise ConfigError(f"{name} value {arr.max()} is too large")
+    return arr.astype(np.int64)
+
+
+def _int_value(name: str, value) -> int:
+    """One integer (see :func:`_int_values`)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    arr = _int_values(name, value)
+    if arr.ndim != 0:
+        raise ConfigError(f"{name} must be one integer, not an array of shape {arr.shape}")
+    return int(arr)
+
+
 class NetworkBuilder:
     """Lay out a network on one core: profiles, compartments, synapse lists and routes.
 
@@ -270,12 +296,15 @@ class NetworkBuilder:
         if len(self._profiles) >= self.geometry.n_profiles:
             raise ConfigError(f"profile {len(self._profiles)} exceeds n_profiles="
                               f"{self.geometry.n_profiles}")
-        self._profiles.append(dict(du=int(du), dv=int(dv), du_offset=int(du_offset),
-                                   vth=int(vth)))
+        self._profiles.append({k: _int_value(k, v) for k, v in
+                               dict(du=du, dv=dv, du_offset=du_offset, vth=vth).items()})
         return len(self._profiles) - 1
 
     def add_compartments(self, n: int, *, profile: int, bias_mant=0, bias_exp=0) -> np.ndarray:
         """Add ``n`` compartments; return their indices.  Bias is ``bias_mant << bias_exp``."""
+        n, profile = _int_value("n", n), _int_value("profile", profile)
+        if n < 0:
+            raise ConfigError(f"cannot add {n} compartments")
         if not 0 <= profile < len(self._profiles):
             raise ConfigError(f"profile {profile} has not been added "
                               f"({len(self._profiles)} profiles so far)")
@@ -283,8 +312,8 @@ class NetworkBuilder:
         if start + n > self.geometry.n_compartments:
             raise ConfigError(f"{start + n} compartments exceed n_compartments="
                               f"{self.geometry.n_compartments}")
-        bm = np.broadcast_to(np.asarray(bias_mant, dtype=np.int64), (n,))
-        be = np.broadcast_to(np.asarray(bias_exp, dtype=np.int64), (n,))
+        bm = self._broadcast("bias_mant", bias_mant, (n,))
+        be = self._broadcast("bias_exp", bias_exp, (n,))
         for i in range(n):
             self._cx.append((profile, int(bm[i]), int(be[i])))
         return np.arange(start, start + n)
@@ -296,17 +325,19 @@ class NetworkBuilder:
         ``weights``, ``weight_exp``, ``delay`` and ``sign_mode`` broadcast against ``targets``.
         """
         g = self.geometry
+        axon = _int_value("axon", axon)
         if not 0 <= axon < g.n_axons:
             raise ConfigError(f"axon {axon} is out of range 0..{g.n_axons - 1}")
-        t = np.atleast_1d(np.asarray(targets, dtype=np.int64))
-        w = np.broadcast_to(np.asarray(weights, dtype=np.int64), t.shape)
-        e = np.broadcast_to(np.asarray(weight_exp, dtype=np.int64), t.shape)
-        d = np.broadcast_to(np.asarray(delay, dtype=np.int64), t.shape)
+        t = np.atleast_1d(_int_values("targets", targets))
+        self._check_created(f"synapse target of axon {axon}", t)
+        w = self._broadcast("weights", weights, t.shape)
+        e = self._broadcast("weight_exp", weight_exp, t.shape)
+        d = self._broadcast("delay", delay, t.shape)
         if sign_mode is None:
             sm = np.where(w < 0, SignMode.INHIBITORY.value, SignMode.EXCITATORY.value)
         else:
             val = sign_mode.value if isinstance(sign_mode, SignMode) else sign_mode
-            sm = np.broadcast_to(np.asarray(val, dtype=np.int64), t.shape)
+            sm = self._broadcast("sign_mode", val, t.shape)
         try:
             m = weight_mantissa(w, sm, g)
         except ValueError as err:
@@ -327,12 +358,36 @@ class NetworkBuilder:
         self._add_routes(compartments, outputs, RouteKind.OUTPUT)
 
     def _add_routes(self, compartments, targets, kind: RouteKind):
-        c, t = np.broadcast_arrays(np.atleast_1d(np.asarray(compartments, dtype=np.int64)),
-                                   np.atleast_1d(np.asarray(targets, dtype=np.int64)))
+        c = np.atleast_1d(_int_values("compartments", compartments))
+        t = np.atleast_1d(_int_values(f"{kind.name.lower()} route targets", targets))
+        try:
+            c, t = np.broadcast_arrays(c, t)
+        except ValueError:
+            raise ConfigError(f"{c.size} compartments and {t.size} route targets do not "
+                              "broadcast") from None
         for ci, ti in zip(c, t):
             if not 0 <= ci < self.geometry.n_compartments:
                 raise ConfigError(f"compartment {ci} is out of range")
+            self._check_created(f"{kind.name} route", ci)
             self._routes[int(ci)].append((kind.value, int(ti)))
+
+    def _check_created(self, what: str, ids: np.ndarray) -> None:
+        """Compartments must exist (:meth:`add_compartments`) before synapses or routes use
+        them; otherwise they would silently run with profile 0."""
+        ids = np.atleast_1d(ids)
+        bad = (ids < 0) | (ids >= len(self._cx))
+        if bad.any():
+            raise ConfigError(f"{what}: compartment {int(ids[bad][0])} was not added with "
+                              f"add_compartments ({len(self._cx)} so far)")
+
+    @staticmethod
+    def _broadcast(name: str, value, shape) -> np.ndarray:
+        arr = _int_values(name, value)
+        try:
+            return np.broadcast_to(arr, shape)
+        except ValueError:
+            raise ConfigError(f"{name} of shape {arr.shape} does not broadcast to "
+                              f"{shape}") from None
 
     def build(self) -> CoreConfig:
         """Lay out all lists and return the validated :class:`CoreConfig`."""

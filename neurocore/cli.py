@@ -77,6 +77,57 @@ def _report(args) -> int:
     return 0
 
 
+class UsageError(ValueError):
+    """A command-line argument that cannot work (a path of the wrong kind, an unknown name)."""
+
+
+def _file_to_write(option: str, path) -> None:
+    """``path`` may be created or replaced as a file: not a directory, its folder exists."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {p} is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise UsageError(f"{option} {p}: folder {p.parent} does not exist")
+
+
+def _folder(option: str, path, *, must_exist: bool = False) -> None:
+    """``path`` is (or may become) a folder: not an existing file."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {p} is a file, not a folder")
+    if must_exist and not p.is_dir():
+        raise UsageError(f"{option} {p} does not exist")
+
+
+def _file_to_read(option: str, path) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{option} {p} is a directory, not a file")
+    if not p.exists():
+        raise UsageError(f"{option} {p} does not exist")
+
+
+def _check_arguments(args) -> None:
+    """Check every path and name before any long work (training, conversion, evaluation)."""
+    from .spec.geometry import PRESETS
+
+    if getattr(args, "cache", None):
+        _folder("--cache", args.cache)
+    if getattr(args, "mnist", None):
+        _folder("--mnist", args.mnist, must_exist=True)
+    if args.command == "convert":
+        _file_to_write("--out", args.out)
+        if args.hex:
+            _folder("--hex", args.hex)
+        if args.geometry is not None and args.geometry not in PRESETS:
+            raise UsageError(f"--geometry {args.geometry!r} is not a preset; known: "
+                             f"{', '.join(sorted(PRESETS))}")
+    elif args.command == "report":
+        _file_to_read("image", args.image)
+    else:
+        _folder("--out", args.out)
+
+
 def _common(p, t_default):
     p.add_argument("--model", default="digits_cnn", choices=["digits_cnn", "digits_mlp"],
                    help="named digits model (default digits_cnn)")
@@ -116,9 +167,11 @@ def main(argv=None) -> int:
     if getattr(args, "percentile", None) is None and hasattr(args, "percentile"):
         args.percentile = DEFAULT_PERCENTILE
     try:
+        _check_arguments(args)
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
-        print(f"neurocore: error: {exc}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        print(f"neurocore: error: {' '.join(message.splitlines())}", file=sys.stderr)
         return 2
 
 

@@ -15,10 +15,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["CoreGeometry", "PRESETS", "bits_for", "ConfigError", "LANE_CHOICES"]
+__all__ = ["CoreGeometry", "PRESETS", "bits_for", "ConfigError", "LANE_CHOICES", "MAX_FIELD"]
 
 #: Allowed numbers of parallel update lanes (``k_u``) and synapse lanes (``k_s``).
 LANE_CHOICES = (1, 2, 4, 8)
+
+#: Largest value of each field.  Depths: host-link addresses and counts are 24-bit.  Widths:
+#: the golden model computes in int64 (u, v ≤ 32 bits; ``x << shift`` and products with the
+#: decay factor stay below 2**63) and every memory word fits 64 bits.
+MAX_DEPTH = 1 << 24
+MAX_FIELD = {"state_bits": 32, "decay_bits": 24, "vth_bits": 31, "bias_mant_bits": 31,
+             "bias_exp_bits": 5, "weight_bits": 16, "weight_exp_bits": 4, "act_shift": 31,
+             "vth_shift": 31, "decay_shift": 24}
 
 
 class ConfigError(ValueError):
@@ -94,6 +102,14 @@ class CoreGeometry:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
+            limit = MAX_FIELD.get(f.name, MAX_DEPTH)
+            if value > limit:
+                raise ValueError(f"CoreGeometry.{f.name}={value} exceeds its limit {limit}")
+        if not isinstance(self.name, str):
+            raise ValueError(f"CoreGeometry.name must be a string, not {self.name!r}")
+        if self.decay_bits > self.decay_shift:
+            raise ValueError(f"decay_bits={self.decay_bits} exceeds decay_shift="
+                             f"{self.decay_shift}: a decay would exceed 100 %")
         if self.acc_bits < 2:
             raise ValueError(f"state_bits={self.state_bits} leaves no accumulator bits after "
                              f"act_shift={self.act_shift}")

@@ -36,7 +36,7 @@ from ..spec.words import SignMode
 from .layers import MaxPoolStage, WeightStage, stages_of
 
 __all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude", "round_up_to_piece",
-           "integer_closed_form", "MappingError", "choose_scale"]
+           "integer_closed_form", "MappingError", "choose_scale", "host_clock_steps"]
 
 
 class MappingError(ValueError):
@@ -303,6 +303,25 @@ class QuartzProgram:
 
 
 # ---- compilation -----------------------------------------------------------------------
+def host_clock_steps(first_window: int, t_max: int, rectify: bool) -> dict[str, int]:
+    """Global steps of the first weight layer's host clocks ``one``, ``sync`` and, when that
+    layer is rectified, ``rect`` (layer times ``T − 2``, ``R − 1`` and ``Q − 1``)."""
+    grid = TimeGrid(t_max)
+    steps = {"one": first_window + grid.t_max - 2, "sync": first_window + grid.readout - 1}
+    if rectify:
+        steps["rect"] = first_window + grid.rectify_step - 1
+    return steps
+
+
+def _check_hidden_rectified(weight_stages: list) -> None:
+    """Every weight layer but the output must be followed by ReLU: an unrectified hidden
+    layer's spike times cannot carry negative values to the next layer."""
+    for st in weight_stages[:-1]:
+        if not st.rectify:
+            raise MappingError(f"{st.name}: a hidden layer must be followed by ReLU "
+                               "(rectified); only the output layer may be linear")
+
+
 #: Pulse relay: full current decay, so it fires in the step its one input arrives, then rests.
 _PULSE = dict(du=4095, du_offset=1, dv=0, vth=0)
 
@@ -318,6 +337,7 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     grid = TimeGrid(T)
     g = geometry
     weight_stages = [s for s in stages if isinstance(s, WeightStage)]
+    _check_hidden_rectified(weight_stages)
     layers = [_Layer(s) for s in stages]
     n_in = int(np.prod(input_shape))
     # --- windows: W_0 so that the earliest host spike is sent at step >= 0
@@ -404,9 +424,6 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                 pc = prev_weight.clocks
                 pax = {k: (v if prev_weight is first else axon_of(v)) for k, v in pc.items()}
                 b.connect(pax["sync"], clk["one"], 1, delay=delta)
-                if "rect" not in pax:
-                    raise MappingError(f"{prev_weight.stage.name}: a hidden layer must be "
-                                       "followed by ReLU (rectified)")
                 b.connect(pax["rect"], clk["sync"], 1, delay=delta)
                 for name in ("one", "sync"):
                     b.route_to_axon(clk[name], axon_of(clk[name]))
@@ -442,10 +459,8 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
         raise MappingError(f"{n_out} outputs exceed n_outputs={g.n_outputs}")
     b.route_to_output(out_layer.neurons, np.arange(n_out))
     config = b.build()
-    clock_steps = {"one": first.window + T - 2, "sync": first.window + 2 * grid.levels - 1,
-                   "rect": first.window + 3 * grid.levels - 1}
+    clock_steps = host_clock_steps(first.window, T, first.stage.rectify)
     if not first.stage.rectify:
-        del clock_steps["rect"]
         del host["rect"]
     return QuartzProgram(config=config, t_max=T, input_shape=tuple(input_shape),
                          input_max=float(input_max), input_axons=np.arange(n_in),

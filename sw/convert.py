@@ -51,6 +51,48 @@ def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometr
         max_routes=_pow2(routes, 1))
 
 
+def _check_t_max(t_max) -> None:
+    if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)) or t_max < 2:
+        raise ValueError(f"t_max must be an integer >= 2, not {t_max!r}")
+
+
+def _check_layers(model: nn.Sequential, x: torch.Tensor) -> None:
+    """Run one sample through ``model`` layer by layer; name the first layer that fails or
+    holds a NaN or infinite parameter."""
+    h = x[:1]
+    for pos, module in enumerate(model):
+        where = f"model[{pos}] ({type(module).__name__})"
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ValueError(f"{where}: {name} holds NaN or infinite values")
+        try:
+            with torch.no_grad():
+                h = module(h)
+        except RuntimeError as e:
+            raise ValueError(f"{where} does not accept inputs of shape {tuple(h.shape[1:])} "
+                             f"(sample_data has shape {tuple(x.shape[1:])}): "
+                             f"{str(e).splitlines()[0]}") from None
+
+
+def _checked_sample_data(model: nn.Sequential, sample_data) -> torch.Tensor:
+    """``sample_data`` as float32, checked: non-empty, finite, accepted by every layer of
+    ``model``, whose parameters are finite.  Errors name the layer."""
+    x = torch.as_tensor(sample_data, dtype=torch.float32)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"sample_data must be a non-empty batch (N, ...) of inputs, not a "
+                         f"tensor of shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("sample_data holds NaN or infinite values")
+    modes = [m.training for m in model.modules()]
+    model.eval()  # a forward pass that leaves BatchNorm statistics alone; restored below
+    try:
+        _check_layers(model, x)
+    finally:
+        for m, mode in zip(model.modules(), modes):
+            m.training = mode
+    return x
+
+
 def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | None = None, *,
                percentile: float = DEFAULT_PERCENTILE, geometry: CoreGeometry | str | None = None,
                normalized: bool = False) -> QuartzProgram:
@@ -64,7 +106,8 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     if sample_data is None:
         raise ValueError("from_model needs sample_data (a batch of inputs) for the input shape "
                          "and the activation normalisation")
-    x = torch.as_tensor(sample_data, dtype=torch.float32)
+    _check_t_max(t_max)
+    x = _checked_sample_data(model, sample_data)
     if normalized:
         net, fold, lambdas = model.eval(), None, []
     else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import struct
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +42,12 @@ __all__ = ["ProtocolError", "LinkTimeout", "BoardLink", "BoardStatus", "Neurocor
 IDEMPOTENT = {Cmd.INFO, Cmd.STATUS, Cmd.CLEAR, Cmd.WRITE, Cmd.READ, Cmd.FILL}
 #: Statuses that mean "the board did not execute the frame": always safe to resend.
 NOT_EXECUTED = {Status.BAD_CRC, Status.TIMEOUT}
+#: Without a deadline (``timeout=None``), bytes read without the awaited response before the
+#: link gives up: 16 frames of the largest size.
+MAX_STRAY_BYTES = 16 * (5 + 255)
+#: Data bytes (after the status byte) of the OK responses with a fixed size.
+STATUS_REPLY = struct.Struct("<BBIH")
+STEP_REPLY = struct.Struct("<IH")
 
 
 class ProtocolError(RuntimeError):
@@ -65,7 +72,10 @@ class BoardStatus:
 
 
 def geometry_from_info(info: BoardInfo, name: str = "board") -> CoreGeometry:
-    return CoreGeometry(name=name, **info.geometry)
+    try:
+        return CoreGeometry(name=name, **info.geometry)
+    except ValueError as e:
+        raise ProtocolError(f"INFO reports an invalid geometry: {e}") from None
 
 
 class BoardLink:
@@ -90,27 +100,33 @@ class BoardLink:
     def _read_frame(self, cmd: int) -> Frame:
         parser = FrameParser()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        empty = 0
+        empty = received = 0
         while True:
             # Ask for the rest of the frame the parser is in (at least the 5-byte minimum).
             buf = parser.buf
             need = 5 - len(buf) if len(buf) < 3 else 5 + buf[2] - len(buf)
             data = self.t.read(max(1, need))
-            if data:
-                for frame in parser.feed(data):
-                    if frame.cmd == cmd:
-                        return frame
-                continue
-            if parser.pending():
-                # A partial frame that stopped: its sync byte was a stray byte; skip it.
-                for frame in parser.skip():
-                    if frame.cmd == cmd:
-                        return frame
-                continue
-            empty += 1
-            if (time.monotonic() > deadline) if deadline is not None else empty >= 2:
+            received += len(data)
+            frames = parser.feed(data) if data else parser.skip() if parser.pending() else None
+            # (a partial frame that stopped: its sync byte was a stray byte; skipped)
+            for frame in frames or ():
+                if frame.cmd == cmd:
+                    return frame
+            empty += frames is None
+            # The deadline holds however many bytes arrive: garbage and stale frames for
+            # other commands do not keep the link waiting.
+            if self._gave_up(deadline, empty, received):
                 raise LinkTimeout(f"no response to command 0x{cmd:02x}"
-                                  + (f" within {self.timeout} s" if deadline else ""))
+                                  + (f" within {self.timeout} s" if deadline else "")
+                                  + (f" ({received} bytes of other traffic)" if received else ""))
+
+    @staticmethod
+    def _gave_up(deadline: float | None, empty: int, received: int) -> bool:
+        """Past the deadline; without one, two empty reads or more bytes than
+        :data:`MAX_STRAY_BYTES` without the response."""
+        if deadline is not None:
+            return time.monotonic() > deadline
+        return empty >= 2 or received > MAX_STRAY_BYTES
 
     def request(self, cmd: Cmd, payload: bytes = b"", *, allow=()) -> Frame:
         """Send one frame; return the OK response (or one with a status in ``allow``)."""
@@ -141,11 +157,21 @@ class BoardLink:
 
     # ---- commands --------------------------------------------------------------------------------
     def info(self) -> BoardInfo:
-        return decode_info(self.request(Cmd.INFO).data)
+        try:
+            return decode_info(self.request(Cmd.INFO).data)
+        except ValueError as e:
+            raise ProtocolError(f"INFO reply: {e}") from None
+
+    def _fixed(self, cmd: Cmd, payload: bytes, layout: struct.Struct) -> tuple:
+        """Send ``cmd``; unpack its OK reply, which must be exactly ``layout.size`` bytes."""
+        d = self.request(cmd, payload).data
+        if len(d) != layout.size:
+            raise ProtocolError(f"{cmd.name} reply has {len(d)} data bytes, expected "
+                                f"{layout.size}", Status.OK, d)
+        return layout.unpack(d)
 
     def status(self) -> BoardStatus:
-        d = self.request(Cmd.STATUS).data
-        core, flags, step, pending = struct.unpack("<BBIH", d)
+        core, flags, step, pending = self._fixed(Cmd.STATUS, b"", STATUS_REPLY)
         return BoardStatus(core, BridgeFlags(flags), step, pending)
 
     def clear(self, mask: ClearMask = ClearMask.ALL) -> None:
@@ -188,14 +214,16 @@ class BoardLink:
         accepted = 0
         step = max_spikes(self.max_payload)
         for i in range(0, len(axons), step):
-            rsp = self.request(Cmd.SPIKES, _spike_bytes(axons[i:i + step]))
-            accepted += rsp.data[0]
+            chunk = axons[i:i + step]
+            (n,) = self._fixed(Cmd.SPIKES, _spike_bytes(chunk), struct.Struct("<B"))
+            if n > len(chunk):
+                raise ProtocolError(f"SPIKES reply accepts {n} of {len(chunk)} spikes")
+            accepted += n
         return accepted
 
     def run(self, steps: int = 1) -> tuple[int, int]:
         """Run ``steps`` steps; return (step counter, events pending)."""
-        rsp = self.request(Cmd.RUN, int(steps).to_bytes(2, "little"))
-        return struct.unpack("<IH", rsp.data)
+        return self._fixed(Cmd.RUN, int(steps).to_bytes(2, "little"), STEP_REPLY)
 
     def step(self, axons=()) -> tuple[int, int]:
         """Queue host spikes and run one step; return (step counter, events pending)."""
@@ -204,16 +232,16 @@ class BoardLink:
         while len(axons) > step:
             self.spikes(axons[:step])
             axons = axons[step:]
-        rsp = self.request(Cmd.STEP, _spike_bytes(axons))
-        return struct.unpack("<IH", rsp.data)
+        return self._fixed(Cmd.STEP, _spike_bytes(axons), STEP_REPLY)
 
     def events(self, limit: int | None = None) -> list[tuple[int, int]]:
         """Pop up to one frame of output events: ``[(output id, step), ...]``."""
         limit = max_events(self.max_payload) if limit is None else limit
         d = self.request(Cmd.EVENTS, bytes([limit])).data
-        n = d[0]
-        if len(d) != 1 + n * EVENT_BYTES:
-            raise ProtocolError(f"EVENTS returned {len(d)} bytes for {n} events")
+        n = d[0] if d else 0
+        if not d or len(d) != 1 + n * EVENT_BYTES or n > limit:
+            raise ProtocolError(f"EVENTS returned {len(d)} bytes for {n} events "
+                                f"(asked for at most {limit})", Status.OK, d)
         return [struct.unpack_from("<HI", d, 1 + i * EVENT_BYTES) for i in range(n)]
 
     def drain_events(self) -> list[tuple[int, int]]:
@@ -329,6 +357,10 @@ class NeurocoreHost:
         outputs = np.zeros((x.shape[0], g.n_outputs), dtype=np.int32)
         first_step = st.step - x.shape[0]
         for oid, step in events:
+            if not (first_step <= step < st.step and oid < g.n_outputs):
+                raise ProtocolError(f"event (output {oid}, step {step}) lies outside this run "
+                                    f"(steps {first_step}..{st.step - 1}, {g.n_outputs} "
+                                    "outputs)")
             outputs[step - first_step, oid] += 1
         return RasterRun(events=events, outputs=outputs, status=st)
 
@@ -365,31 +397,50 @@ def infer_samples(transport, image: str, samples, *, timeout: float | None = Non
             "resends": host.link.resends, "status": list(host.link.status().__dict__.values())}
 
 
-def main(argv=None) -> int:  # pragma: no cover - needs a board
-    from .image import load_program
-    from .transport import open_serial
-
-    ap = argparse.ArgumentParser(description="Run Quartz inference on a neurocore board")
+def _parse_args(argv):
+    ap = argparse.ArgumentParser(prog="python -m neurocore.sw.host",
+                                 description="Run Quartz inference on a neurocore board")
     ap.add_argument("--port", required=True)
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--image", required=True, help="program image (sw/image.save_program)")
     ap.add_argument("--digits", type=int, default=10, help="digits test images to run")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    """Command line; a bad image, port or link is one line on stderr and exit status 2."""
+    from .image import ImageFormatError, load_program
+    from .transport import open_serial
+
+    a = _parse_args(argv)
+    try:
+        program = load_program(a.image)       # before the port: a bad image costs nothing
+        port = open_serial(a.port, a.baud)
+    except (ImageFormatError, OSError, ValueError) as e:
+        print(f"neurocore.sw.host: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        with port:
+            return _run_digits(port, program, a.digits)
+    except (ProtocolError, OSError, ValueError) as e:
+        print(f"neurocore.sw.host: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_digits(port, program, digits: int) -> int:  # pragma: no cover - needs a board
     from .datasets import load_digits_split
 
-    program = load_program(a.image)
     data = load_digits_split()
-    with open_serial(a.port, a.baud) as port:
-        host = NeurocoreHost(port)
-        print(f"board: {host.geometry} at {host.info.clock_hz / 1e6:.2f} MHz")
-        host.load(program)
-        correct = 0
-        for i in range(a.digits):
-            r = host.infer(program, data.x_test[i].numpy())
-            correct += int(r.predicted == int(data.y_test[i]))
-            print(f"{i}: class {r.predicted} (label {int(data.y_test[i])}), first spikes "
-                  f"{r.first_spike.tolist()}, {r.seconds * 1e3:.0f} ms")
-        print(f"{correct}/{a.digits} correct")
+    host = NeurocoreHost(port)
+    print(f"board: {host.geometry} at {host.info.clock_hz / 1e6:.2f} MHz")
+    host.load(program)
+    correct = 0
+    for i in range(digits):
+        r = host.infer(program, data.x_test[i].numpy())
+        correct += int(r.predicted == int(data.y_test[i]))
+        print(f"{i}: class {r.predicted} (label {int(data.y_test[i])}), first spikes "
+              f"{r.first_spike.tolist()}, {r.seconds * 1e3:.0f} ms")
+    print(f"{correct}/{digits} correct")
     return 0
 
 

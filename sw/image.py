@@ -45,7 +45,8 @@ import numpy as np
 from ..golden.network import CONFIG_MEMORIES, ConfigError, CoreConfig
 from ..spec.geometry import CoreGeometry
 from ..spec.words import Memory, memories
-from .compiler import LayerReport, QuartzProgram
+from .compiler import QuartzProgram
+from .program_fields import ProgramFieldError, decode_program
 
 __all__ = ["ImageFormatError", "save_config", "load_config", "save_program", "load_program",
            "program_metadata", "write_hex", "read_hex", "MAGIC", "FORMAT_VERSION",
@@ -59,6 +60,8 @@ FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sII")
 #: Storage type of one memory word in the payload.
 WORD_DTYPE = np.dtype("<u8")
+#: Largest metadata length (bytes) the loader reads; a larger header value is rejected unread.
+MAX_METADATA_BYTES = 64 << 20
 #: Size of the trailing SHA-256 digest.
 CHECKSUM_BYTES = hashlib.sha256().digest_size
 #: Keys of one entry of the metadata's ``memories`` list.
@@ -197,6 +200,8 @@ def _size_error(where, actual: int, expected: int) -> ImageFormatError:
 def _parse_metadata(where, raw: bytes) -> dict:
     try:
         meta = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise _fail(where, "metadata JSON invalid: nested too deeply") from None
     except UnicodeDecodeError as e:
         raise _fail(where, f"metadata JSON invalid: byte {raw[e.start]:#04x} at metadata offset "
                            f"{e.start} is not UTF-8") from None
@@ -204,6 +209,8 @@ def _parse_metadata(where, raw: bytes) -> dict:
         near = raw[max(0, e.pos - 20):e.pos + 20]
         raise _fail(where, f"metadata JSON invalid: {e.msg} at metadata offset {e.pos} "
                            f"(near {near!r})") from None
+    except ValueError as e:  # e.g. an integer literal of more than 4,300 digits
+        raise _fail(where, f"metadata JSON invalid: {e}") from None
     if not isinstance(meta, dict):
         raise _fail(where, f"metadata JSON is a {type(meta).__name__}, expected an object")
     missing = [k for k in REQUIRED_METADATA_KEYS if k not in meta]
@@ -242,33 +249,76 @@ def _payload_layout(where, entries, g: CoreGeometry) -> list[tuple[Memory, int]]
     return layout
 
 
-def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
-    """Read and check an image file; return (metadata, validated config)."""
-    where = str(path)
-    data = Path(path).read_bytes()
-    size = len(data)
-    if size < HEADER.size:
+def _open_image(where: str, path):
+    """Open a regular file for reading, or raise :class:`ImageFormatError` saying why not."""
+    p = Path(path)
+    if p.is_dir():
+        raise _fail(where, "is a directory, not an image file")
+    if p.exists() and not p.is_file():
+        raise _fail(where, "is not a regular file (a device or a pipe), not an image file")
+    try:
+        return p.open("rb")
+    except OSError as e:
+        raise _fail(where, f"cannot be read: {e.strerror or e}") from None
+
+
+def _checksum_ok(head: bytes, f, stored_at: int) -> tuple[bool, bytes, bytes]:
+    """Hash ``head`` and the file from its position up to ``stored_at`` in chunks; return
+    (match, stored digest, computed digest)."""
+    h = hashlib.sha256(head)
+    left = stored_at - len(head)
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        h.update(chunk)
+        left -= len(chunk)
+    stored = f.read(CHECKSUM_BYTES)
+    return stored == h.digest(), stored, h.digest()
+
+
+def _read_header(where, f, size: int) -> tuple[bytes, int]:
+    """Read and check the fixed header and the metadata (bounded); return (bytes read, M)."""
+    head = f.read(HEADER.size)
+    if len(head) < HEADER.size:
         raise _fail(where, f"truncated: the file has {size} bytes, expected at least "
                            f"{HEADER.size} (the fixed header)")
-    magic, version, meta_len = HEADER.unpack_from(data)
+    magic, version, meta_len = HEADER.unpack(head)
     if magic != MAGIC:
         raise _fail(where, f"not a neurocore image: magic {magic!r}, expected {MAGIC!r}")
     if version != FORMAT_VERSION:
         raise _fail(where, f"format version {version}; this build reads version "
                            f"{FORMAT_VERSION}")
+    if meta_len > MAX_METADATA_BYTES:
+        raise _fail(where, f"metadata length {meta_len} bytes exceeds the limit of "
+                           f"{MAX_METADATA_BYTES}")
     meta_end = HEADER.size + meta_len
     if size < meta_end + CHECKSUM_BYTES:
         raise _fail(where, f"truncated: the file has {size} bytes, expected at least "
                            f"{meta_end + CHECKSUM_BYTES} (header, {meta_len} bytes of "
                            f"metadata, checksum)")
-    stored, computed = data[-CHECKSUM_BYTES:], hashlib.sha256(data[:-CHECKSUM_BYTES]).digest()
-    if stored != computed:
-        described = _described_size(data, meta_end)
-        if described is not None and described != size:
-            raise _size_error(where, size, described)
-        raise _fail(where, f"checksum mismatch, the file is corrupt: stored SHA-256 "
-                           f"{stored.hex()}, computed {computed.hex()}")
-    meta = _parse_metadata(where, data[HEADER.size:meta_end])
+    return head + f.read(meta_len), meta_len
+
+
+def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
+    """Read and check an image file; return (metadata, validated config).
+
+    The header is read first and the metadata length is bounded, so no file is read whole
+    before it is known to be an image of a plausible size.
+    """
+    where = str(path)
+    with _open_image(where, path) as f:
+        size = os.fstat(f.fileno()).st_size
+        head, meta_len = _read_header(where, f, size)
+        meta_end = HEADER.size + meta_len
+        ok, stored, computed = _checksum_ok(head, f, size - CHECKSUM_BYTES)
+        if not ok:
+            described = _described_size(head, meta_end)
+            if described is not None and described != size:
+                raise _size_error(where, size, described)
+            raise _fail(where, f"checksum mismatch, the file is corrupt: stored SHA-256 "
+                               f"{stored.hex()}, computed {computed.hex()}")
+        f.seek(meta_end)
+        payload = f.read(size - meta_end - CHECKSUM_BYTES)
+    meta = _parse_metadata(where, head[HEADER.size:meta_end])
     geometry = _geometry_from_metadata(where, meta["geometry"])
     layout = _payload_layout(where, meta["memories"], geometry)
     expected_size = meta_end + sum(m.depth for m, _ in layout) * WORD_DTYPE.itemsize \
@@ -277,8 +327,8 @@ def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
         raise _size_error(where, size, expected_size)
     words = {}
     for mem, offset in layout:
-        w = np.frombuffer(data, dtype=WORD_DTYPE, count=mem.depth,
-                          offset=meta_end + offset).astype(np.uint64)
+        w = np.frombuffer(payload, dtype=WORD_DTYPE, count=mem.depth,
+                          offset=offset).astype(np.uint64)
         _check_word_widths(where, mem.name, w, mem.layout.size)
         words[mem.name] = w
     return meta, _build_config(where, geometry, words)
@@ -295,19 +345,6 @@ def _program_fields() -> list[dataclasses.Field]:
     """QuartzProgram fields that an image stores: all but ``config`` and the unstored ones."""
     return [f for f in dataclasses.fields(QuartzProgram)
             if f.name != "config" and f.name not in UNSTORED_PROGRAM_FIELDS]
-
-
-def _int_array(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64)
-
-
-#: How a stored program field becomes its QuartzProgram value (others are stored as is).
-_PROGRAM_DECODERS = {
-    "input_shape": tuple,
-    "input_axons": _int_array,
-    "layers": lambda v: [LayerReport(**r) for r in v],
-    "neuron_ids": lambda v: {name: _int_array(ids) for name, ids in v.items()},
-}
 
 
 def program_metadata(program: QuartzProgram) -> dict:
@@ -329,7 +366,8 @@ def save_program(path: str | os.PathLike, program: QuartzProgram) -> Path:
 def load_program(path: str | os.PathLike) -> QuartzProgram:
     """Read an image written by :func:`save_program`; return the :class:`QuartzProgram`
     (layer reports as :class:`LayerReport`, id arrays as int64 arrays; the fields in
-    :data:`UNSTORED_PROGRAM_FIELDS` take their defaults)."""
+    :data:`UNSTORED_PROGRAM_FIELDS` take their defaults).  Every program field is checked
+    against the configuration and geometry (:func:`~neurocore.sw.program_fields.decode_program`)."""
     where = str(path)
     meta, config = _read_image(path)
     stored = meta.get("program")
@@ -343,9 +381,9 @@ def load_program(path: str | os.PathLike) -> QuartzProgram:
     if missing or unknown:
         raise _fail(where, f"program metadata fields: missing {missing}, unknown {unknown}")
     try:
-        values = {k: _PROGRAM_DECODERS.get(k, lambda v: v)(v) for k, v in stored.items()}
-    except (TypeError, ValueError) as e:
-        raise _fail(where, f"program metadata is invalid: {e}") from None
+        values = decode_program(stored, config)
+    except ProgramFieldError as e:
+        raise _fail(where, str(e)) from None
     return QuartzProgram(config=config, **values)
 
 
@@ -382,8 +420,16 @@ def write_hex(directory: str | os.PathLike, config: CoreConfig) -> Path:
     return path
 
 
+def _read_bytes(where: Path) -> bytes:
+    """The bytes of a hex export file, or :class:`ImageFormatError` saying why not."""
+    try:
+        return where.read_bytes()
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise _fail(where, f"cannot be read: {e.strerror or e}") from None
+
+
 def _read_hex_words(where: Path, entry: dict, mem: Memory) -> np.ndarray:
-    data = where.read_bytes()
+    data = _read_bytes(where)
     digest = hashlib.sha256(data).hexdigest()
     if digest != entry.get("sha256"):
         raise _fail(where, f"SHA-256 {digest} does not match the manifest's "
@@ -408,8 +454,8 @@ def read_hex(directory: str | os.PathLike, geometry: CoreGeometry) -> CoreConfig
     directory = Path(directory)
     where = directory / HEX_MANIFEST
     try:
-        manifest = json.loads(where.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        manifest = json.loads(_read_bytes(where).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise _fail(where, f"manifest JSON invalid: {e}") from None
     if not isinstance(manifest, dict) or (manifest.get("format"), manifest.get("version")) != (
             HEX_FORMAT, HEX_FORMAT_VERSION):
@@ -418,7 +464,10 @@ def read_hex(directory: str | os.PathLike, geometry: CoreGeometry) -> CoreConfig
         raise _fail(where, f"manifest format {tag!r}; this build reads "
                            f"{(HEX_FORMAT, HEX_FORMAT_VERSION)!r}")
     _check_hex_geometry(where, manifest.get("geometry"), geometry)
-    entries = {e.get("name"): e for e in manifest.get("memories", []) if isinstance(e, dict)}
+    listed = manifest.get("memories")
+    if not isinstance(listed, list):
+        raise _fail(where, f"manifest memories {listed!r:.60} is not a list")
+    entries = {e.get("name"): e for e in listed if isinstance(e, dict)}
     words = {}
     for mem in _config_memories(geometry):
         entry = entries.get(mem.name)

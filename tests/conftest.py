@@ -27,8 +27,21 @@ def base_seed() -> int:
         raise pytest.UsageError(f"NEUROCORE_SEED must be an integer, not {raw!r}") from None
 
 
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` (the tools are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def pytest_report_header(config):
-    return f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change)"
+    fuzz = os.environ.get("FUZZ_EXAMPLES", "1000")
+    return (f"neurocore seed: {base_seed()} (set NEUROCORE_SEED to change); fuzz cases per "
+            f"fuzzer: {fuzz} (set FUZZ_EXAMPLES to change)")
 
 
 @pytest.fixture
@@ -67,9 +80,51 @@ def record_crosscheck(name: str, *, networks: int = 0, samples: int = 0, steps: 
     t["mismatches"] += mismatches
 
 
+# ---- fuzz bookkeeping: cases per fuzzer and property, printed and written at the end ----
+FUZZ: dict[str, dict[str, int]] = {}
+FUZZ_COUNTS_FILE = Path(__file__).resolve().parent.parent / "build" / "fuzz-counts.json"
+CROSSCHECK_COUNTS_FILE = FUZZ_COUNTS_FILE.with_name("crosscheck-counts.json")
+
+
+def record_fuzz(fuzzer: str, prop: str) -> None:
+    FUZZ.setdefault(fuzzer, {}).setdefault(prop, 0)
+    FUZZ[fuzzer][prop] += 1
+
+
+def _report_fuzz(terminalreporter) -> None:
+    terminalreporter.section("fuzzing")
+    for fuzzer, props in FUZZ.items():
+        terminalreporter.write_line(
+            f"{fuzzer}: {sum(props.values())} cases (" + ", ".join(
+                f"{p} {n}" for p, n in props.items()) + f"), seed {base_seed()}")
+    failed = sum("test_fuzz_" in r.nodeid for r in terminalreporter.stats.get("failed", []))
+    # Each fuzzer keeps the counts of the last session that ran it.
+    _merge_counts(FUZZ_COUNTS_FILE, {
+        fuzzer: {"cases": sum(props.values()), "properties": props, "seed": base_seed(),
+                 "fuzz_examples": os.environ.get("FUZZ_EXAMPLES", "1000"),
+                 "failed_fuzz_tests": failed}
+        for fuzzer, props in FUZZ.items()})
+
+
+def _merge_counts(path: Path, counts: dict) -> None:
+    """Write ``counts`` into the JSON file ``path``, keeping entries this session lacks."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    recorded.update(counts)
+    path.write_text(json.dumps(recorded, indent=1))
+
+
 def pytest_terminal_summary(terminalreporter):
+    if FUZZ:
+        _report_fuzz(terminalreporter)
     if not CROSSCHECK:
         return
+    _merge_counts(CROSSCHECK_COUNTS_FILE, CROSSCHECK)
     terminalreporter.section("cross-checks")
     for name, t in CROSSCHECK.items():
         terminalreporter.write_line(

@@ -10,25 +10,18 @@ import struct
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from neurocore.golden.network import CONFIG_MEMORIES
 from neurocore.golden.random_networks import random_network
 from neurocore.spec.words import memories, pack
 from neurocore.sw.compiler import LayerReport
-from neurocore.sw.convert import from_model
 from neurocore.sw.image import (
     UNSTORED_PROGRAM_ATTRIBUTES, UNSTORED_PROGRAM_FIELDS, ImageFormatError, load_config,
     load_program, read_hex, save_config, save_program, write_hex,
 )
 
-# The byte layout as docs/image_format.md states it, written out independently of the module.
-DOC_HEADER = "<8sII"          # magic, version, metadata length
-DOC_HEADER_BYTES = 16
-DOC_MAGIC = b"NCIMAGE\x00"
-DOC_DIGEST_BYTES = 32
-
+from image_helpers import (DOC_DIGEST_BYTES, DOC_HEADER, DOC_HEADER_BYTES, DOC_MAGIC, reseal,
+                           small_mlp_program, split)
 
 @pytest.fixture
 def config(seed):
@@ -37,12 +30,7 @@ def config(seed):
 
 @pytest.fixture(scope="module")
 def program():
-    torch.manual_seed(1234)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(0.5)
-    return from_model(model, 8, torch.rand(32, 16))
+    return small_mlp_program(1234)
 
 
 @pytest.fixture
@@ -58,20 +46,6 @@ def assert_same_config(a, b):
         assert set(a.mem[name]) == set(b.mem[name]), name
         for field, values in a.mem[name].items():
             np.testing.assert_array_equal(b.mem[name][field], values, err_msg=f"{name}.{field}")
-
-
-def split(data: bytes):
-    """(magic, version, metadata dict, payload, digest) per the documented layout."""
-    magic, version, meta_len = struct.unpack_from(DOC_HEADER, data)
-    meta = json.loads(data[DOC_HEADER_BYTES:DOC_HEADER_BYTES + meta_len])
-    return (magic, version, meta, data[DOC_HEADER_BYTES + meta_len:-DOC_DIGEST_BYTES],
-            data[-DOC_DIGEST_BYTES:])
-
-
-def reseal(meta_bytes: bytes, payload: bytes, version: int = 1) -> bytes:
-    """An image with a correct checksum around arbitrary metadata and payload."""
-    body = struct.pack(DOC_HEADER, DOC_MAGIC, version, len(meta_bytes)) + meta_bytes + payload
-    return body + hashlib.sha256(body).digest()
 
 
 def rejected(path, data: bytes, *fragments) -> str:

@@ -57,7 +57,19 @@ def test_training_is_deterministic_per_seed():
     other = train(digits_mlp(), data, seed=4, epochs=QUICK_EPOCHS).state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
-    assert torch.get_num_threads() >= 1
+
+
+def test_training_restores_the_callers_thread_count():
+    """train() runs on TRAIN_THREADS and gives the caller's thread count back."""
+    from neurocore.sw.models import TRAIN_THREADS
+    before = torch.get_num_threads()
+    caller = TRAIN_THREADS + 1
+    torch.set_num_threads(caller)
+    try:
+        train(digits_mlp(), load_digits_split(), seed=3, epochs=1)
+        assert torch.get_num_threads() == caller
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_training_does_not_disturb_the_global_rng():

@@ -8,7 +8,7 @@ from torch import nn
 
 from neurocore.golden.compare import first_mismatch
 from neurocore.golden.core import GoldenCore
-from neurocore.golden.quartz import decode, encode
+from neurocore.golden.quartz import TimeGrid, decode, encode
 from neurocore.sw.compiler import MappingError, integer_closed_form, split_amplitude
 from neurocore.sw.convert import from_model
 from neurocore.sw.layers import UnsupportedLayerError
@@ -144,10 +144,26 @@ def test_input_outside_compiled_range_is_rejected():
 
 
 def test_decode_matches_float_grid():
-    """The core's output decoding is the float reference's decode shifted by T-1 steps."""
+    """QuartzProgram.decode of an output spike at each step of the output window equals the
+    float reference's decode of the same spike (the core runs T-1 steps behind it)."""
     for T in (4, 8, 16):
+        program = _decode_only_program(T, output_window=5)
         for tau in range(T - 1, 4 * (T - 1)):
-            assert (3 * (T - 1) - tau) / (T - 1) == decode(tau - (T - 1), T)
+            outputs = np.zeros((1, program.n_steps, 1), dtype=np.int32)
+            outputs[0, program.output_window + tau, 0] = 1
+            got = program.decode(outputs)
+            assert got["values"][0, 0] == decode(tau - (T - 1), T), (T, tau)
+            assert got["first_spike"][0, 0] == program.output_window + tau
+
+
+def _decode_only_program(T: int, output_window: int):
+    """A QuartzProgram with one output and only the fields that decode reads."""
+    from neurocore.sw.compiler import QuartzProgram
+    grid = TimeGrid(T)
+    return QuartzProgram(config=None, t_max=T, input_shape=(1,), input_max=1.0,
+                         input_axons=np.zeros(1, dtype=np.int64), clock_axons={},
+                         clock_steps={}, first_window=0, output_window=output_window,
+                         n_steps=output_window + grid.window, n_outputs=1, layers=[])
 
 
 def test_round_up_to_piece_is_a_tight_upper_bound(rng):

@@ -1,16 +1,14 @@
 """docs/spec.md's word tables are generated from spec/words.py and must not go stale."""
 
-import importlib.util
 from pathlib import Path
+
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "tools" / "gen_docs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("gen_docs")
 
 
 def test_word_tables_match_layouts():

@@ -461,13 +461,15 @@ def test_builder_index_errors():
         b.connect(-1, [0], [1])
     with pytest.raises(ConfigError, match=re.escape("compartment 64 is out of range")):
         b.route_to_output([64], [0])
+    with pytest.raises(ConfigError, match=re.escape("synapse target of axon 0: compartment 64 "
+                                                    "was not added")):
+        b.connect(0, [0, 64], [1, 1])
 
 
 @pytest.mark.parametrize("setup, msg", [
     (lambda b: b.connect(0, [0], [1], weight_exp=8),
      "weight_exp 8 of synapses[0] does not fit unsigned(3)"),
     (lambda b: b.connect(0, [0], [1], delay=-1), "delay -1 of synapses[0]"),
-    (lambda b: b.connect(0, [0, 64], [1, 1]), "target 64 of synapses[1] does not fit unsigned(6)"),
     (lambda b: b.route_to_output([0], [64]),
      "target 64 of routes[0] must be < n_outputs=64 for an OUTPUT route"),
     (lambda b: b.route_to_axon([0], [128]), "target 128 of routes[0] does not fit unsigned(7)"),
