@@ -6,7 +6,7 @@ The RTL's controller has a fixed, data-dependent but input-timing-independent sc
 is accepted (cycle 0) to the cycle in which ``ctrl.done`` is high (cycle ``cycles - 1``), with
 ``out.ready`` held high:
 
-``cycles = n_compartments + 5 + H + S`` where
+``cycles = n_compartments + FIXED_CYCLES + H + S`` where
 
 * ``H = 1 + Σ_host (1 + max(len_a, 1))`` over the host spikes of the step (one lookup cycle
   per spike, then one cycle per synapse of axon ``a``'s list, at least one cycle), plus one
@@ -16,10 +16,10 @@ is accepted (cycle 0) to the cycle in which ``ctrl.done`` is high (cycle ``cycle
   ``cost = 1`` for an OUTPUT route and ``1 + max(len_a, 1)`` for an AXON route to axon ``a``,
   plus one cycle that finds the spike buffer empty.
 
-The five fixed cycles are the start cycle, the three UPDATE pipeline drain cycles and the
+The fixed cycles are the start cycle, the ``UPDATE_DRAIN`` pipeline drain cycles and the
 DONE cycle; UPDATE itself takes one cycle per compartment (every compartment, used or not).
 An OUTPUT route's event leaves the core (``out.valid & out.ready``) in the first cycle of its
-route slot: the spike phase begins at cycle ``n_compartments + 4 + H``, each spiking
+route slot: the spike phase begins at cycle ``n_compartments + UPDATE_DRAIN + 1 + H``, each spiking
 compartment first takes one cycle to fetch its route list, then its routes follow in list
 order.  Each cycle with ``out.valid & ~out.ready`` (backpressure) adds one cycle to the step
 and delays every later event by one.
@@ -44,8 +44,9 @@ from .network import CoreConfig
 __all__ = ["StepSchedule", "step_schedule", "schedule", "axon_forwards", "FIXED_CYCLES",
            "UPDATE_DRAIN"]
 
-#: Cycles after the last compartment's issue until its state is written (pipeline U1..U3).
-UPDATE_DRAIN = 3
+#: Cycles after the last compartment's issue until its state is written (U1, U2 and the
+#: datapath's stages: rtl/core.py UPDATE_DRAIN_CYCLES).
+UPDATE_DRAIN = 7
 #: Start cycle + UPDATE drain cycles + DONE cycle.
 FIXED_CYCLES = 1 + UPDATE_DRAIN + 1
 

@@ -11,9 +11,10 @@ One time step (``ctrl.start`` accepted while idle):
 
 1. **UPDATE**: compartments ``0 … n-1``, one per cycle, through a four-stage pipeline
    (U0 read compartment config, state, accumulator slot ``t mod D`` and axon map; U1 read the
-   profile and clear the accumulator entry; U2 decay multipliers; U3 sums, write the state
-   back and, on a spike of a compartment with routes, push its route list into the spike
-   buffer), then three drain cycles.
+   profile and clear the accumulator entry; U2 the datapath's ``dp.latency`` pipeline stages
+   (:class:`~neurocore.rtl.compartment.CompartmentUpdate`); U3 write the state back and, on a
+   spike of a compartment with routes, push its route list into the spike buffer), then
+   :data:`UPDATE_DRAIN_CYCLES` drain cycles.
 2. **DELIVER**: first the host spikes accepted before the start (input buffer), then the
    buffered compartment spikes through their routes.  Each axon's synapse list is walked one
    synapse per cycle into a read-modify-write pipeline (P1 read synapse word, read accumulator
@@ -31,14 +32,15 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.words import RouteKind, SignMode, memories
-from .compartment import CompartmentUpdate
+from .compartment import STAGES, CompartmentUpdate
 from .fault import Fault, inject
 
 __all__ = ["Neurocore", "ConfigSignature", "ControlSignature", "ErrorFlags", "MEMORY_INDEX",
            "CONFIG_DATA_BITS", "UPDATE_DRAIN_CYCLES"]
 
-#: Cycles after the last UPDATE issue until the last state write-back (stages U1, U2, U3).
-UPDATE_DRAIN_CYCLES = 3
+#: Cycles after the last UPDATE issue until the last state write-back: U1, U2, then the
+#: datapath's stages (:data:`~neurocore.rtl.compartment.STAGES`, all registered).
+UPDATE_DRAIN_CYCLES = 2 + len(STAGES)
 
 #: Width of the configuration port's data bus (every memory word fits in it).
 CONFIG_DATA_BITS = 64
@@ -218,8 +220,6 @@ class Neurocore(wiring.Component):
         u0_valid = Signal()                   # comb: issue compartment cx this cycle
         u1_valid, u1_cx, u1_acc_addr = Signal(), Signal(range(n)), Signal(range(n * D))
         u2_valid, u2_cx = Signal(), Signal(range(n))
-        u3_valid, u3_cx = Signal(), Signal(range(n))
-        u3_axon = Signal(mems["axon_map"].layout)
         u2_acc = Signal(mems["accumulators"].layout)
         u2_state = Signal(mems["state"].layout)
         u2_config = Signal(mems["compartments"].layout)
@@ -227,17 +227,23 @@ class Neurocore(wiring.Component):
         acc_addr_u0 = Signal(range(n * D))
         m.d.comb += acc_addr_u0.eq(slot * n + cx)
         m.d.sync += [u1_valid.eq(u0_valid), u1_cx.eq(cx), u1_acc_addr.eq(acc_addr_u0),
-                     u2_valid.eq(u1_valid), u2_cx.eq(u1_cx),
-                     u3_valid.eq(u2_valid), u3_cx.eq(u2_cx), u3_axon.eq(u2_axon)]
+                     u2_valid.eq(u1_valid), u2_cx.eq(u1_cx)]
         with m.If(u1_valid):
             m.d.sync += [u2_acc.eq(rd["accumulators"].data), u2_state.eq(rd["state"].data),
                          u2_config.eq(rd["compartments"].data), u2_axon.eq(rd["axon_map"].data)]
         f = self.fault
         dp_fault = f if f is not None and f.signal not in ("acc_new", "fwd_hit") else None
-        dp = m.submodules.datapath = CompartmentUpdate(g, registered=True,   # U2 -> U3
-                                                       fault=dp_fault)
+        dp = m.submodules.datapath = CompartmentUpdate(g, fault=dp_fault)   # U2 -> U3
+        assert 2 + dp.latency == UPDATE_DRAIN_CYCLES
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2_state), dp.config.eq(u2_config),
                      dp.profile.eq(rd["profiles"].data)]
+        # U3: the compartment whose datapath outputs are valid now (dp.latency after U2).
+        u3_valid, u3_cx, u3_axon = u2_valid, u2_cx, u2_axon
+        for i in range(dp.latency):
+            valid, cx_i = Signal(name=f"u3_valid_{i}"), Signal(range(n), name=f"u3_cx_{i}")
+            axon = Signal(mems["axon_map"].layout, name=f"u3_axon_{i}")
+            m.d.sync += [valid.eq(u3_valid), cx_i.eq(u3_cx), axon.eq(u3_axon)]
+            u3_valid, u3_cx, u3_axon = valid, cx_i, axon
 
         # ---- DELIVER: synapse read-modify-write pipeline -------------------------------------
         issue = Signal()                      # comb: read a synapse word this cycle

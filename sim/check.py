@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..golden.cycle_model import StepSchedule
+from ..golden.cycle_model import UPDATE_DRAIN, StepSchedule
 from .driver import StepResult
 
 __all__ = ["step_mismatch", "state_mismatch", "UPDATE_WRITE_CYCLE"]
 
 #: Cycle (from the step's start cycle) in which compartment 0's state is written (U3); cx is
 #: written ``cx`` cycles later.
-UPDATE_WRITE_CYCLE = 4
+UPDATE_WRITE_CYCLE = 1 + UPDATE_DRAIN
 
 
 def _tail(seed, waves) -> str:
