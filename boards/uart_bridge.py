@@ -413,8 +413,10 @@ class HostBridge(wiring.Component):
         hdr_count8 = hdr[4]
         hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
         wb_h = WB[hdr_mem[:3]]
-        # WRITE payload bytes: count * word bytes, by memory (constant multiples, no DSP)
-        payload_h = Array([hdr_count8 * wb_of[n] for n in names])[hdr_mem[:3]]
+        # WRITE payload bytes: count * word bytes, by memory, as shifts and adds (Yosys would
+        # share constant multiplications as one multiplier on a DSP)
+        payload_h = Array([sum(hdr_count8 << i for i in range(wb_of[n].bit_length())
+                               if wb_of[n] >> i & 1) for n in names])[hdr_mem[:3]]
         is_fill = e_cmd == Cmd.FILL
         is_read = e_cmd == Cmd.READ
         end = Signal(25)                     # first address after the access
@@ -434,6 +436,12 @@ class HostBridge(wiring.Component):
                            level16[8:]])
         info_rom = Array([Const(b, 8) for b in self.info])
         info_idx = Signal(range(len(self.info) + 1))
+
+        # The core's cfg.ready is ~busy & ~start & ~clear, and the executor never drives start
+        # or clear while it accesses the configuration port: there the access is taken iff the
+        # core is not busy.  (Waiting on busy, a register decode, keeps the core's ready logic,
+        # which depends on this FSM's start/clear, out of this FSM's next-state logic.)
+        cfg_taken = ~ctrl.busy
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
@@ -560,7 +568,7 @@ class HostBridge(wiring.Component):
                     m.next = "STORE"
             with m.State("STORE"):
                 m.d.comb += [cfg.valid.eq(1), cfg.write.eq(1)]
-                with m.If(cfg.ready):
+                with m.If(cfg_taken):
                     m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1), wbyte.eq(0)]
                     with m.If(remain == 1):
                         respond(Status.OK)
@@ -571,7 +579,7 @@ class HostBridge(wiring.Component):
             # -- READ: one word per round, wb bytes into the response
             with m.State("READ_ISSUE"):
                 m.d.comb += [cfg.valid.eq(1)]
-                with m.If(cfg.ready):
+                with m.If(cfg_taken):
                     m.next = "READ_WAIT"
             with m.State("READ_WAIT"):
                 with m.If(cfg.rvalid):
