@@ -229,10 +229,12 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
     add("## Notes")
     add("")
     add("* Post-route Fmax is nextpnr's own figure for the core clock; every path is timed by "
-        "nextpnr, the DSPs included: the decay multipliers are split into 16-bit partial "
-        "products with registered operands and products (`rtl/compartment.py`), which Yosys "
-        "packs into the SB_MAC16 input and output registers on the iCE40, and a build with a "
-        "DSP whose clock is tied off (nextpnr cannot time through it) fails the timing row.")
+        "nextpnr, the DSPs included: the decay multipliers are partial products of at most "
+        "16 bits per operand with registered operands and products (`rtl/compartment.py`), "
+        "which Yosys packs into the SB_MAC16 input and pipeline registers on the iCE40 "
+        "(MULT18X18D on the ECP5 are timed through). A build with an SB_MAC16 not registered "
+        "at its inputs and outputs, or with a cell whose clock is tied off, fails the timing "
+        "row (`boards/build.py`).")
     add("* iCE40: the synapse memory is single-ported SPRAM (`boards/ice40.py`); the "
         "full-system test (`tests/test_boards_system.py`) runs the iCEBreaker design with a "
         "behavioural SPRAM model and the host driver, and checks digits inference against "
