@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["TOOL_ENV", "BOARDS", "tool_env", "parse_nextpnr_log", "parse_yosys_cells",
+__all__ = ["TOOL_ENV", "BOARDS", "tool_env", "parse_nextpnr_log", "unregistered_dsps",
+           "parse_yosys_cells",
            "build_board", "load_report", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,50 +42,58 @@ def tool_env() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-#: Upper bound (ns) of an SB_MAC16's combinational A/B -> O delay on the UP5K.  nextpnr-ice40
-#: times every DSP port as a register (0.1 ns setup, clock-to-out), so a path through a DSP in
-#: combinational mode is split into "clk -> DSP" and "DSP -> clk" halves clocked by a constant
-#: net; :func:`parse_nextpnr_log` adds them and this bound.  The Lattice timing data published
-#: with Project IceStorm (icefuzz/timings_up5k.txt, CELL SB_MAC16) has A/B -> O IOPATHs of
-#: 8.9 ns at most in the rows we read; 10 ns leaves margin.
-DSP_COMB_NS = 10.0
-_MAXDELAY = re.compile(r"^Info: Max delay (posedge|negedge) (\S+)\s+-> (posedge|negedge) (\S+)\s*:"
-                       r"\s+([\d.]+) ns", re.M)
 _UTIL = re.compile(r"^Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at "
                    r"([\d.]+) MHz\)")
 
 
 def parse_nextpnr_log(text: str) -> dict:
-    """Utilisation (last 'Device utilisation' block) and per-clock Fmax (post-route)."""
+    """Utilisation (last 'Device utilisation' block) and per-clock Fmax (post-route), as
+    nextpnr reports them.
+
+    ``unclocked`` lists the constant-net "clocks" nextpnr invents for cells whose clock input
+    is tied off (an SB_MAC16 without registers: nextpnr-ice40 times every DSP port as a
+    register, so paths through such a cell are cut and left untimed); the datapath registers
+    its DSPs (rtl/compartment.py), so a build with any of them does not meet timing.
+    """
     blocks = text.split("Device utilisation:")
     if len(blocks) < 2:
         raise ValueError("no 'Device utilisation' block in the nextpnr log")
     util = {name: {"used": int(u), "total": int(t)}
             for name, u, t, _ in _UTIL.findall(blocks[-1].split("\n\n")[0])}
-    clocks = {}
+    clocks, unclocked = {}, set()
     for name, fmax, verdict, target in _FMAX.findall(text):   # later lines are post-route
+        if name.startswith("$PACKER_"):
+            unclocked.add(name)
+            continue
         clocks[name] = {"fmax_mhz": float(fmax), "target_mhz": float(target),
                         "pass": verdict == "PASS"}
     if not clocks:
         raise ValueError("no 'Max frequency' line in the nextpnr log")
-    # Paths through combinational DSPs (iCE40): constant-net "clocks" between real ones.
-    delays = {}
-    for _, src, _, dst, ns in _MAXDELAY.findall(text):    # later blocks are post-route
-        delays[(src, dst)] = float(ns)
-    const = [c for c in clocks if c.startswith("$PACKER_")]
-    for name, c in clocks.items():
-        if name.startswith("$PACKER_"):
-            continue
-        through = [delays[(name, k)] + DSP_COMB_NS + delays[(k, name)] for k in const
-                   if (name, k) in delays and (k, name) in delays]
-        if through:
-            c["dsp_path_ns"] = round(max(through), 2)
-            c["dsp_fmax_mhz"] = round(1000.0 / max(through), 2)
-            c["nextpnr_fmax_mhz"] = c["fmax_mhz"]
-            c["fmax_mhz"] = min(c["fmax_mhz"], c["dsp_fmax_mhz"])
-            c["pass"] = c["pass"] and c["dsp_fmax_mhz"] >= c["target_mhz"]
-    return {"utilisation": util, "clocks": clocks}
+    return {"utilisation": util, "clocks": clocks, "unclocked": sorted(unclocked)}
+
+
+def unregistered_dsps(netlist: dict) -> list[str]:
+    """SB_MAC16 cells of a Yosys JSON netlist with a combinational path through them.
+
+    nextpnr-ice40 times every SB_MAC16 port as a register port (setup at the inputs,
+    clock-to-out at the outputs), which is exact only when the A/B inputs and the outputs
+    are registered inside the DSP (``A_REG``, ``B_REG``; output select 1, or 3 with a
+    16x16 pipeline register).  Any other DSP is listed (its path would go untimed).
+    """
+    bad = []
+    for module in netlist["modules"].values():
+        for name, cell in module["cells"].items():
+            if cell["type"] != "SB_MAC16":
+                continue
+            p = {k: int(v, 2) if set(str(v)) <= {"0", "1"} else v
+                 for k, v in cell["parameters"].items()}
+            pipe = p.get("PIPELINE_16x16_MULT_REG1", 0) or p.get("PIPELINE_16x16_MULT_REG2", 0)
+            outs = all(p.get(f"{h}OUTPUT_SELECT", 0) == 1
+                       or (p.get(f"{h}OUTPUT_SELECT", 0) == 3 and pipe) for h in ("TOP", "BOT"))
+            if not (p.get("A_REG", 0) and p.get("B_REG", 0) and outs):
+                bad.append(name)
+    return sorted(bad)
 
 
 def parse_yosys_cells(text: str) -> dict:
@@ -124,8 +133,8 @@ def build_board(board: str, build_dir: str | os.PathLike | None = None, *,
     tim = (bdir / f"{name}.tim").read_text()
     rpt = (bdir / f"{name}.rpt").read_text()
     pnr = parse_nextpnr_log(tim)
-    # the sync domain's clock: the only constrained clock besides IO-only ones
-    clk = {k: v for k, v in pnr["clocks"].items() if not k.startswith("$PACKER_")}
+    untimed = pnr["unclocked"] + unregistered_dsps(json.loads((bdir / f"{name}.json").read_text()))
+    clk = pnr["clocks"]
     main = min(clk.items(), key=lambda kv: kv[1]["fmax_mhz"])
     bitstream = bdir / f"{name}.{b.bitstream_suffix}"
     report = {
@@ -139,8 +148,9 @@ def build_board(board: str, build_dir: str | os.PathLike | None = None, *,
         "clock_name": main[0],
         "fmax_mhz": main[1]["fmax_mhz"],
         "target_mhz": main[1]["target_mhz"],
-        "timing_met": all(c["pass"] for c in clk.values()),
+        "timing_met": all(c["pass"] for c in clk.values()) and not untimed,
         "clocks": clk,
+        "untimed": untimed,
         "utilisation": pnr["utilisation"],
         "yosys_cells": parse_yosys_cells(rpt),
         "memories": b.memory_map(),
@@ -165,7 +175,9 @@ def summary(r: dict) -> str:
     return (f"{r['board']} ({r['device']}): geometry {g['n_compartments']} compartments, "
             f"{g['n_axons']} axons, {g['n_synapses']} synapses; {util}; Fmax "
             f"{r['fmax_mhz']:.2f} MHz vs {r['target_mhz']:.2f} MHz constraint "
-            f"({'met' if r['timing_met'] else 'FAILED'}); {r['build_seconds']} s; "
+            f"({'met' if r['timing_met'] else 'FAILED'}"
+            f"{'; untimed paths through ' + ', '.join(r['untimed']) if r['untimed'] else ''});"
+            f" {r['build_seconds']} s; "
             f"{r['bitstream']} ({r['bitstream_bytes']} bytes)")
 
 

@@ -408,13 +408,20 @@ class HostBridge(wiring.Component):
         emit_idx = Signal(3)
         m.d.comb += [rptr_nxt.eq(rptr), rxr.addr.eq(rptr_nxt)]
         m.d.sync += rptr.eq(rptr_nxt)
-        wb = WB[mem_sel[:3]]
+        wb = WB[mem_sel[:sel_bits]]
         hdr_mem = hdr[0]
         hdr_addr = Cat(hdr[1], hdr[2], hdr[3])
         hdr_count8 = hdr[4]
         hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
-        depth_h = DEPTH[hdr_mem[:sel_bits]]
         wb_h = WB[hdr_mem[:sel_bits]]
+        # WRITE payload bytes: count * word bytes, by memory, as shifts and adds (Yosys would
+        # share constant multiplications as one multiplier on a DSP)
+        payload_h = Array([sum(hdr_count8 << i for i in range(wb_of[n].bit_length())
+                               if wb_of[n] >> i & 1) for n in names])[hdr_mem[:sel_bits]]
+        is_fill = e_cmd == Cmd.FILL
+        is_read = e_cmd == Cmd.READ
+        end = Signal(25)                     # first address after the access
+        bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
         cfg, ctrl = self.cfg, self.ctrl
         m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
                      self.inp.payload.eq(Cat(spike_lo, rxr.data))]
@@ -431,6 +438,12 @@ class HostBridge(wiring.Component):
         info_rom = Array([Const(b, 8) for b in self.info])
         info_idx = Signal(range(len(self.info) + 1))
 
+        # The core's cfg.ready is ~busy & ~start & ~clear, and the executor never drives start
+        # or clear while it accesses the configuration port: there the access is taken iff the
+        # core is not busy.  (Waiting on busy, a register decode, keeps the core's ready logic,
+        # which depends on this FSM's start/clear, out of this FSM's next-state logic.)
+        cfg_taken = ~ctrl.busy
+
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
             m.next = "RESPOND"
@@ -439,7 +452,7 @@ class HostBridge(wiring.Component):
             m.d.comb += [txw.en.eq(1), txw.addr.eq(tptr), txw.data.eq(value)]
             m.d.sync += tptr.eq(tptr + 1)
 
-        with m.FSM(name="executor"):
+        with m.FSM(name="executor") as executor:
             with m.State("IDLE"):
                 with m.If(pending & ~tx_busy & ~tx_start):
                     m.d.comb += take.eq(1)
@@ -449,7 +462,6 @@ class HostBridge(wiring.Component):
                     with m.Else():
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                m.d.comb += exec_busy.eq(1)
                 with m.Switch(e_cmd):
                     with m.Case(Cmd.INFO):
                         with m.If(e_len != 0):
@@ -470,29 +482,18 @@ class HostBridge(wiring.Component):
                             m.d.sync += mask.eq(Mux(e_len == 1, hdr[0][:3], ClearMask.ALL))
                             m.next = "CLEAR_CORE"
                     with m.Case(Cmd.WRITE, Cmd.READ, Cmd.FILL):
-                        is_fill = e_cmd == Cmd.FILL
-                        is_read = e_cmd == Cmd.READ
+                        # The checks are registered here and decided in ACCESS (timing).
                         count = Mux(is_fill, hdr_count24, hdr_count8)
                         need = Mux(is_fill, FILL_HEADER + wb_h,
-                                   Mux(is_read, WRITE_HEADER, WRITE_HEADER + hdr_count8 * wb_h))
+                                   Mux(is_read, WRITE_HEADER, WRITE_HEADER + payload_h))
                         m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
-                                     wbyte.eq(0), word.eq(0)]
+                                     wbyte.eq(0), word.eq(0), end.eq(hdr_addr + count),
+                                     bad_short.eq(e_len < WRITE_HEADER),
+                                     bad_mem.eq(hdr_mem >= len(MEMORY_INDEX)),
+                                     bad_len.eq((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
+                                                (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]])))]
                         m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
-                        with m.If(e_len < WRITE_HEADER):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif(hdr_mem >= len(MEMORY_INDEX)):
-                            respond(Status.BAD_MEMORY)
-                        with m.Elif((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
-                                    (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]]))):
-                            respond(Status.BAD_LENGTH)
-                        with m.Elif(hdr_addr + count > depth_h):
-                            respond(Status.RANGE)
-                        with m.Elif(is_read):
-                            m.next = "READ_ISSUE"
-                        with m.Elif(is_fill & (hdr_count24 == 0)):
-                            respond(Status.OK)
-                        with m.Else():
-                            m.next = "WORD"
+                        m.next = "ACCESS"
                     with m.Case(Cmd.SPIKES, Cmd.STEP):
                         m.d.comb += rptr_nxt.eq(0)
                         m.d.sync += [spike_cnt.eq(0), nsteps.eq(1)]
@@ -517,9 +518,25 @@ class HostBridge(wiring.Component):
                     with m.Default():
                         respond(Status.UNKNOWN_CMD)
 
+            # -- WRITE / READ / FILL: the header checks, in their order of precedence
+            with m.State("ACCESS"):
+                with m.If(bad_short):
+                    respond(Status.BAD_LENGTH)
+                with m.Elif(bad_mem):
+                    respond(Status.BAD_MEMORY)
+                with m.Elif(bad_len):
+                    respond(Status.BAD_LENGTH)
+                with m.Elif(end > DEPTH[mem_sel[:sel_bits]]):
+                    respond(Status.RANGE)
+                with m.Elif(is_read):
+                    m.next = "READ_ISSUE"
+                with m.Elif(is_fill & (remain == 0)):
+                    respond(Status.OK)
+                with m.Else():
+                    m.next = "WORD"
+
             # -- INFO: copy the constant bytes
             with m.State("INFO"):
-                m.d.comb += exec_busy.eq(1)
                 txbuf_put(info_rom[info_idx])
                 m.d.sync += info_idx.eq(info_idx + 1)
                 with m.If(info_idx == len(self.info) - 1):
@@ -527,7 +544,6 @@ class HostBridge(wiring.Component):
 
             # -- STATUS / RUN replies: a few register bytes
             with m.State("EMIT"):
-                m.d.comb += exec_busy.eq(1)
                 txbuf_put(Mux(emit_sel, run_bytes[emit_idx], status_bytes[emit_idx]))
                 m.d.sync += emit_idx.eq(emit_idx + 1)
                 n_emit = Mux(emit_sel, len(run_bytes), len(status_bytes))
@@ -536,12 +552,10 @@ class HostBridge(wiring.Component):
 
             # -- CLEAR
             with m.State("CLEAR_CORE"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(mask[0]):
                     m.d.comb += ctrl.clear.eq(1)
                 m.next = "CLEAR_WAIT"
             with m.State("CLEAR_WAIT"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(~ctrl.busy):
                     m.d.comb += [fifo_rst.eq(mask[1]), ctrl.error_clear.eq(mask[2]),
                                  clr_flags.eq(mask[2])]
@@ -549,14 +563,13 @@ class HostBridge(wiring.Component):
 
             # -- WRITE / FILL: assemble one word from the payload (little-endian)
             with m.State("WORD"):
-                m.d.comb += [exec_busy.eq(1), rptr_nxt.eq(rptr + 1)]
+                m.d.comb += [rptr_nxt.eq(rptr + 1)]
                 m.d.sync += [word.word_select(wbyte, 8).eq(rxr.data), wbyte.eq(wbyte + 1)]
                 with m.If(wbyte == wb - 1):
                     m.next = "STORE"
             with m.State("STORE"):
-                m.d.comb += exec_busy.eq(1)
                 m.d.comb += [cfg.valid.eq(1), cfg.write.eq(1)]
-                with m.If(cfg.ready):
+                with m.If(cfg_taken):
                     m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1), wbyte.eq(0)]
                     with m.If(remain == 1):
                         respond(Status.OK)
@@ -566,16 +579,14 @@ class HostBridge(wiring.Component):
 
             # -- READ: one word per round, wb bytes into the response
             with m.State("READ_ISSUE"):
-                m.d.comb += [exec_busy.eq(1), cfg.valid.eq(1)]
-                with m.If(cfg.ready):
+                m.d.comb += [cfg.valid.eq(1)]
+                with m.If(cfg_taken):
                     m.next = "READ_WAIT"
             with m.State("READ_WAIT"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(cfg.rvalid):
                     m.d.sync += [word.eq(cfg.rdata), wbyte.eq(0)]
                     m.next = "READ_EMIT"
             with m.State("READ_EMIT"):
-                m.d.comb += exec_busy.eq(1)
                 txbuf_put(word.word_select(wbyte, 8))
                 m.d.sync += wbyte.eq(wbyte + 1)
                 with m.If(wbyte == wb - 1):
@@ -587,7 +598,6 @@ class HostBridge(wiring.Component):
 
             # -- SPIKES / STEP: check every axon id first, then push them
             with m.State("CHECK_LO"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(rptr == e_len):
                     m.d.comb += rptr_nxt.eq(0)
                     m.next = "PUSH_LO"
@@ -596,13 +606,12 @@ class HostBridge(wiring.Component):
                     m.d.sync += spike_lo.eq(rxr.data)
                     m.next = "CHECK_HI"
             with m.State("CHECK_HI"):
-                m.d.comb += [exec_busy.eq(1), rptr_nxt.eq(rptr + 1)]
+                m.d.comb += [rptr_nxt.eq(rptr + 1)]
                 with m.If(Cat(spike_lo, rxr.data) >= g.n_axons):
                     respond(Status.RANGE)
                 with m.Else():
                     m.next = "CHECK_LO"
             with m.State("PUSH_LO"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(rptr == e_len):
                     with m.If(e_cmd == Cmd.STEP):
                         m.next = "RUN_NEXT"
@@ -614,7 +623,7 @@ class HostBridge(wiring.Component):
                     m.d.sync += spike_lo.eq(rxr.data)
                     m.next = "PUSH_HI"
             with m.State("PUSH_HI"):
-                m.d.comb += [exec_busy.eq(1), self.inp.valid.eq(1)]
+                m.d.comb += [self.inp.valid.eq(1)]
                 with m.If(self.inp.ready):
                     m.d.comb += rptr_nxt.eq(rptr + 1)
                     m.d.sync += spike_cnt.eq(spike_cnt + 1)
@@ -625,7 +634,6 @@ class HostBridge(wiring.Component):
 
             # -- RUN / STEP: nsteps steps, then step counter and events pending
             with m.State("RUN_NEXT"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(nsteps == 0):
                     m.d.sync += [emit_idx.eq(0), emit_sel.eq(1)]
                     m.next = "EMIT"
@@ -634,17 +642,14 @@ class HostBridge(wiring.Component):
                     m.d.sync += nsteps.eq(nsteps - 1)
                     m.next = "RUN_WAIT"
             with m.State("RUN_WAIT"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(~ctrl.busy):
                     m.next = "RUN_NEXT"
 
             # -- EVENTS: count, then (id u16, step u32) per event
             with m.State("EV_COUNT"):
-                m.d.comb += exec_busy.eq(1)
                 txbuf_put(ev_left)
                 m.next = "EV_POP"
             with m.State("EV_POP"):
-                m.d.comb += exec_busy.eq(1)
                 with m.If(ev_left == 0):
                     respond(Status.OK, tptr)
                 with m.Elif(fifo.r_rdy):
@@ -652,7 +657,6 @@ class HostBridge(wiring.Component):
                     m.d.sync += [ev.eq(fifo.r_data), emit_idx.eq(0), ev_left.eq(ev_left - 1)]
                     m.next = "EV_EMIT"
             with m.State("EV_EMIT"):
-                m.d.comb += exec_busy.eq(1)
                 ev_id = Signal(16)
                 ev_step = Signal(32)
                 m.d.comb += [ev_id.eq(ev[:self.out_bits]), ev_step.eq(ev[self.out_bits:])]
@@ -664,11 +668,13 @@ class HostBridge(wiring.Component):
                     m.next = "EV_POP"
 
             with m.State("RESPOND"):
-                m.d.comb += [exec_busy.eq(1), tx_start.eq(1)]
+                m.d.comb += [tx_start.eq(1)]
                 with m.If(e_status != Status.OK):
                     m.d.comb += set_flags[3].eq(1)
                 m.next = "IDLE"
 
+        # busy in every state but IDLE: a compare of the state register (timing)
+        m.d.comb += exec_busy.eq(~executor.ongoing("IDLE"))
         m.d.comb += [
             self.led_busy.eq(exec_busy | ctrl.busy),
             self.led_error.eq((flags != 0) | (ctrl.error.as_value() != 0)),

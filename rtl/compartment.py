@@ -1,10 +1,11 @@
 """Compartment update datapath: one CUBA LIF update, exactly docs/spec.md §2.2–2.3.
 
-:class:`CompartmentUpdate` is combinational (or has one register stage): given a compartment's accumulator entry, its
-stored state (``u`` pattern, ``v``), its profile and its configuration word, it computes the
-new state and whether the compartment spikes.  The core (:mod:`neurocore.rtl.core`) registers
-its inputs and outputs.  All widths come from the :class:`~neurocore.spec.geometry.CoreGeometry`
-and the ports use the word layouts of :mod:`neurocore.spec.words`.
+:class:`CompartmentUpdate` computes, from a compartment's accumulator entry, its stored state
+(``u`` pattern, ``v``), its profile and its configuration word, the new state and whether the
+compartment spikes.  It is combinational (``latency=0``) or a pipeline of ``latency`` register
+stages, one new compartment per cycle.  All widths come from the
+:class:`~neurocore.spec.geometry.CoreGeometry` and the ports use the word layouts of
+:mod:`neurocore.spec.words`.
 
 Equations (``S = state_bits``, ``M = 2**(S-1)``)::
 
@@ -16,10 +17,15 @@ Equations (``S = state_bits``, ``M = 2**(S-1)``)::
 
     decay(x, d) = sign(x) * ((|x| * (2**decay_shift - d)) >> decay_shift)
 
-With ``registered=True`` a register stage sits between the decay multipliers and the sums.
-
 ``u`` is stored as an ``S``-bit pattern; the pattern ``100…0`` means ``+M`` (so u lives in
 ``(-M, M]``), hence the hardware sign of ``u`` is ``u[S-1] & (u[S-2:0] != 0)``.
+
+Each decay multiplies the low ``S-1`` bits of ``|x|`` in equal slices of at most ``DSP_WIDTH``
+bits (two 12 x 13 partial products for ``S = 24``), so each fits one SB_MAC16 (16 x 16
+unsigned) or MULT18X18D; ``|x| = M`` (top bit) is a multiplexer.  The pipeline registers are
+reset-less without enable, and each DSP input is a whole register, so Yosys packs the
+``operands`` and ``products`` stages into the SB_MAC16 input and pipeline registers and
+nextpnr times the DSPs exactly (boards/build.py checks every SB_MAC16 for it).
 """
 
 from __future__ import annotations
@@ -32,35 +38,24 @@ from ..spec.geometry import CoreGeometry
 from ..spec.words import compartment_layout, profile_layout, state_layout
 from .fault import DATAPATH_SIGNALS, Fault, inject
 
-__all__ = ["CompartmentUpdate", "decay_hw"]
+__all__ = ["CompartmentUpdate", "STAGES", "DSP_WIDTH"]
 
+#: Operand width of one partial product: the smallest DSP's unsigned input (SB_MAC16 16 x 16).
+DSP_WIDTH = 16
 
-def decay_hw(m: Module, x, d_eff, g: CoreGeometry, name: str):
-    """Return a signal holding ``sign(x) * ((|x| * (2**decay_shift - d_eff)) >> decay_shift)``.
-
-    ``x`` is a signed value, ``d_eff`` an unsigned value in ``0 … 2**decay_shift``.
-    """
-    xw = len(x)
-    factor = Signal(unsigned(g.decay_shift + 1), name=f"{name}_factor")
-    mag = Signal(unsigned(xw), name=f"{name}_mag")
-    prod = Signal(unsigned(xw + g.decay_shift + 1), name=f"{name}_prod")
-    out = Signal(signed(xw + 1), name=f"{name}_decayed")
-    m.d.comb += [
-        factor.eq((1 << g.decay_shift) - d_eff),
-        mag.eq(Mux(x[-1], -x, x)),
-        prod.eq(mag * factor),
-    ]
-    shifted = prod[g.decay_shift:]
-    m.d.comb += out.eq(Mux(x[-1], -shifted, shifted))
-    return out
+#: Register stages in the order ``latency`` adds them (``latency=k`` uses the first ``k``):
+#: ``products`` = the DSP output registers (partial products), ``operands`` = the DSP input
+#: registers (magnitudes, factors), ``voltage`` = ``v`` before saturation and the threshold
+#: compare, ``decays`` = the signed decayed ``u`` and ``v``, ``current`` = ``u'``.
+STAGES = ("products", "operands", "voltage", "decays", "current")
 
 
 class CompartmentUpdate(wiring.Component):
-    """Compartment update (docs/spec.md §2.2), combinational or with one register stage.
+    """Compartment update (docs/spec.md §2.2), ``latency`` cycles from inputs to outputs.
 
-    With ``registered=True`` the two decay products (and the accumulator, bias and threshold
-    that go with them) are registered, so the outputs follow the inputs by one cycle
-    (:attr:`latency`); the core uses this form to halve the datapath's critical path.
+    ``latency`` is 0 (combinational) to ``len(STAGES)`` (every stage of :data:`STAGES`
+    registered; the default, for 100 MHz on ECP5).  A new set of inputs may be applied every
+    cycle; the outputs of the inputs applied in cycle ``t`` are valid in cycle ``t + latency``.
 
     Members
     -------
@@ -81,7 +76,7 @@ class CompartmentUpdate(wiring.Component):
     signal; ``None`` adds nothing to the design.
     """
 
-    def __init__(self, geometry: CoreGeometry, *, registered: bool = False,
+    def __init__(self, geometry: CoreGeometry, *, latency: int = len(STAGES),
                  fault: Fault | None = None):
         if not isinstance(geometry, CoreGeometry):
             self._MustUse__silence = True
@@ -91,11 +86,18 @@ class CompartmentUpdate(wiring.Component):
             self._MustUse__silence = True
             raise ValueError(f"CompartmentUpdate faults are Fault(signal in {DATAPATH_SIGNALS}),"
                              f" not {fault!r}")
+        if not isinstance(latency, int) or not 0 <= latency <= len(STAGES):
+            self._MustUse__silence = True
+            raise ValueError(f"latency must be an integer in 0 … {len(STAGES)}, not {latency!r}")
+        if ((1 << geometry.vth_bits) - 1) << geometry.vth_shift >= 1 << (geometry.state_bits - 1):
+            self._MustUse__silence = True      # the spike compare relies on it (elaborate)
+            raise ValueError("the largest threshold must be below the saturation limit")
         self.fault = fault
         self.geometry = g = geometry
-        self.registered = bool(registered)
         #: Cycles from the inputs to the outputs (0: combinational).
-        self.latency = int(self.registered)
+        self.latency = latency
+        #: The registered stages (a prefix of :data:`STAGES`).
+        self.stages = STAGES[:latency]
         super().__init__({
             "acc": In(signed(g.acc_bits)),
             "state": In(state_layout(g)),
@@ -111,47 +113,103 @@ class CompartmentUpdate(wiring.Component):
         f = self.fault
         S = g.state_bits
         top = 1 << (S - 1)
+        lim = top - 1
 
-        # u pattern -> value in (-2**(S-1), 2**(S-1)]: S+1 bits signed.
-        u_pat = self.state.u
-        u_val = Signal(signed(S + 1))
-        m.d.comb += u_val.eq(Mux(u_pat == top, top, u_pat.as_signed()))
-        v_val = self.state.v
-
-        du_eff = Signal(unsigned(g.decay_bits + 1))
-        m.d.comb += du_eff.eq(self.profile.du + self.profile.du_offset)
-        bias_a = Signal(signed(g.bias_mant_bits + (1 << g.bias_exp_bits) - 1))
-        m.d.comb += bias_a.eq(self.config.bias_mant << self.config.bias_exp)
-        threshold_a = Signal(unsigned(g.vth_bits + g.vth_shift))
-        m.d.comb += threshold_a.eq(self.profile.vth << g.vth_shift)
-
-        # Stage A: the two decays (multipliers); optionally registered here.
-        def stage(sig, name):
-            out = Signal.like(sig, name=name)
-            if self.registered:
-                m.d.sync += out.eq(sig)
-            else:
-                m.d.comb += out.eq(sig)
+        def stage(name, **signals):
+            """Pass ``signals`` through the ``name`` stage: registered if it is in use."""
+            out = []
+            for key, sig in signals.items():
+                # keep: Yosys would drop the product registers' unused top bits, and a
+                # narrowed register no longer packs into the DSP.
+                keep = name == "products" and name in self.stages
+                reg = Signal.like(sig, name=f"{name}_{key}", reset_less=True,
+                                  attrs={"keep": 1} if keep else {})
+                if name in self.stages:
+                    m.d.sync += reg.eq(sig)
+                else:
+                    m.d.comb += reg.eq(sig)
+                out.append(reg)
             return out
 
-        u_dec = stage(inject(m, f, "u_dec", decay_hw(m, u_val, du_eff, g, "u")), "u_dec")
-        v_dec = stage(inject(m, f, "v_dec", decay_hw(m, v_val, self.profile.dv, g, "v")), "v_dec")
-        acc = stage(self.acc, "acc_b")
-        bias = stage(bias_a, "bias")
-        threshold = inject(m, f, "threshold", stage(threshold_a, "threshold"))
+        # Operands.  |u| from the pattern: negative iff the sign bit is set and it is not +M.
+        u_pat, v_val = self.state.u, self.state.v
+        u_neg = Signal()
+        m.d.comb += u_neg.eq(u_pat[-1] & u_pat[:-1].any())
+        u_mag = Signal(unsigned(S))
+        v_mag = Signal(unsigned(S))
+        m.d.comb += [u_mag.eq(Mux(u_neg, -u_pat, u_pat)),
+                     v_mag.eq(Mux(v_val[-1], -v_val, v_val))]
+        du_eff = Signal(unsigned(g.decay_bits + 1))
+        u_fac = Signal(unsigned(g.decay_shift + 1))
+        v_fac = Signal(unsigned(g.decay_shift + 1))
+        m.d.comb += [du_eff.eq(self.profile.du + self.profile.du_offset),
+                     u_fac.eq((1 << g.decay_shift) - du_eff),
+                     v_fac.eq((1 << g.decay_shift) - self.profile.dv)]
+        bias = Signal(signed(g.bias_mant_bits + (1 << g.bias_exp_bits) - 1))
+        m.d.comb += bias.eq(self.config.bias_mant << self.config.bias_exp)
+        # |x| <= M: the DSPs multiply the low S-1 bits, in equal slices of at most DSP_WIDTH
+        # bits, each in its own register (Yosys packs whole registers into a DSP's inputs).
+        # The top bit means |x| = M exactly (the low bits are 0): the product is fac << (S-1).
+        n_parts = -(-(S - 1) // DSP_WIDTH)
+        w = -(-(S - 1) // n_parts)
+        u_ops = {f"u_mag{i}": u_mag[i * w:min((i + 1) * w, S - 1)] for i in range(n_parts)}
+        v_ops = {f"v_mag{i}": v_mag[i * w:min((i + 1) * w, S - 1)] for i in range(n_parts)}
+        regs = stage("operands", **u_ops, **v_ops, u_fac=u_fac, v_fac=v_fac, u_neg=u_neg,
+                     v_neg=v_val[-1], u_max=u_mag[-1], v_max=v_mag[-1], acc=self.acc,
+                     bias=bias, vth=self.profile.vth)
+        u_mags, v_mags = regs[:n_parts], regs[n_parts:2 * n_parts]
+        u_fac, v_fac, u_neg, v_neg, u_max, v_max, acc, bias, vth = regs[2 * n_parts:]
 
-        # Stage B.  u' = wrap(decay(u) + (acc << act_shift)): the pattern is the sum mod 2**S.
+        # Products: each magnitude slice times its factor (one DSP each).
+        def partials(mags, fac, name):
+            prods = {}
+            for i, part in enumerate(mags):
+                p = Signal(unsigned(len(part) + len(fac)), name=f"{name}_p{i}")
+                m.d.comb += p.eq(part * fac)
+                prods[f"{name}{i}"] = p
+            return prods
+
+        regs = stage("products", **partials(u_mags, u_fac, "u"), **partials(v_mags, v_fac, "v"),
+                     u_fac=u_fac, v_fac=v_fac, u_neg=u_neg, v_neg=v_neg, u_max=u_max,
+                     v_max=v_max, acc=acc, bias=bias, vth=vth)
+        u_parts, v_parts = regs[:n_parts], regs[n_parts:2 * n_parts]
+        u_fac, v_fac, u_neg, v_neg, u_max, v_max, acc, bias, vth = regs[2 * n_parts:]
+
+        # Decays: sum the partial products (or M * fac), shift, apply the sign.
+        def decayed(parts, fac, is_max, neg, name):
+            total = Signal(unsigned(S + g.decay_shift), name=f"{name}_prod")
+            m.d.comb += total.eq(Mux(is_max, fac << (S - 1),
+                                     sum(p << (k * w) for k, p in enumerate(parts))))
+            shifted = total[g.decay_shift:]
+            out = Signal(signed(S + 1), name=f"{name}_decayed")
+            m.d.comb += out.eq(Mux(neg, -shifted, shifted))
+            return out
+
+        u_dec = inject(m, f, "u_dec", decayed(u_parts, u_fac, u_max, u_neg, "u"))
+        v_dec = inject(m, f, "v_dec", decayed(v_parts, v_fac, v_max, v_neg, "v"))
+        u_dec, v_dec, acc, bias, vth = stage(
+            "decays", u_dec=u_dec, v_dec=v_dec, acc=acc, bias=bias, vth=vth)
+        # Current.  u' = wrap(decay(u) + (acc << act_shift)): the pattern is the sum mod 2**S.
         u_sum = Signal(signed(S + 2))
         m.d.comb += u_sum.eq(u_dec + (acc << g.act_shift))
-        u_new_pat = inject(m, f, "u_sum", u_sum)[:S]
+        u_new_pat = Signal(unsigned(S))
+        m.d.comb += u_new_pat.eq(inject(m, f, "u_sum", u_sum)[:S])
         u_new = Signal(signed(S + 1))
         m.d.comb += u_new.eq(Mux(u_new_pat == top, top, u_new_pat.as_signed()))
+        u_new_pat, u_new, v_dec, bias, vth = stage(
+            "current", u_pat=u_new_pat, u_val=u_new, v_dec=v_dec, bias=bias, vth=vth)
 
-        # v' = sat(decay(v) + u' + bias)
+        # Voltage.  v' = sat(decay(v) + u' + bias)
         v_sum = Signal(signed(max(S + 1, len(bias)) + 2))
         m.d.comb += v_sum.eq(v_dec + u_new + bias)
         v_sum = inject(m, f, "v_sum", v_sum)
-        lim = top - 1
+        v_sum, u_new_pat, vth = stage("voltage", v_sum=v_sum, u_pat=u_new_pat, vth=vth)
+        threshold = Signal(unsigned(g.vth_bits + g.vth_shift))
+        m.d.comb += threshold.eq(vth << g.vth_shift)
+        threshold = inject(m, f, "threshold", threshold)
+
+        # Saturate and compare in parallel: with 0 <= threshold <= lim, sat(v) > threshold
+        # iff v > threshold.
         v_sat = Signal(signed(S))
         with m.If(v_sum > lim):
             m.d.comb += v_sat.eq(lim)
@@ -159,13 +217,12 @@ class CompartmentUpdate(wiring.Component):
             m.d.comb += v_sat.eq(-lim)
         with m.Else():
             m.d.comb += v_sat.eq(v_sum)
-
         compare = self.spike
         if f is not None and f.signal == "spike":
             compare = Signal(name="spike_compare")
             m.d.comb += self.spike.eq(inject(m, f, "spike", compare))
         m.d.comb += [
-            compare.eq(v_sat > threshold),
+            compare.eq(v_sum > threshold),
             self.next_state.u.eq(u_new_pat),
             self.next_state.v.eq(Mux(self.spike, 0, v_sat)),
         ]

@@ -91,7 +91,7 @@ class UpdateLane(wiring.Component):
         u2_acc = Signal(accumulator_layout(g))
         m.d.sync += [u2_valid.eq(u1_valid), u2_group.eq(u1_group), u2_acc.eq(acc_sum)]
         m.d.sync += [u2[name].eq(rd[name].data) for name in _BANKED]
-        dp = m.submodules.datapath = CompartmentUpdate(g, registered=DATAPATH_LATENCY == 1,
+        dp = m.submodules.datapath = CompartmentUpdate(g, latency=DATAPATH_LATENCY,
                                                        fault=self.fault)
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2["state"]),
                      dp.config.eq(u2["compartments"]), dp.profile.eq(rd["profiles"].data)]

@@ -62,9 +62,9 @@ class Phase(Enum):
     DONE = 6      # ctrl.done; the step counter and the delay slot advance
 
 
-#: Register stages of the compartment datapath (``CompartmentUpdate``): decay products are
-#: registered before the sums.
-DATAPATH_LATENCY = 1
+#: Register stages of the compartment datapath (``CompartmentUpdate``, its ``STAGES``: DSP
+#: operands, DSP products, decays, u', v' before saturation).
+DATAPATH_LATENCY = 5
 #: Update pipeline before the datapath: U0 issues the addresses, U1 has the compartment words
 #: (and reads the profile), U2 has the profile and feeds the datapath.
 UPDATE_READ_STAGES = 2

@@ -8,7 +8,7 @@ from amaranth.hdl import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from neurocore.boards.build import parse_nextpnr_log, parse_yosys_cells
+from neurocore.boards.build import parse_nextpnr_log, parse_yosys_cells, unregistered_dsps
 from neurocore.boards.ecp5 import ecp5_pll_params
 from neurocore.boards.ice40 import SinglePortRAM, ice40_pll_params, spram_blocks, spram_candidate
 from neurocore.boards.presets import BOARD_GEOMETRIES, board_geometry
@@ -128,21 +128,38 @@ Info: Max delay posedge clk                      -> posedge $PACKER_GND_NET_$glb
 """
 
 
-def test_nextpnr_log_parsing_adds_the_dsp_through_path():
+def test_nextpnr_log_parsing_uses_nextpnrs_fmax():
     r = parse_nextpnr_log(LOG)
     assert r["utilisation"]["ICESTORM_LC"] == {"used": 3924, "total": 5280}
     assert r["utilisation"]["ICESTORM_DSP"]["used"] == 5
-    c = r["clocks"]["clk"]
-    assert c["nextpnr_fmax_mhz"] == 18.62 and c["target_mhz"] == 13.5
-    assert c["dsp_path_ns"] == 71.0                     # 30 + 10 (DSP) + 31
-    assert c["fmax_mhz"] == pytest.approx(1000 / 71, abs=0.01)
-    assert c["pass"]                                    # 14.08 MHz >= 13.5 MHz
-    slower = parse_nextpnr_log(LOG.replace("at 13.50 MHz", "at 15.00 MHz"))["clocks"]["clk"]
-    assert slower["nextpnr_fmax_mhz"] > 15 and not slower["pass"]
+    assert r["clocks"] == {"clk": {"fmax_mhz": 18.62, "target_mhz": 13.5, "pass": True}}
+    # a DSP with its clock tied off: nextpnr invents a constant-net clock and cannot time
+    # through the DSP
+    assert r["unclocked"] == ["$PACKER_GND_NET_$glb_clk"]
+    assert parse_nextpnr_log(LOG.split("Info: Max frequency for clock '$PACKER")[0]
+                             + "Info: Max frequency for clock 'clk': 18.62 MHz (PASS at 13.50 "
+                             "MHz)\n")["unclocked"] == []
     with pytest.raises(ValueError):
         parse_nextpnr_log("nothing")
     cells = parse_yosys_cells("Printing statistics.\n\n     4475   SB_LUT4\n       24   SB_RAM40_4K\n")
     assert cells == {"SB_LUT4": 4475, "SB_RAM40_4K": 24}
+
+
+def _mac(**params):
+    base = {"A_REG": 1, "B_REG": 1, "TOPOUTPUT_SELECT": 3, "BOTOUTPUT_SELECT": 3,
+            "PIPELINE_16x16_MULT_REG1": 1}
+    base.update(params)
+    return {"type": "SB_MAC16", "parameters": {k: format(v, "032b") for k, v in base.items()}}
+
+
+def test_unregistered_dsps_are_listed():
+    """Only an SB_MAC16 registered at its A/B inputs and at its outputs is timed exactly."""
+    cells = {"ok": _mac(), "ok_acc": _mac(TOPOUTPUT_SELECT=1, BOTOUTPUT_SELECT=1,
+                                          PIPELINE_16x16_MULT_REG1=0),
+             "comb_out": _mac(PIPELINE_16x16_MULT_REG1=0), "comb_b": _mac(B_REG=0),
+             "adder": _mac(BOTOUTPUT_SELECT=0), "lut": {"type": "SB_LUT4", "parameters": {}}}
+    netlist = {"modules": {"top": {"cells": cells}}}
+    assert unregistered_dsps(netlist) == ["adder", "comb_b", "comb_out"]
 
 
 

@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 
 from neurocore.golden.arith import (current_from_pattern, current_pattern, decay, effective_bias,
                                     saturate_voltage, wrap_current)
-from neurocore.rtl.compartment import CompartmentUpdate
+from neurocore.rtl.compartment import STAGES, CompartmentUpdate
 from neurocore.spec.geometry import CoreGeometry
 
 FIELDS = ("acc", "u", "v", "du", "dv", "du_offset", "vth", "bias_mant", "bias_exp")
@@ -76,14 +76,18 @@ def edge_vectors(g: CoreGeometry) -> dict[str, np.ndarray]:
     return {k: rows[:, i] for i, k in enumerate(FIELDS)}
 
 
-def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry, registered: bool = False):
+LATENCIES = range(len(STAGES) + 1)
+
+
+def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry, latency: int = 0):
     """Apply every vector to the datapath; return (u pattern, v, spike).
 
-    The registered form gets one vector per clock cycle and its outputs are read one cycle
-    after the inputs were applied.
+    A pipelined form gets one vector per clock cycle (back to back, so that every stage holds
+    a different vector) and each vector's outputs are read ``latency`` cycles after it was
+    applied.
     """
-    dut = CompartmentUpdate(g, registered=registered)
-    assert dut.latency == int(registered)
+    dut = CompartmentUpdate(g, latency=latency)
+    assert dut.latency == latency
     n = len(vec["acc"])
     out = np.zeros((3, n), dtype=np.int64)
     ports = {"acc": dut.acc, "u": dut.state.u, "v": dut.state.v, "du": dut.profile.du,
@@ -92,60 +96,62 @@ def run_rtl(vec: dict[str, np.ndarray], g: CoreGeometry, registered: bool = Fals
     cols = {k: vec[k].tolist() for k in FIELDS}
 
     async def tb(ctx):
-        for i in range(n):
-            for k in FIELDS:
-                ctx.set(ports[k], cols[k][i])
-            if registered:
+        for i in range(n + latency):
+            for k in FIELDS:              # past the last vector: zeros, never read back
+                ctx.set(ports[k], cols[k][i] if i < n else 0)
+            j = i - latency               # the vector whose outputs are due now
+            if j >= 0:
+                out[0, j] = ctx.get(dut.next_state.u)
+                out[1, j] = ctx.get(dut.next_state.v)
+                out[2, j] = ctx.get(dut.spike)
+            if latency:
                 await ctx.tick()
-                for k in FIELDS:          # the outputs must not depend on the new inputs
-                    ctx.set(ports[k], 0)
-            out[0, i] = ctx.get(dut.next_state.u)
-            out[1, i] = ctx.get(dut.next_state.v)
-            out[2, i] = ctx.get(dut.spike)
 
     sim = Simulator(dut)
-    if registered:
+    if latency:
         sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     return out[0], out[1], out[2].astype(bool)
 
 
-def check(vec, g, seed=None, registered=False):
+def check(vec, g, seed=None, latency=0):
     exp = reference(vec, g)
-    got = run_rtl(vec, g, registered)
+    got = run_rtl(vec, g, latency)
     for name, e, a in zip(("u", "v", "spike"), exp, got):
         bad = np.flatnonzero(np.asarray(e) != np.asarray(a))
         if bad.size:
             i = int(bad[0])
             inputs = ", ".join(f"{k}={int(vec[k][i])}" for k in FIELDS)
             pytest.fail(f"vector {i} ({inputs}): {name} golden {int(e[i])} != rtl {int(a[i])} "
-                        f"({bad.size} vectors differ; seed {seed})")
+                        f"({bad.size} vectors differ; seed {seed}, latency {latency})")
 
 
-@pytest.mark.parametrize("registered", [False, True])
-def test_random_vectors(registered, seed):
+@pytest.mark.parametrize("latency", LATENCIES)
+def test_random_vectors(latency, seed):
     g = CoreGeometry.preset("tiny")
-    rng = np.random.default_rng(seed)
-    check(random_vectors(rng, 4000 if not registered else 2000, g), g, seed, registered)
+    rng = np.random.default_rng(seed + latency)
+    check(random_vectors(rng, 4000 if not latency else 1500, g), g, seed + latency, latency)
 
 
-@pytest.mark.parametrize("registered", [False, True])
-def test_edge_vectors(registered):
+@pytest.mark.parametrize("latency", LATENCIES)
+def test_edge_vectors(latency):
     g = CoreGeometry.preset("tiny")
     vec = edge_vectors(g)
     # 5*6*6*2*3*2*2*3*2 = 25920 combinations: keep every 5th (offset by the variant), plus
     # all with u at the wrap point.
-    keep = ((np.arange(vec["acc"].size) + 2 * registered) % 5 == 0) | \
+    keep = ((np.arange(vec["acc"].size) + latency) % 5 == 0) | \
         (vec["u"] == 1 << (g.state_bits - 1))
-    check({k: v[keep] for k, v in vec.items()}, g, registered=registered)
+    check({k: v[keep] for k, v in vec.items()}, g, latency=latency)
 
 
-def test_narrow_geometry(seed):
-    """Widths come from the geometry: a 16-bit state core agrees with the golden arithmetic."""
+@pytest.mark.parametrize("latency", [0, len(STAGES)])
+def test_narrow_geometry(latency, seed):
+    """Widths come from the geometry: a 16-bit state core (one partial product per decay)
+    agrees with the golden arithmetic."""
     g = CoreGeometry.preset("tiny").replace(state_bits=16, vth_bits=9, decay_bits=12)
     rng = np.random.default_rng(seed + 1)
-    check(random_vectors(rng, 1000, g), g, seed + 1)
+    check(random_vectors(rng, 1000, g), g, seed + 1, latency)
 
 
 def test_spec_examples():
@@ -178,4 +184,10 @@ def test_spec_examples():
 def test_rejects_non_geometry():
     with pytest.raises(TypeError, match="geometry must be a CoreGeometry, not 'tiny'"):
         CompartmentUpdate("tiny")
+
+
+@pytest.mark.parametrize("latency", [-1, len(STAGES) + 1, 1.0])
+def test_rejects_bad_latency(latency):
+    with pytest.raises(ValueError, match="latency must be an integer in 0"):
+        CompartmentUpdate(CoreGeometry.preset("tiny"), latency=latency)
 

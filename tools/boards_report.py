@@ -132,8 +132,6 @@ def tool_versions() -> dict:
 
 def render(reports: dict, throughput: dict, versions: dict, seconds: float,
            rebuilt: bool = True) -> str:
-    from neurocore.boards.build import DSP_COMB_NS
-
     L = []
     add = L.append
     add("# Boards: bitstreams and their figures")
@@ -166,13 +164,10 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
         f"{r['pll']['primitive']}: {r['pll']['f_in_hz'] / 1e6:g} MHz → "
         f"{r['pll']['f_out'] / 1e6:g} MHz" if r["pll"] else "board oscillator"))
     row("post-route Fmax", lambda r, b: f"**{r['fmax_mhz']:.2f} MHz**")
-    row("Fmax reported by nextpnr", lambda r, b: (
-        f"{r['clocks'][r['clock_name']].get('nextpnr_fmax_mhz', r['fmax_mhz']):.2f} MHz"))
-    row("paths through combinational DSPs", lambda r, b: (
-        f"{r['clocks'][r['clock_name']]['dsp_path_ns']:.2f} ns → "
-        f"{r['clocks'][r['clock_name']]['dsp_fmax_mhz']:.2f} MHz"
-        if "dsp_path_ns" in r["clocks"][r["clock_name"]] else "timed by nextpnr"))
-    row("timing at the constraint", lambda r, b: "met" if r["timing_met"] else "**FAILED**")
+    row("timing at the constraint", lambda r, b: (
+        "met" if r["timing_met"] else "**FAILED**" + (
+            f" (untimed paths through {', '.join(r['untimed'])})" if r.get("untimed")
+            else "")))
     for label, per_family in RESOURCES:
         def cell(r, b, per_family=per_family):
             res = per_family.get(family(r))
@@ -235,13 +230,13 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
     add("")
     add("## Notes")
     add("")
-    add("* iCE40: nextpnr-ice40 times every SB_MAC16 port as a register, so a path through a "
-        "DSP used combinationally (the decay multipliers) is split into a half into the DSP "
-        "and a half out of it. `boards/build.py` adds the longest of each and "
-        f"{DSP_COMB_NS:g} ns for the DSP itself (the Lattice timing data that Project "
-        "IceStorm publishes has A/B → O delays below 9 ns), and the Fmax above is the lower "
-        "of that and nextpnr's figure. Registering the multiplier's inputs and outputs in "
-        "the RTL would let Yosys pack them into the DSP and nextpnr time it exactly.")
+    add("* Post-route Fmax is nextpnr's own figure for the core clock; every path is timed by "
+        "nextpnr, the DSPs included: the decay multipliers are partial products of at most "
+        "16 bits per operand with registered operands and products (`rtl/compartment.py`), "
+        "which Yosys packs into the SB_MAC16 input and pipeline registers on the iCE40 "
+        "(MULT18X18D on the ECP5 are timed through). A build with an SB_MAC16 not registered "
+        "at its inputs and outputs, or with a cell whose clock is tied off, fails the timing "
+        "row (`boards/build.py`).")
     add("* iCE40: the synapse memory is single-ported SPRAM (`boards/ice40.py`); the "
         "full-system test (`tests/test_boards_system.py`) runs the iCEBreaker design with a "
         "behavioural SPRAM model and the host driver, and checks digits inference against "
