@@ -2,7 +2,7 @@
 
 Every run loads the network through the configuration port and compares, step by step, u and
 v of every compartment (read back through the configuration port), the output events with
-their cycles and the step length (golden/cycle_model.py).  The robustness rules of docs/rtl.md
+their cycles and the step length (spec/cycle_model.py).  The robustness rules of docs/rtl.md
 each have a test: host spike on an axon with an empty list, output backpressure,
 configuration access out of range, host spike out of range, accumulator overflow.
 """

@@ -3,7 +3,7 @@
 Every number in docs/boards.md comes from this script: resource use and post-route Fmax from
 the nextpnr log (``.tim``) and Yosys log (``.rpt``) of each build (:mod:`neurocore.boards.build`),
 the geometry from ``boards/presets.py``, and digits throughput from the cycle model
-(``golden/cycle_model.py``, cycle-exact against the RTL) on a digits network converted for the
+(``spec/cycle_model.py``, cycle-exact against the RTL) on a digits network converted for the
 board's geometry, at the board's clock.
 
     python tools/boards_report.py [--skip-build] [--samples N]
