@@ -9,8 +9,9 @@ What bounds each board:
   synapse memory lives in all four SPRAMs (32 K words of up to 32 bits); every other memory,
   the input/spike buffers and the bridge's buffers and event FIFO share the 30 EBRs, which
   limits compartments to 128 (accumulators ``128 x 8`` x 18 bits, state 48 bits wide, ...)
-  and axons to 512 (1024 axons need more EBRs than there are); the logic uses three
-  quarters of the LUTs.  It holds the digits MLP
+  and axons to 512 (1024 axons need more EBRs than there are).  One update lane and one
+  synapse lane, and no idle skip (its flags, one register per compartment and delay slot,
+  would not fit the 5280 logic cells).  It holds the digits MLP
   (``sw.models.digits_mlp``: 76 compartments, 4115 synapses).
 * ``ulx3s`` (ECP5-85F: 83640 LUT4, 208 x 18 kbit EBR, 156 multipliers): block RAM only,
   8 update lanes and 4 synapse lanes (docs/rtl.md §Lanes).  Each synapse lane keeps its own

@@ -15,6 +15,8 @@ skipped at step ``t`` when it is **quiet** and **no input is pending** for slot 
 
 The scanner walks aligned windows of :attr:`window` groups: each UPDATE cycle it issues the
 lowest needed group at or after ``pos`` in the current window, or moves to the next window.
+With ``geometry.idle_skip = 0`` there are no flags: every group below ``groups`` is issued,
+one per cycle.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class IdleSkip(wiring.Component):
     def elaborate(self, platform):
         g = self.geometry
         m = Module()
+        if not g.idle_skip:              # every group below `groups`, one per cycle
+            m.d.comb += [self.found.eq(self.pos < self.groups), self.group.eq(self.pos),
+                         self.next_pos.eq(self.pos + 1)]
+            return m
         n, W, D = g.bank_depth, self.window, g.n_delay_slots
         quiet = Signal(n)
         pending = [Signal(n, name=f"pending{s}") for s in range(D)]

@@ -85,10 +85,11 @@ def update_scan(need: np.ndarray, groups: int, window: int) -> tuple[int, list[i
 
 def group_need(config, u_prev, v_prev, landing_groups) -> np.ndarray:
     """Groups that need an update: not quiet after the last step (``u_prev``/``v_prev``, None
-    right after ``ctrl.clear``) or with input landing now (``landing_groups``)."""
+    right after ``ctrl.clear``) or with input landing now (``landing_groups``); every group
+    when the geometry has no idle skip."""
     g = config.geometry
     rows = g.bank_depth
-    if u_prev is None:
+    if u_prev is None or not g.idle_skip:
         return np.ones(rows, dtype=bool)
     cx = config.mem["compartments"]
     dv = config.mem["profiles"]["dv"][cx["profile"]]

@@ -67,7 +67,9 @@ class CoreGeometry:
     lives in bank ``cx mod k_u``; ``k_u`` must divide ``n_compartments``) and ``k_s`` synapse
     lanes (synapse word ``a`` lives in bank ``a mod k_s``; ``k_s`` must divide ``n_synapses``),
     each lane with its own bank of dendritic accumulators.  Both are one of
-    :data:`LANE_CHOICES`; they change the schedule, never a result.
+    :data:`LANE_CHOICES`; they change the schedule, never a result.  ``idle_skip`` (1 or 0)
+    turns the idle-compartment skip (spec §2.5) on or off: its flags cost one register per
+    update group and delay slot, more than the smallest FPGA can spare.
     """
 
     name: str = "custom"
@@ -94,13 +96,15 @@ class CoreGeometry:
 
     k_u: int = 1
     k_s: int = 1
+    idle_skip: int = 1
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            least = 0 if f.name == "idle_skip" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
             limit = MAX_FIELD.get(f.name, MAX_DEPTH)
             if value > limit:
@@ -117,6 +121,9 @@ class CoreGeometry:
             raise ValueError(f"max_fanout={self.max_fanout} exceeds n_synapses={self.n_synapses}")
         if self.max_routes > self.n_routes:
             raise ValueError(f"max_routes={self.max_routes} exceeds n_routes={self.n_routes}")
+        if self.idle_skip not in (0, 1):
+            raise ConfigError(f"CoreGeometry.idle_skip={self.idle_skip} must be 0 (update every "
+                              f"compartment below n_active) or 1 (skip idle ones)")
         for lanes, depth, what in ((self.k_u, self.n_compartments, "n_compartments"),
                                    (self.k_s, self.n_synapses, "n_synapses")):
             name = "k_u" if what == "n_compartments" else "k_s"
@@ -220,7 +227,7 @@ PRESETS: dict[str, CoreGeometry] = {
     # resource use and timing: docs/boards.md).
     "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
                                n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
-                               n_outputs=512, max_fanout=1024, max_routes=16),
+                               n_outputs=512, max_fanout=1024, max_routes=16, idle_skip=0),
     "ulx3s": CoreGeometry(name="ulx3s", n_compartments=2048, n_axons=2048, n_synapses=32768,
                           n_routes=2048, n_profiles=16, n_delay_slots=4, n_outputs=1024,
                           max_fanout=1024, max_routes=16, k_u=8, k_s=4),

@@ -74,6 +74,15 @@ def test_random_networks(seed, k, lanes):
     assert rtl.loaded_words > 0
 
 
+def test_random_network_without_idle_skip(seed):
+    """idle_skip=0: every compartment below n_active is updated every step (no skipped ones)."""
+    g = TINY.replace(k_u=2, idle_skip=0)
+    net = random_network(seed + 7, g, steps=8)
+    _, sched, rtl = run_and_check(net.config, net.inputs[0], seed=seed + 7)
+    assert rtl.counters["skipped"] == 0
+    assert rtl.counters["updates"] == 8 * net.config.n_active()
+
+
 def test_random_network_overlapped_inputs(seed):
     """Host spikes of step t+1 pushed while step t runs belong to step t+1."""
     for k in range(40):  # a network with host spikes in most steps
@@ -406,7 +415,8 @@ def test_compartments_beyond_n_active_are_never_updated():
 @pytest.mark.parametrize("changes, match", [
     ({"k_u": 3}, "k_u=3 is not one of"), ({"k_s": 16}, "k_s=16 is not one of"),
     ({"n_compartments": 12, "k_u": 8}, "k_u=8 does not divide n_compartments=12"),
-    ({"n_synapses": 2044, "k_s": 8}, "k_s=8 does not divide n_synapses=2044")])
+    ({"n_synapses": 2044, "k_s": 8}, "k_s=8 does not divide n_synapses=2044"),
+    ({"idle_skip": 2}, "idle_skip=2 must be 0")])
 def test_lane_geometry_errors(changes, match):
     with pytest.raises(ConfigError, match=match):
         TINY.replace(**changes)
