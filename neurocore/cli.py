@@ -151,6 +151,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="image file to write (.ncimg)")
     p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
     p.set_defaults(func=_convert)
+    from .cli_ecosystem import add_parsers
+    add_parsers(sub)
     p = sub.add_parser("report", help="print the fit report of an image")
     p.add_argument("image")
     p.set_defaults(func=_report)
