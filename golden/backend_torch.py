@@ -46,7 +46,7 @@ def _decay_plan(d_eff: np.ndarray, g, dev) -> tuple[str, torch.Tensor | None]:
     if (d_eff == full).all():
         return "clear", None
     if np.isin(d_eff, (0, full)).all():
-        return "mask", torch.as_tensor(np.flatnonzero(d_eff == full), device=dev)
+        return "mask", torch.as_tensor(d_eff == 0, dtype=torch.int32, device=dev)
     return "general", torch.as_tensor(full - d_eff, dtype=torch.int64, device=dev)
 
 
@@ -58,7 +58,7 @@ def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
     if kind == "clear":
         return x.zero_()
     if kind == "mask":
-        return x.index_fill_(1, arg, 0)
+        return x.mul_(arg)
     p = x.to(torch.int64) * arg
     p += (p >> 63) & ((1 << g.decay_shift) - 1)
     return (p >> g.decay_shift).to(torch.int32)
@@ -70,8 +70,9 @@ class _Csr:
     def __init__(self, m, dev):
         m = m.tocsr()
         self.indptr = torch.as_tensor(m.indptr, dtype=torch.int64, device=dev)
-        self.indices = torch.as_tensor(m.indices, dtype=torch.int64, device=dev)
-        self.data = torch.as_tensor(m.data, dtype=torch.int64, device=dev)
+        # row 0: target compartment, row 1: contribution (one gather fetches both)
+        self.target_data = torch.as_tensor(np.stack([m.indices, m.data]), dtype=torch.int64,
+                                           device=dev)
 
     def expand(self, batch: torch.Tensor, src: torch.Tensor, n: int):
         """Return (flat index ``b·n + target``, contribution) of every synapse of the events."""
@@ -81,8 +82,10 @@ class _Csr:
         event = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), count,
                                         output_size=total)
         first = torch.cumsum(count, 0) - count
-        idx = (start - first)[event] + torch.arange(total, device=src.device)
-        return batch[event] * n + self.indices[idx], self.data[idx]
+        per_event = torch.stack([start - first, batch * n]).index_select(1, event)
+        idx = per_event[0] + torch.arange(total, device=src.device)
+        tgt = self.target_data.index_select(1, idx)
+        return per_event[1] + tgt[0], tgt[1]
 
 
 class TorchRunner:
@@ -171,7 +174,6 @@ class TorchRunner:
         m = g.state_max
         lim = m - 1
         u_bound = v_bound = 0                   # |u| ≤ u_bound, |v| ≤ v_bound (python ints)
-        in_bound = min(self.step_bound, half_acc)
         for t in range(T):
             slot = t % D
             a = ring[slot]
@@ -190,17 +192,19 @@ class TorchRunner:
                         has_input = True
             u = _decay_(u, self.du_plan, g)
             if has_input:
-                if self.step_bound >= half_acc:
+                lo, hi = (int(e) for e in torch.aminmax(a))
+                if hi >= half_acc or lo < -half_acc:     # wrap only if it moves a value
                     a = ((a.to(torch.int64) + half_acc) & mask_acc) - half_acc
+                    lo, hi = (int(e) for e in torch.aminmax(a))
                 u.add_(a.to(torch.int32), alpha=1 << g.act_shift)
                 ring[slot] = 0
                 dirty[slot] = False
-                u_bound += in_bound << g.act_shift
+                u_bound += max(hi, -lo) << g.act_shift
                 if u_bound >= m:                # wrap into (−2**23, 2**23] only if it moves u
-                    hi, lo = int(u.max()), int(u.min())
+                    lo, hi = (int(e) for e in torch.aminmax(u))
                     if hi > m or lo <= -m:
                         u = m - ((m - u) & ((m << 1) - 1))
-                        hi, lo = int(u.max()), int(u.min())
+                        lo, hi = (int(e) for e in torch.aminmax(u))
                     u_bound = max(hi, -lo)
             v = _decay_(v, self.dv_plan, g)
             v += u
@@ -208,8 +212,13 @@ class TorchRunner:
                 v += self.bias
             v_bound += u_bound + self.bias_max
             if v_bound > lim:                   # saturate only if a value is out of range
-                v.clamp_(-lim, lim)
-                v_bound = int(v.abs().max())
+                lo, hi = (int(e) for e in torch.aminmax(v))
+                if hi > lim or lo < -lim:
+                    v.clamp_(-lim, lim)
+                    lo, hi = max(lo, -lim), min(hi, lim)
+                v_bound = max(hi, -lo)
+                lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
+                u_bound = max(hi, -lo)
             s = torch.gt(v, self.vth, out=spikes[t])
             fired = torch.nonzero(s.view(-1)).flatten()          # b·n + cx of every spike
             v.view(-1)[fired] = 0
