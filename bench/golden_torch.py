@@ -14,7 +14,6 @@ Run ``python -m neurocore.bench.golden_torch`` (part of ``make bench``).  Result
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from ..golden.core import GoldenCore
-from .report import update_doc_section
+from .report import publish
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 256
@@ -108,13 +107,7 @@ def main(argv=None) -> int:
                     help="write the table into docs/performance.md")
     args = ap.parse_args(argv)
     r = measure(args.threads, args.batch)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "golden_torch.json").write_text(json.dumps(r, indent=2))
-    text = markdown(r)
-    print(text)
-    if args.update_docs:
-        update_doc_section(ROOT / "docs" / "performance.md", "golden_torch", text)
+    publish(ROOT, "golden_torch", r, markdown(r), args.update_docs)
     return 0 if r["bit_exact"] else 1
 
 
