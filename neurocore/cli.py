@@ -36,7 +36,8 @@ def _evaluate(args) -> int:
     from .sw.evaluate import evaluate, markdown_table, plot_accuracy, write_csv
 
     if args.coding:
-        return _evaluate_codings(args)
+        from .cli_ecosystem import evaluate_codings_command
+        return evaluate_codings_command(args, _data_and_model)
     data, name, model = _data_and_model(args)
     print(f"model {name} on {data.name}: {len(data.y_test)} test images; T = {args.t}")
     rows = evaluate(model, data, tuple(args.t), percentile=args.percentile,
@@ -53,34 +54,6 @@ def _evaluate(args) -> int:
         update_doc_section(doc, f"eval_{name}", f"Command: `neurocore evaluate --model {name}"
                            f" --t {' '.join(map(str, args.t))}` (percentile {args.percentile})."
                            f"\n\n{table}")
-    return 0
-
-
-def _evaluate_codings(args) -> int:
-    from .bench.report import update_doc_section
-    from .sw.codings import codings_table, evaluate_codings, plot_codings, rate_seed
-
-    data, name, model = _data_and_model(args)
-    plan = {c: list(args.t if c == "quartz" else args.rate_t) for c in args.coding}
-    seed = rate_seed() if args.seed is None else args.seed
-    print(f"model {name} on {data.name}: {len(data.y_test)} test images; codings {plan}; "
-          f"rate input {args.input} (seed {seed}); golden backend {args.backend}")
-    rows = evaluate_codings(model, data, plan, percentile=args.percentile,
-                            input_coding=args.input, seed=seed, backend=args.backend,
-                            device=args.device, progress=not args.quiet)
-    table = codings_table(rows)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    png = out / f"{name}_codings.png"
-    plot_codings(png, rows, f"{name}: accuracy against SynOps")
-    print(f"wrote {png}")
-    if args.update_docs:
-        doc = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-        update_doc_section(doc, f"codings_{name}", f"Command: `neurocore evaluate --model {name}"
-                           f" --coding {' '.join(args.coding)} --t {' '.join(map(str, args.t))}"
-                           f" --rate-t {' '.join(map(str, args.rate_t))} --input {args.input}"
-                           f" --seed {seed}` (percentile {args.percentile}).\n\n{table}")
     return 0
 
 
@@ -131,18 +104,8 @@ def main(argv=None) -> int:
         p.add_argument("--update-docs", action="store_true",
                        help="write the table into docs/performance.md")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
-                       help="golden-model backend (bit-exact with each other)")
-        p.add_argument("--device", default="cpu", help="torch device for --backend torch")
-        p.add_argument("--coding", nargs="+", choices=["quartz", "rate"],
-                       help="compare codings: one table of accuracy, steps, spikes and SynOps "
-                       "per inference, and a PNG of accuracy against SynOps")
-        p.add_argument("--rate-t", type=int, nargs="+", default=[16, 32, 64, 128],
-                       help="input steps of the rate code (with --coding rate)")
-        p.add_argument("--input", choices=["poisson", "current"], default="poisson",
-                       help="rate-code input spike trains (default poisson)")
-        p.add_argument("--seed", type=int, default=None,
-                       help="Poisson seed (default $NEUROCORE_RATE_SEED or 0)")
+        from .cli_ecosystem import add_evaluate_options
+        add_evaluate_options(p)
         p.set_defaults(func=_evaluate)
     p = sub.add_parser("convert", help="convert a model and write its core image")
     _common(p, None)

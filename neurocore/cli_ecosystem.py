@@ -9,7 +9,54 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "add_evaluate_options", "evaluate_codings_command"]
+
+
+def add_evaluate_options(p) -> None:
+    """Options of ``neurocore evaluate``/``demo`` for the golden backend and the codings."""
+    from .sw.codings import DEFAULT_RATE_T
+
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
+                   help="golden-model backend (bit-exact with each other)")
+    p.add_argument("--device", default="cpu", help="torch device for --backend torch")
+    p.add_argument("--coding", nargs="+", choices=["quartz", "rate"],
+                   help="compare codings: one table of accuracy, steps, spikes and SynOps "
+                   "per inference, and a PNG of accuracy against SynOps")
+    p.add_argument("--rate-t", type=int, nargs="+", default=list(DEFAULT_RATE_T),
+                   help="input steps of the rate code (with --coding rate)")
+    p.add_argument("--input", choices=["poisson", "current"], default="poisson",
+                   help="rate-code input spike trains (default poisson)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="Poisson seed (default $NEUROCORE_RATE_SEED or 0)")
+
+
+def evaluate_codings_command(args, data_and_model) -> int:
+    """``neurocore evaluate --coding …``: the codings table, its PNG and docs block."""
+    from .bench.report import update_doc_section
+    from .sw.codings import codings_table, evaluate_codings, plot_codings, rate_seed
+
+    data, name, model = data_and_model(args)
+    plan = {c: list(args.t if c == "quartz" else args.rate_t) for c in args.coding}
+    seed = rate_seed() if args.seed is None else args.seed
+    print(f"model {name} on {data.name}: {len(data.y_test)} test images; codings {plan}; "
+          f"rate input {args.input} (seed {seed}); golden backend {args.backend}")
+    rows = evaluate_codings(model, data, plan, percentile=args.percentile,
+                            input_coding=args.input, seed=seed, backend=args.backend,
+                            device=args.device, progress=not args.quiet)
+    table = codings_table(rows)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{name}_codings.png"
+    plot_codings(png, rows, f"{name}: accuracy against SynOps")
+    print(f"wrote {png}")
+    if args.update_docs:
+        doc = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+        update_doc_section(doc, f"codings_{name}", f"Command: `neurocore evaluate --model {name}"
+                           f" --coding {' '.join(args.coding)} --t {' '.join(map(str, args.t))}"
+                           f" --rate-t {' '.join(map(str, args.rate_t))} --input {args.input}"
+                           f" --seed {seed}` (percentile {args.percentile}).\n\n{table}")
+    return 0
 
 
 def _program(args, data):
