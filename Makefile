@@ -58,15 +58,17 @@ reliability-doc: install  ## docs/reliability.md from tools/gen_reliability.py a
 test-boards: install  ## bitstream builds (ULX3S: minutes; not in CI), marker `boards`
 	$(BITSTREAM_ENV) $(BIN)/python -m pytest tests -m boards -s
 
-bench: install  ## golden vs Lava throughput (writes bench/results/*.json)
+bench: install  ## golden vs Lava throughput, golden torch vs NumPy backend (bench/results/*.json)
 	$(BIN)/python -m neurocore.bench.golden_vs_lava --update-docs
+	$(BIN)/python -m neurocore.bench.golden_torch --update-docs
 
 .PHONY: bench-rtl
 bench-rtl: install  ## RTL throughput on the digits CNN in Verilator (SOP/cycle, cycles/inference, cycles/s)
 	$(BIN)/python -m neurocore.bench.rtl_perf --update-docs
 
-demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/demo
+demo: install  ## digits flow end to end: table on stdout, CSV + PNG in build/demo, + a spike raster
 	$(BIN)/neurocore demo --out build/demo
+	$(BIN)/neurocore plot raster --sample 0 -o build/demo/digits_cnn_raster.png
 
 clean:
 	rm -rf sim_build build bench/results .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["update_doc_section"]
+__all__ = ["update_doc_section", "publish"]
 
 
 def update_doc_section(path: Path, name: str, body: str) -> None:
@@ -22,3 +22,16 @@ def update_doc_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + f"\n\n{block}\n"
     path.write_text(text)
+
+
+def publish(root: Path, name: str, result: dict, text: str, update_docs: bool) -> None:
+    """Write ``result`` to ``bench/results/NAME.json``, print ``text`` and, with
+    ``update_docs``, put it in docs/performance.md between the ``NAME`` markers."""
+    import json
+
+    out = root / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    print(text)
+    if update_docs:
+        update_doc_section(root / "docs" / "performance.md", name, text)

@@ -23,7 +23,7 @@ import scipy.sparse
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
 from .network import CoreConfig
 
-__all__ = ["GoldenCore", "RunResult", "exact_dtype"]
+__all__ = ["GoldenCore", "RunResult", "exact_dtype", "BACKENDS"]
 
 #: From this fraction of non-zero (axon, compartment) pairs on, weights are dense matrices.
 DENSE_WEIGHT_FRACTION = 0.05
@@ -31,6 +31,8 @@ DENSE_WEIGHT_FRACTION = 0.05
 SPARSE_INPUT_DENSITY = 0.02
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
+#: ``GoldenCore(backend=...)`` choices: this module's NumPy loop, or golden/backend_torch.py.
+BACKENDS = ("numpy", "torch")
 
 
 def exact_dtype(bound: int):
@@ -77,9 +79,15 @@ class GoldenCore:
     """The golden model of one core holding ``config``.
 
     ``run`` simulates a batch from the reset state (u = v = 0, accumulators empty).
+    ``backend="torch"`` runs the same integers with torch tensors on ``device`` ("cpu",
+    "cuda", "cuda:1", …; :mod:`neurocore.golden.backend_torch`), bit for bit equal.
     """
 
-    def __init__(self, config: CoreConfig):
+    def __init__(self, config: CoreConfig, backend: str = "numpy", device: str = "cpu"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {BACKENDS}")
+        if backend == "numpy" and str(device) != "cpu":
+            raise ValueError(f"device {device!r} needs backend='torch' (NumPy runs on the CPU)")
         config.validate()
         self.config = config
         g = self.g = config.geometry
@@ -110,9 +118,15 @@ class GoldenCore:
         col_sums = (np.asarray(abs(Wd).sum(axis=0)) for Wd in self.W.values())
         bound = max((int(c.max(initial=0)) for c in col_sums), default=0) * max_count
         self.dtype = exact_dtype(bound + 1) if self.dense else np.int64
+        self.sum_bound = bound
         if self.dense:
             self.Wf = {d: Wd.toarray().astype(self.dtype) for d, Wd in self.W.items()}
             self.RWf = {d: m.toarray().astype(self.dtype) for d, m in self.RW.items()}
+        self.backend = backend
+        self._torch = None
+        if backend == "torch":
+            from .backend_torch import TorchRunner
+            self._torch = TorchRunner(self, device)
 
     def _trivial(self, d_eff: np.ndarray) -> str | None:
         """"keep" if every decay is 0, "clear" if every decay is full (4096), else None."""
@@ -147,6 +161,9 @@ class GoldenCore:
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
         B, T, _ = x.shape
+        if self._torch is not None:
+            res = self._torch.run(x, tuple(record))
+            return res.sample(0) if single else res
         n, D = g.n_compartments, g.n_delay_slots
         # Host spikes do not depend on the state: fold them for all steps at once, as a sparse
         # product when the raster is sparse (Quartz inputs spike once per sample), and sum

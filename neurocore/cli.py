@@ -35,10 +35,13 @@ def _evaluate(args) -> int:
     from .bench.report import update_doc_section
     from .sw.evaluate import evaluate, markdown_table, plot_accuracy, write_csv
 
+    if args.coding:
+        from .cli_ecosystem import evaluate_codings_command
+        return evaluate_codings_command(args, _data_and_model)
     data, name, model = _data_and_model(args)
     print(f"model {name} on {data.name}: {len(data.y_test)} test images; T = {args.t}")
     rows = evaluate(model, data, tuple(args.t), percentile=args.percentile,
-                    progress=not args.quiet)
+                    progress=not args.quiet, backend=args.backend)
     table = markdown_table(rows)
     print(table)
     out = Path(args.out)
@@ -152,6 +155,8 @@ def main(argv=None) -> int:
         p.add_argument("--update-docs", action="store_true",
                        help="write the table into docs/performance.md")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        from .cli_ecosystem import add_evaluate_options
+        add_evaluate_options(p)
         p.set_defaults(func=_evaluate)
     p = sub.add_parser("convert", help="convert a model and write its core image")
     _common(p, None)
@@ -160,6 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="image file to write (.ncimg)")
     p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
     p.set_defaults(func=_convert)
+    from .cli_ecosystem import add_parsers
+    add_parsers(sub)
     p = sub.add_parser("report", help="print the fit report of an image")
     p.add_argument("image")
     p.set_defaults(func=_report)

@@ -9,6 +9,7 @@ core is sized to the network (each depth rounded up to a power of two).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
@@ -18,8 +19,13 @@ from ..spec.geometry import CoreGeometry
 from .compiler import QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
+from .rate import compile_rate
 
-__all__ = ["from_model", "fitted_geometry", "DEFAULT_PERCENTILE"]
+__all__ = ["from_model", "fitted_geometry", "DEFAULT_PERCENTILE", "CODINGS"]
+
+#: ``from_model(coding=...)``: time-to-first-spike (this project's method) or the rate-coded
+#: baseline (:mod:`neurocore.sw.rate`).
+CODINGS = ("quartz", "rate")
 
 #: Activation percentile of the normalisation (quartz.md: 98.5–99 was best on MNIST; on the
 #: digits CNN 99 beats 99.9 at T = 16 over 10 training seeds).
@@ -95,12 +101,17 @@ def _checked_sample_data(model: nn.Sequential, sample_data) -> torch.Tensor:
 
 def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | None = None, *,
                percentile: float = DEFAULT_PERCENTILE, geometry: CoreGeometry | str | None = None,
-               normalized: bool = False) -> QuartzProgram:
+               normalized: bool = False, coding: str = "quartz",
+               input_coding: str = "poisson") -> QuartzProgram:
     """Convert ``model`` (an ``nn.Sequential``) to a :class:`QuartzProgram` with ``T = t_max``.
 
     ``sample_data`` (N, C, H, W) or (N, F) sets the input shape and the normalisation; pass
-    ``normalized=True`` for a model that is already folded and normalised.
+    ``normalized=True`` for a model that is already folded and normalised.  ``coding="rate"``
+    returns a :class:`~neurocore.sw.rate.RateProgram` instead (``t_max`` input steps,
+    ``input_coding`` "poisson" or "current").
     """
+    if coding not in CODINGS:
+        raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
     if not isinstance(model, nn.Sequential):
         raise TypeError(f"from_model takes an nn.Sequential, not {type(model).__name__}")
     if sample_data is None:
@@ -121,11 +132,14 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     input_max = max(input_max, 1e-6)
     if isinstance(geometry, str):
         geometry = CoreGeometry.preset(geometry)
-    program = compile_stages(stages, tuple(x.shape[1:]), t_max, geometry or _UNBOUNDED,
-                             input_max=input_max)
+    compile_ = compile_stages
+    if coding == "rate":
+        compile_ = functools.partial(compile_rate, input_coding=input_coding)
+    program = compile_(stages, tuple(x.shape[1:]), t_max, geometry or _UNBOUNDED,
+                       input_max=input_max)
     if geometry is None:
-        program = compile_stages(stages, tuple(x.shape[1:]), t_max, fitted_geometry(program),
-                                 input_max=input_max)
+        program = compile_(stages, tuple(x.shape[1:]), t_max, fitted_geometry(program),
+                           input_max=input_max)
     program.normalized_model = net
     program.fold_report = fold
     program.lambdas = lambdas

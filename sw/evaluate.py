@@ -22,7 +22,8 @@ from .compiler import QuartzProgram
 from .convert import DEFAULT_PERCENTILE, from_model
 from .datasets import DatasetSplit
 
-__all__ = ["EvalRow", "evaluate", "core_costs", "write_csv", "plot_accuracy", "markdown_table"]
+__all__ = ["EvalRow", "evaluate", "core_costs", "synaptic_ops", "write_csv", "plot_accuracy",
+           "markdown_table"]
 
 #: Samples per golden-model batch (bounds memory: batch × steps × axons booleans).
 GOLDEN_BATCH = 128
@@ -48,14 +49,18 @@ class EvalRow:
     n_test: int
 
 
-def core_costs(program: QuartzProgram, inputs: np.ndarray, spikes: np.ndarray) -> dict:
-    """Per-sample synaptic operations, IF-neuron spikes and early spikes of a golden run."""
-    cfg = program.config
-    fan = cfg.mem["synapse_map"]["length"].astype(np.float64)
-    R, _ = cfg.route_matrices()
+def synaptic_ops(config, inputs: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+    """Per-sample synapse-list entries walked: host (B, T, n_axons) and compartment spikes."""
+    fan = config.mem["synapse_map"]["length"].astype(np.float64)
+    R, _ = config.route_matrices()
     host = inputs.sum(axis=1).astype(np.float64)          # (B, n_axons) spikes per axon
     cx = spikes.sum(axis=1).astype(np.float64)            # (B, n_cx)
-    synops = host @ fan + cx @ (R.astype(np.float64) @ fan)
+    return host @ fan + cx @ (R.astype(np.float64) @ fan)
+
+
+def core_costs(program: QuartzProgram, inputs: np.ndarray, spikes: np.ndarray) -> dict:
+    """Per-sample synaptic operations, IF-neuron spikes and early spikes of a golden run."""
+    synops = synaptic_ops(program.config, inputs, spikes)
     neuron_spikes = np.zeros(inputs.shape[0])
     early = np.zeros(inputs.shape[0])
     readout = 2 * (program.t_max - 1)
@@ -69,8 +74,8 @@ def core_costs(program: QuartzProgram, inputs: np.ndarray, spikes: np.ndarray) -
     return {"synops": synops, "neuron_spikes": neuron_spikes, "early": early}
 
 
-def _run_core(program: QuartzProgram, x: torch.Tensor, progress=None):
-    core = GoldenCore(program.config)
+def _run_core(program: QuartzProgram, x: torch.Tensor, progress=None, backend: str = "numpy"):
+    core = GoldenCore(program.config, backend=backend)
     preds, decision, totals = [], [], {"synops": 0.0, "neuron_spikes": 0.0, "early": 0.0,
                                        "spikes": 0.0}
     for start in range(0, x.shape[0], GOLDEN_BATCH):
@@ -89,8 +94,12 @@ def _run_core(program: QuartzProgram, x: torch.Tensor, progress=None):
 
 
 def evaluate(model: torch.nn.Module, data: DatasetSplit, t_values=(4, 8, 16, 32), *,
-             percentile: float = DEFAULT_PERCENTILE, progress: bool = True) -> list[EvalRow]:
-    """Evaluate ``model`` on ``data``'s full test split for each ``T`` in ``t_values``."""
+             percentile: float = DEFAULT_PERCENTILE, progress: bool = True,
+             backend: str = "numpy") -> list[EvalRow]:
+    """Evaluate ``model`` on ``data``'s full test split for each ``T`` in ``t_values``.
+
+    ``backend`` is the golden model's ("numpy" or "torch", bit-exact with each other).
+    """
     from tqdm import tqdm
 
     y = data.y_test.numpy()
@@ -103,7 +112,7 @@ def evaluate(model: torch.nn.Module, data: DatasetSplit, t_values=(4, 8, 16, 32)
         program = from_model(model, T, data.x_train, percentile=percentile)
         bar.set_postfix(T=T)
         fr = float_quartz.run_network(program.normalized_model, data.x_test, T)
-        pred, decision, tot = _run_core(program, data.x_test, bar)
+        pred, decision, tot = _run_core(program, data.x_test, bar, backend)
         rows.append(EvalRow(
             t_max=T, ann_acc=ann, float_acc=float((fr.predicted == y).mean()) * 100,
             core_acc=float((pred == y).mean()) * 100,

@@ -17,5 +17,10 @@ def inputs(T, spikes, g=TINY):
 
 
 def run(cfg, x):
-    """Golden run recording u and v."""
-    return GoldenCore(cfg).run(x, record=("u", "v"))
+    """Golden run recording u and v; the torch backend must give the same arrays."""
+    res = GoldenCore(cfg).run(x, record=("u", "v"))
+    other = GoldenCore(cfg, backend="torch").run(x, record=("u", "v"))
+    for name in ("spikes", "outputs", "u", "v"):
+        np.testing.assert_array_equal(getattr(other, name), getattr(res, name),
+                                      err_msg=f"torch backend differs from NumPy in {name}")
+    return res

@@ -1,0 +1,115 @@
+"""Benchmark: the golden model's torch backend against its NumPy backend on the digits CNN.
+
+Network: the digits CNN (cached checkpoint, trained on first use) converted at T = 16; a batch
+of 256 test images, one ``run`` each side.  Each side runs once untimed, then the mean of three
+timed runs is taken; the two results are compared bit for bit (spikes, outputs) before any
+figure is written.  Torch runs with ``--threads`` intra-op threads (default 1, like NumPy's
+element-wise loop; the build machine has 2 shared cores).  With CUDA present the GPU figure
+is measured too.
+
+Run ``python -m neurocore.bench.golden_torch`` (part of ``make bench``).  Results go to
+``bench/results/golden_torch.json`` and, with ``--update-docs``, into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..golden.core import GoldenCore
+from .report import publish
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 256
+T_MAX = 16
+REPEATS = 3
+
+
+def _time(core: GoldenCore, raster: np.ndarray) -> tuple[float, object]:
+    res = core.run(raster)
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        res = core.run(raster)
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times)), res
+
+
+def measure(threads: int, batch: int = BATCH) -> dict:
+    from ..sw.convert import from_model
+    from ..sw.datasets import load_digits_split
+    from ..sw.models import load_or_train
+
+    data = load_digits_split()
+    model = load_or_train("digits_cnn", data=data)
+    program = from_model(model, T_MAX, data.x_train)
+    x = data.x_test.repeat((batch + len(data.x_test) - 1) // len(data.x_test), 1, 1, 1)[:batch]
+    raster = program.encode(x)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        t_np, ref = _time(GoldenCore(program.config), raster)
+        t_cpu, got = _time(GoldenCore(program.config, backend="torch"), raster)
+        gpu = None
+        if torch.cuda.is_available():
+            t_gpu, got_gpu = _time(GoldenCore(program.config, backend="torch", device="cuda"),
+                                   raster)
+            gpu = {"device": torch.cuda.get_device_name(), "run_s": round(t_gpu, 4),
+                   "speedup": round(t_np / t_gpu, 1),
+                   "bit_exact": bool(np.array_equal(got_gpu.spikes, ref.spikes))}
+    finally:
+        torch.set_num_threads(previous)
+    exact = bool(np.array_equal(got.spikes, ref.spikes)
+                 and np.array_equal(got.outputs, ref.outputs))
+    return {
+        "network": f"digits CNN, T={T_MAX}, {program.n_steps} steps, "
+                   f"{program.config.summary()['compartments_used']} compartments, "
+                   f"{program.config.summary()['synapses_used']} synapses",
+        "batch": batch, "threads": threads, "numpy_run_s": round(t_np, 4),
+        "torch_cpu_run_s": round(t_cpu, 4), "speedup_cpu": round(t_np / t_cpu, 1),
+        "bit_exact": exact, "gpu": gpu,
+        "spikes_per_image": round(float(ref.spikes.sum()) / batch, 1),
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, "
+                   f"torch {torch.__version__}",
+    }
+
+
+def markdown(r: dict) -> str:
+    rows = [
+        f"Network: {r['network']}; batch {r['batch']} test images; mean of {REPEATS} runs after "
+        f"one untimed run; torch intra-op threads: {r['threads']}.",
+        "",
+        "| backend | wall time | speed-up |",
+        "|---|---|---|",
+        f"| NumPy | {r['numpy_run_s']} s | 1× |",
+        f"| torch, CPU | {r['torch_cpu_run_s']} s | **{r['speedup_cpu']}×** |",
+    ]
+    if r["gpu"]:
+        rows.append(f"| torch, {r['gpu']['device']} | {r['gpu']['run_s']} s | "
+                    f"**{r['gpu']['speedup']}×** |")
+    rows += ["", f"Spikes and output events of the two backends identical: "
+             f"{'yes' if r['bit_exact'] else 'NO'}. Spikes per image: {r['spikes_per_image']}. "
+             f"GPU: {'measured above' if r['gpu'] else 'none on this machine'}. "
+             f"Machine: {r['machine']}."]
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--update-docs", action="store_true",
+                    help="write the table into docs/performance.md")
+    args = ap.parse_args(argv)
+    r = measure(args.threads, args.batch)
+    publish(ROOT, "golden_torch", r, markdown(r), args.update_docs)
+    return 0 if r["bit_exact"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

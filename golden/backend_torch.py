@@ -1,0 +1,260 @@
+"""The golden model's time loop in torch: the same integer arithmetic (docs/spec.md §2–3).
+
+:class:`TorchRunner` is what ``GoldenCore(config, backend="torch", device=...)`` runs.  It
+reuses the NumPy core's decoded configuration (weights per delay, routes, decays, biases)
+and returns the same :class:`~neurocore.golden.core.RunResult` of NumPy arrays, bit for bit.
+
+It differs from the NumPy loop only in how the integers are carried, never in their values:
+
+- state is ``int32``: u and v are 24-bit, and one step's ``decay(u) + (acc << 6)`` and
+  ``decay(v) + u + bias`` stay below ``2**25``; only a general decay product (37 bits) is
+  formed in ``int64``; a decay that is 0 or 4096 for every compartment is a mask;
+- the u wrap, the v saturation and the accumulator wrap are applied only when a running
+  bound on ``|u|``, ``|v|`` (re-measured when it reaches the limit) or on one step's synaptic
+  sum (:func:`~neurocore.golden.random_networks.max_synaptic_sum`) says they can change a
+  value; when they cannot, they are the identity;
+- sparse networks deliver spikes event by event (``index_add_`` of each spiking axon's
+  synapse list into the accumulator ring); dense networks use float products in the dtype
+  the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .core import RunResult, exact_dtype
+from .random_networks import max_synaptic_sum
+
+__all__ = ["TorchRunner", "torch_device"]
+
+
+def torch_device(device: str | torch.device) -> torch.device:
+    """Return ``torch.device(device)``; raise if it is a CUDA device and CUDA is unavailable."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} was asked for, but torch {torch.__version__} "
+                           "sees no CUDA device (use device='cpu')")
+    return dev
+
+
+def _decay_plan(d_eff: np.ndarray, g, dev) -> tuple[str, torch.Tensor | None]:
+    """How to apply ``decay(x, d_eff)``: "keep", "clear", "mask" (d ∈ {0, 4096}) or "general"."""
+    full = 1 << g.decay_shift
+    if not d_eff.any():
+        return "keep", None
+    if (d_eff == full).all():
+        return "clear", None
+    if np.isin(d_eff, (0, full)).all():
+        return "mask", torch.as_tensor(d_eff == 0, dtype=torch.int32, device=dev)
+    return "general", torch.as_tensor(full - d_eff, dtype=torch.int64, device=dev)
+
+
+def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
+    """Apply a :func:`_decay_plan` to int32 ``x`` in place where possible; return the result."""
+    kind, arg = plan
+    if kind == "keep":
+        return x
+    if kind == "clear":
+        return x.zero_()
+    if kind == "mask":
+        return x.mul_(arg)
+    p = x.to(torch.int64) * arg
+    p += (p >> 63) & ((1 << g.decay_shift) - 1)
+    return (p >> g.decay_shift).to(torch.int32)
+
+
+class _Csr:
+    """One (sources × compartments) synapse matrix as torch CSR arrays, for event delivery."""
+
+    def __init__(self, m, dev):
+        m = m.tocsr()
+        self.indptr = torch.as_tensor(m.indptr, dtype=torch.int64, device=dev)
+        # row 0: target compartment, row 1: contribution (one gather fetches both)
+        self.target_data = torch.as_tensor(np.stack([m.indices, m.data]), dtype=torch.int64,
+                                           device=dev)
+
+    def expand(self, batch: torch.Tensor, src: torch.Tensor, n: int):
+        """Return (flat index ``b·n + target``, contribution) of every synapse of the events."""
+        start = self.indptr[src]
+        count = self.indptr[src + 1] - start
+        total = int(count.sum())
+        event = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), count,
+                                        output_size=total)
+        first = torch.cumsum(count, 0) - count
+        per_event = torch.stack([start - first, batch * n]).index_select(1, event)
+        idx = per_event[0] + torch.arange(total, device=src.device)
+        tgt = self.target_data.index_select(1, idx)
+        return per_event[1] + tgt[0], tgt[1]
+
+
+class TorchRunner:
+    """Runs one :class:`~neurocore.golden.core.GoldenCore`'s network with torch tensors."""
+
+    def __init__(self, core, device: str | torch.device = "cpu"):
+        self.core = core
+        self.g = g = core.g
+        self.device = dev = torch_device(device)
+        self.dense = core.dense
+        exact = exact_dtype(core.sum_bound + 1) if core.dense else None
+        self.fdtype = torch.float32 if exact == np.float32 else torch.float64
+        if self.dense:
+            self.W = {d: torch.as_tensor(Wd.toarray(), dtype=self.fdtype, device=dev)
+                      for d, Wd in core.W.items()}
+            self.RW = {d: torch.as_tensor(m.toarray(), dtype=self.fdtype, device=dev)
+                       for d, m in core.RW.items()}
+        else:
+            self.W = {d: _Csr(Wd, dev) for d, Wd in core.W.items()}
+            self.RW = {d: _Csr(m, dev) for d, m in core.RW.items()}
+        O = core.O.tocsr()
+        self.out_cx = torch.as_tensor(np.flatnonzero(np.diff(O.indptr)), device=dev)
+        self.O = torch.as_tensor(O[self.out_cx.cpu().numpy()].toarray(), dtype=torch.float32,
+                                 device=dev)
+        self.vth = torch.as_tensor(core.vth_eff, dtype=torch.int32, device=dev)
+        self.bias = torch.as_tensor(core.bias, dtype=torch.int32, device=dev)
+        self.bias_max = int(np.abs(core.bias).max(initial=0))
+        self.du_plan = _decay_plan(core.du_eff, g, dev)
+        self.dv_plan = _decay_plan(core.dv, g, dev)
+        # |synaptic sum of one step| ≤ step_bound; the accumulator wrap is the identity below
+        # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
+        self.step_bound = max_synaptic_sum(core.config)
+        self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
+
+    # ---- host spikes: all steps at once ----------------------------------------------
+    def _host_events(self, x: np.ndarray, T: int, n: int):
+        """Host spikes per delay: {d: (per-step bounds, flat index, contribution)}.
+
+        Entries of delay ``d`` are sorted by send step ``k``; ``bounds[k]:bounds[k+1]`` are the
+        synapse events of host spikes sent at step ``k`` (they land at step ``k + 1 + d``).
+        """
+        flat = np.flatnonzero(x)                                 # x is (B, T, n_axons)
+        b, rest = np.divmod(flat, x.shape[1] * x.shape[2])
+        t, axon = np.divmod(rest, x.shape[2])
+        order = np.argsort(t, kind="stable")
+        t, b, axon = t[order], b[order], axon[order]
+        t, b, axon = (torch.as_tensor(a, device=self.device) for a in (t, b, axon))
+        events = {}
+        steps = torch.arange(T + 1, device=self.device)
+        for d, Wd in self.W.items():
+            idx, val = Wd.expand(b, axon, n)
+            count = Wd.indptr[axon + 1] - Wd.indptr[axon]
+            send = torch.repeat_interleave(t, count, output_size=idx.numel())
+            bounds = torch.searchsorted(send, steps).cpu().tolist()
+            events[d] = (bounds, idx, val.to(self.acc_dtype))
+        return events
+
+    def _host_dense(self, x: np.ndarray, B: int, T: int):
+        """ext[d][k] ((T−1−d, B, n)): what host spikes of step k add at step k + 1 + d."""
+        xt = torch.as_tensor(np.ascontiguousarray(x.transpose(1, 0, 2)), device=self.device)
+        flat = xt.reshape(T * B, -1).to(self.fdtype)
+        ext = {}
+        for d, Wd in self.W.items():
+            if 1 + d < T:
+                prod = flat[: (T - 1 - d) * B] @ Wd
+                ext[d] = prod.to(torch.int64).reshape(T - 1 - d, B, -1)
+        return ext
+
+    # ---- the time loop ----------------------------------------------------------------
+    def run(self, x: np.ndarray, record: tuple[str, ...]) -> RunResult:
+        """Simulate the validated (B, T, n_axons) raster ``x``; see ``GoldenCore.run``."""
+        g, dev = self.g, self.device
+        B, T, _ = x.shape
+        n, D = g.n_compartments, g.n_delay_slots
+        if self.dense:
+            ext = self._host_dense(x, B, T)
+        else:
+            host = self._host_events(x, T, n)
+        ring = torch.zeros((D, B, n), dtype=self.acc_dtype, device=dev)
+        dirty = [False] * D                     # slot written since it was last read
+        u = torch.zeros((B, n), dtype=torch.int32, device=dev)
+        v = torch.zeros((B, n), dtype=torch.int32, device=dev)
+        spikes = torch.zeros((T, B, n), dtype=torch.bool, device=dev)
+        rec = {k: torch.zeros((T, B, n), dtype=torch.int32, device=dev) for k in record}
+        half_acc, mask_acc = 1 << (g.acc_bits - 1), (1 << g.acc_bits) - 1
+        m = g.state_max
+        lim = m - 1
+        u_bound = v_bound = 0                   # |u| ≤ u_bound, |v| ≤ v_bound (python ints)
+        for t in range(T):
+            slot = t % D
+            a = ring[slot]
+            has_input = dirty[slot]
+            if self.dense:
+                for d, e in ext.items():
+                    if t >= 1 + d:
+                        a += e[t - 1 - d].to(a.dtype)
+                        has_input = True
+            else:
+                for d, (bounds, h_idx, h_val) in host.items():
+                    k = t - 1 - d
+                    if k >= 0 and bounds[k + 1] > bounds[k]:
+                        lo, hi = bounds[k], bounds[k + 1]
+                        a.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
+                        has_input = True
+            u = _decay_(u, self.du_plan, g)
+            if has_input:
+                lo, hi = (int(e) for e in torch.aminmax(a))
+                if hi >= half_acc or lo < -half_acc:     # wrap only if it moves a value
+                    a = ((a.to(torch.int64) + half_acc) & mask_acc) - half_acc
+                    lo, hi = (int(e) for e in torch.aminmax(a))
+                u.add_(a.to(torch.int32), alpha=1 << g.act_shift)
+                ring[slot] = 0
+                dirty[slot] = False
+                u_bound += max(hi, -lo) << g.act_shift
+                if u_bound >= m:                # wrap into (−2**23, 2**23] only if it moves u
+                    lo, hi = (int(e) for e in torch.aminmax(u))
+                    if hi > m or lo <= -m:
+                        u = m - ((m - u) & ((m << 1) - 1))
+                        lo, hi = (int(e) for e in torch.aminmax(u))
+                    u_bound = max(hi, -lo)
+            v = _decay_(v, self.dv_plan, g)
+            v += u
+            if self.bias_max:
+                v += self.bias
+            v_bound += u_bound + self.bias_max
+            if v_bound > lim:                   # saturate only if a value is out of range
+                lo, hi = (int(e) for e in torch.aminmax(v))
+                if hi > lim or lo < -lim:
+                    v.clamp_(-lim, lim)
+                    lo, hi = max(lo, -lim), min(hi, lim)
+                v_bound = max(hi, -lo)
+                lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
+                u_bound = max(hi, -lo)
+            s = torch.gt(v, self.vth, out=spikes[t])
+            fired = torch.nonzero(s.view(-1)).flatten()          # b·n + cx of every spike
+            v.view(-1)[fired] = 0
+            if "u" in rec:
+                rec["u"][t] = u
+            if "v" in rec:
+                rec["v"][t] = v
+            if self.RW and fired.numel():
+                self._deliver(s, fired, ring, dirty, t, n, D)
+        out_spikes = spikes.transpose(0, 1)
+        outputs = (out_spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
+
+        def host(a):
+            return None if a is None else np.ascontiguousarray(a.transpose(0, 1).cpu().numpy())
+
+        return RunResult(spikes=np.ascontiguousarray(out_spikes.cpu().numpy()),
+                         outputs=outputs.cpu().numpy(), u=host(rec.get("u")),
+                         v=host(rec.get("v")))
+
+    def _deliver(self, s: torch.Tensor, fired: torch.Tensor, ring, dirty, t: int, n: int,
+                 D: int) -> None:
+        """Add the synapse lists reached by this step's spikes (``s``, flat ``fired``) to the ring."""
+        if self.dense:
+            active = torch.nonzero(s.any(dim=0)).flatten()
+            if not active.numel():
+                return
+            sf = s[:, active].to(self.fdtype)
+            for d, RWd in self.RW.items():
+                slot = (t + 1 + d) % D
+                ring[slot] += (sf @ RWd[active]).to(ring.dtype)     # exact: |sum| ≤ step_bound
+                dirty[slot] = True
+            return
+        b, cx = torch.div(fired, n, rounding_mode="floor"), fired % n
+        for d, RWd in self.RW.items():
+            idx, val = RWd.expand(b, cx, n)
+            if idx.numel():
+                slot = (t + 1 + d) % D
+                ring[slot].view(-1).index_add_(0, idx, val.to(ring.dtype))
+                dirty[slot] = True
