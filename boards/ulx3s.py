@@ -60,7 +60,7 @@ class Board(BoardBase):
     multipliers = 156            # MULT18X18D
     multiplier_bits = 18
     bitstream_suffix = "bit"
-    default_clock_hz = 40e6
+    default_clock_hz = 30e6
     event_depth = 512
     synth_opts = ""
 

@@ -127,6 +127,11 @@ def _check_arguments(args) -> None:
                              f"{', '.join(sorted(PRESETS))}")
     elif args.command == "report":
         _file_to_read("image", args.image)
+    elif args.command in ("nir", "plot"):
+        if getattr(args, "graph", None):
+            _file_to_read("graph", args.graph)
+        if getattr(args, "output", None) and Path(args.output).is_dir():
+            raise UsageError(f"--output {args.output} is a directory; give a file name")
     else:
         _folder("--out", args.out)
 

@@ -225,9 +225,9 @@ PRESETS: dict[str, CoreGeometry] = {
                           max_fanout=1024, max_routes=64),
     # The largest cores that fit the open FPGA boards (rationale: boards/presets.py,
     # resource use and timing: docs/boards.md).
-    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=512,
-                               n_synapses=32768, n_routes=512, n_profiles=16, n_delay_slots=8,
-                               n_outputs=512, max_fanout=1024, max_routes=16, idle_skip=0),
+    "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=256,
+                               n_synapses=32768, n_routes=256, n_profiles=8, n_delay_slots=4,
+                               n_outputs=128, max_fanout=256, max_routes=4, idle_skip=0),
     "ulx3s": CoreGeometry(name="ulx3s", n_compartments=2048, n_axons=2048, n_synapses=32768,
                           n_routes=2048, n_profiles=16, n_delay_slots=4, n_outputs=1024,
                           max_fanout=1024, max_routes=16, k_u=8, k_s=4),
