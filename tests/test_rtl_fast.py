@@ -17,6 +17,7 @@ from conftest import base_seed, record_crosscheck
 
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
+from neurocore.spec.geometry import CoreGeometry
 from neurocore.spec.schedule import MEMORY_INDEX
 from neurocore.sim.driver import decode_state
 from neurocore.sim.fast import cxx_dir_for, run_job_fast, run_stored_fast
@@ -112,7 +113,9 @@ def test_fast_harness_mismatch_names_step_cycle_and_field(seed):
                           f"{step.start_cycle + cyc}"), msg
     assert f"expected ({oid}, {cyc}), actual ({oid}, {cyc + 1})" in msg
     assert f"seed {s} sample 0" in msg and "WAVES=1" in msg
-    read = next(r for r in reversed(records) if r.op == Op.READ)
+    reads = [r for r in records if r.op == Op.READ]
+    read = reads[-2]             # the last state read (the counters are read after it)
+    assert len(read.words) == CoreGeometry.preset(GEOMETRY).n_compartments
     read.words[3] ^= 1
     step.step.events[0] = (oid, cyc)
     msg = stored_report(run, records, loaded)["failure"]
