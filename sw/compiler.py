@@ -207,6 +207,18 @@ def choose_scale(stage: WeightStage, x_max: float, T: int, g: CoreGeometry) -> i
     return lo
 
 
+
+def flat_images(images, input_shape) -> np.ndarray:
+    """A batch of images (tensor or array) as float64 rows of ``prod(input_shape)`` values."""
+    x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images,
+                   dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    n_in = int(np.prod(input_shape))
+    if x.shape[1] != n_in:
+        raise ValueError(f"images have {x.shape[1]} values each, the network takes {n_in}")
+    return x
+
+
 @dataclass
 class QuartzProgram:
     """A Quartz network compiled onto one core: the config and how to feed and read it.
@@ -238,12 +250,7 @@ class QuartzProgram:
     # ---- host side ---------------------------------------------------------------
     def encode(self, images) -> np.ndarray:
         """Return the host spike raster (B, n_steps, n_axons) for a batch of images."""
-        x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images,
-                       dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
-        n_in = int(np.prod(self.input_shape))
-        if x.shape[1] != n_in:
-            raise ValueError(f"images have {x.shape[1]} values each, the network takes {n_in}")
+        x = flat_images(images, self.input_shape)
         # Inputs are judged on the time grid: a value may exceed input_max by less than the
         # rounding of its spike time.
         bad = np.isnan(x) | (x < INPUT_MIN) | (x > INPUT_MAX)

@@ -28,7 +28,7 @@ import torch
 
 from ..golden.network import CoreConfig, NetworkBuilder
 from ..spec.geometry import CoreGeometry
-from .compiler import LayerReport, MappingError, split_amplitude
+from .compiler import LayerReport, MappingError, flat_images, split_amplitude
 from .layers import MaxPoolStage, WeightStage
 
 __all__ = ["RateProgram", "compile_rate", "INPUT_CODINGS", "RATE_SEED_ENV"]
@@ -70,12 +70,7 @@ class RateProgram:
         ``"poisson"`` draws Bernoulli(x / input_max) per step from ``seed``; ``"current"``
         sends a spike whenever the running sum of ``x / input_max`` crosses an integer.
         """
-        x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images,
-                       dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
-        n_in = int(np.prod(self.input_shape))
-        if x.shape[1] != n_in:
-            raise ValueError(f"images have {x.shape[1]} values each, the network takes {n_in}")
+        x = flat_images(images, self.input_shape)
         rate = x / self.input_max
         bad = np.isnan(rate) | (rate < 0) | (rate > 1 + 1e-9)
         if bad.any():
@@ -84,7 +79,7 @@ class RateProgram:
                              f"[0, {self.input_max:.6g}], the rate code's range")
         B, T = x.shape[0], self.t_max
         if self.input_coding == "poisson":
-            spikes = np.random.default_rng(seed).random((B, T, n_in)) < rate[:, None, :]
+            spikes = np.random.default_rng(seed).random((B, T, x.shape[1])) < rate[:, None, :]
         else:
             k = np.arange(1, T + 1)[None, :, None]
             spikes = np.floor(k * rate[:, None, :] + 0.5) > np.floor((k - 1) * rate[:, None, :]
