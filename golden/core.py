@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse
 
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
+from .conv import ConvDelivery
 from .network import CoreConfig
 
 __all__ = ["GoldenCore", "RunResult", "exact_dtype", "BACKENDS"]
@@ -97,7 +98,12 @@ class GoldenCore:
         self.vth_eff = np.left_shift(p["vth"], g.vth_shift)
         self.bias = effective_bias(p["bias_mant"], p["bias_exp"])
         self.R, self.O = config.route_matrices(sparse=True)
-        syn = config.synapse_list()
+        syn = config.synapse_list(conv=False)
+        # Conv descriptors run directly (golden/conv.py): host spikes of all steps at once,
+        # routed spikes per step.
+        self.conv = ConvDelivery(config)
+        self.conv_recurrent = bool(self.conv) and bool(
+            np.isin(self.R.indices, self.conv.axons).any())
         shape = (g.n_axons, g.n_compartments)
         # Per delay: contribution matrix axon → compartment (duplicates summed).
         self.W = {}
@@ -180,7 +186,13 @@ class GoldenCore:
                 rows = xs[: (T - 1 - d) * B]
                 prod = rows @ self.Wf[d] if self.dense else (rows @ self.W[d]).toarray()
                 ext[d] = np.asarray(prod).reshape(T - 1 - d, B, n)
-        acc = np.zeros((D, B, n), dtype=np.int64) if self.recurrent else None
+        if self.conv:
+            for d, c in self.conv.deliver(xs).items():
+                if 1 + d < T:
+                    c = c.reshape(T, B, n)[: T - 1 - d]
+                    ext[d] = c if d not in ext else ext[d].astype(np.int64) + c
+        acc = (np.zeros((D, B, n), dtype=np.int64) if self.recurrent or self.conv_recurrent
+               else None)
         u = np.zeros((B, n), dtype=np.int64)
         v = np.zeros((B, n), dtype=np.int64)
         du_trivial = self._trivial(self.du_eff)
@@ -219,6 +231,10 @@ class GoldenCore:
                 rec_u[t] = u
             if rec_v is not None:
                 rec_v[t] = v
+            if self.conv_recurrent and s.any():
+                counts = (self.R.T @ scipy.sparse.csr_matrix(s.T, dtype=np.int64)).T
+                for d, c in self.conv.deliver(counts.tocsr()).items():
+                    acc[(t + 1 + d) % D] += c
             if self.recurrent and s.any():
                 active = np.flatnonzero(s.any(axis=0))
                 sf = s[:, active].astype(self.dtype)

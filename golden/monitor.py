@@ -17,7 +17,7 @@ import numpy as np
 
 from ..spec.geometry import CoreGeometry
 from ..spec.words import RouteKind
-from .network import CONFIG_MEMORIES, CoreConfig
+from .network import CoreConfig, config_memory_names
 
 __all__ = ["monitor_geometry", "monitored", "monitor_offset", "spikes_from_events"]
 
@@ -66,7 +66,7 @@ def monitored(config: CoreConfig, geometry: CoreGeometry | None = None, *,
         raise ValueError(f"monitor routes need n_outputs >= {offset + n}, {g.name!r} has "
                          f"{g.n_outputs}")
     out = CoreConfig.empty(g)
-    for name in CONFIG_MEMORIES:
+    for name in config_memory_names(g0):
         if name in ("axon_map", "routes"):
             continue
         for f, a in config.mem[name].items():

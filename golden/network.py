@@ -26,13 +26,22 @@ import numpy as np
 import scipy.sparse
 
 from ..spec.geometry import ConfigError, CoreGeometry
-from ..spec.words import FieldRangeError, Memory, RouteKind, SignMode, memories, pack, unpack
+from ..spec.words import (CONV_KERNEL_BITS, CONV_PAD_BITS, CONV_STRIDE_SHIFT_BITS, ConvKind,
+                          FieldRangeError, Memory, RouteKind, SignMode, memories, pack, unpack)
 from .arith import effective_weight, weight_mantissa
+from .conv import conv_connections, conv_errors, expand
 
-__all__ = ["CoreConfig", "NetworkBuilder", "ConfigError", "Synapses"]
+__all__ = ["CoreConfig", "NetworkBuilder", "ConfigError", "Synapses", "config_memory_names"]
 
 #: Memories that describe the network (the dynamic ``state`` and ``accumulators`` are not).
-CONFIG_MEMORIES = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes")
+CONFIG_MEMORIES = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes",
+                   "conv")
+
+
+def config_memory_names(geometry: CoreGeometry) -> tuple[str, ...]:
+    """The configuration memories a core of ``geometry`` has (``conv`` only with n_conv > 0)."""
+    mems = memories(geometry)
+    return tuple(name for name in CONFIG_MEMORIES if name in mems)
 
 
 
@@ -75,7 +84,7 @@ class CoreConfig:
         mems = memories(geometry)
         return cls(geometry, {
             name: {f: np.zeros(mems[name].depth, dtype=np.int64) for f, _ in mems[name].layout}
-            for name in CONFIG_MEMORIES
+            for name in config_memory_names(geometry)
         })
 
     # ---- packing -------------------------------------------------------------------
@@ -83,14 +92,16 @@ class CoreConfig:
         """Pack every configuration memory into ``uint64`` words (validates field ranges)."""
         mems = memories(self.geometry)
         return {name: pack(mems[name].layout, self.mem[name], memory=name)
-                for name in CONFIG_MEMORIES}
+                for name in config_memory_names(self.geometry)}
 
     @classmethod
     def from_words(cls, geometry: CoreGeometry, words: dict[str, np.ndarray]) -> "CoreConfig":
         """Unpack memories written by :meth:`to_words`."""
         mems = memories(geometry)
         out = {}
-        for name in CONFIG_MEMORIES:
+        for name in config_memory_names(geometry):
+            if name not in words:
+                raise ConfigError(f"memory {name} is missing; geometry {geometry.name!r} has it")
             w = np.asarray(words[name], dtype=np.uint64)
             if w.shape != (mems[name].depth,):
                 raise ConfigError(f"memory {name} has {w.shape[0]} words, geometry "
@@ -105,7 +116,7 @@ class CoreConfig:
         """Check field ranges and cross-memory pointers; raise :class:`ConfigError` if bad."""
         g = self.geometry
         mems = memories(g)
-        for name in CONFIG_MEMORIES:
+        for name in config_memory_names(g):
             self._check_shape(mems[name])
             try:
                 pack(mems[name].layout, self.mem[name], memory=name)
@@ -122,6 +133,15 @@ class CoreConfig:
                         f"<= max_delay={g.max_delay}")
         self._first_bad(used & ~np.isin(syn["sign_mode"], [m.value for m in SignMode]),
                         "sign_mode", syn["sign_mode"], "synapses", "a SignMode value")
+        err = conv_errors(g, sm, self.mem.get("conv"))
+        if err:
+            raise ConfigError(err)
+        kernel = self.kernel_words_mask()
+        self._first_bad(kernel & (syn["delay"] > g.max_delay), "delay", syn["delay"],
+                        "synapses", f"<= max_delay={g.max_delay} (a conv kernel word)")
+        self._first_bad(kernel & ~np.isin(syn["sign_mode"], [m.value for m in SignMode]),
+                        "sign_mode", syn["sign_mode"], "synapses",
+                        "a SignMode value (a conv kernel word)")
         cx = self.mem["compartments"]
         self._first_bad(cx["profile"] >= g.n_profiles, "profile", cx["profile"], "compartments",
                         f"< n_profiles={g.n_profiles}")
@@ -171,8 +191,21 @@ class CoreConfig:
         return np.cumsum(delta[:-1]) > 0
 
     # ---- views used by the simulators ----------------------------------------------
-    def synapse_list(self) -> Synapses:
-        """Return every live synapse, expanded per axon (a word shared by lists counts twice)."""
+    def kernel_words_mask(self) -> np.ndarray:
+        """Mark the synapse words that some used conv descriptor reads as a kernel word."""
+        used = np.zeros(self.geometry.n_synapses, dtype=bool)
+        for c in conv_connections(self):
+            used[c.kernel_base:c.kernel_base + c.kernel_words] = True
+        return used
+
+    def synapse_list(self, conv: bool = True) -> Synapses:
+        """Return every live synapse, expanded per axon (a word shared by lists counts twice).
+
+        With ``conv`` (the default) the conv descriptors' (axon, target) pairs follow the dense
+        lists (spec §3.5; ``address`` is then the kernel word): the network as synapse lists,
+        for the Lava harness and exporters.  The golden model takes ``conv=False`` and runs the
+        descriptors directly.
+        """
         g = self.geometry
         sm, syn = self.mem["synapse_map"], self.mem["synapses"]
         lengths = sm["length"]
@@ -180,8 +213,14 @@ class CoreConfig:
         starts = np.repeat(sm["base"], lengths)
         offs = np.arange(axon.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         addr = starts + offs
+        target = syn["target"][addr]
+        if conv:
+            c_axon, c_target, c_addr = expand(self)
+            axon = np.concatenate([axon, c_axon])
+            addr = np.concatenate([addr, c_addr])
+            target = np.concatenate([target, c_target])
         w = effective_weight(syn["weight"][addr], syn["sign_mode"][addr], g)
-        return Synapses(axon=axon, target=syn["target"][addr], weight=w,
+        return Synapses(axon=axon, target=target, weight=w,
                         weight_exp=syn["weight_exp"][addr], delay=syn["delay"][addr],
                         sign_mode=syn["sign_mode"][addr], address=addr)
 
@@ -223,12 +262,47 @@ class CoreConfig:
     def summary(self) -> dict[str, int]:
         """Return how much of each memory the network uses (a quick fit report)."""
         g = self.geometry
+        sm = self.mem["synapse_map"]
+        has_conv = sm["conv"] > 0 if g.n_conv else np.zeros(g.n_axons, dtype=bool)
         return {
             "compartments_used": int(self._used_compartments().sum()),
-            "synapses_used": int(self._used(self.mem["synapse_map"], g.n_synapses).sum()),
+            "synapses_used": int(self._used(sm, g.n_synapses).sum()),
+            "kernel_words_used": int(self.kernel_words_mask().sum()),
+            "conv_descriptors_used": len(conv_connections(self)),
             "routes_used": int(self._used(self.mem["axon_map"], g.n_routes).sum()),
-            "axons_used": int((self.mem["synapse_map"]["length"] > 0).sum()),
+            "axons_used": int(((sm["length"] > 0) | has_conv).sum()),
         }
+
+    def expanded(self) -> "CoreConfig":
+        """The same network with every conv descriptor written out as dense synapse lists, on
+        a geometry with ``n_conv = 0`` and as many synapse words as that takes (for
+        cross-checks: the golden model runs both, bit for bit equal)."""
+        g = self.geometry
+        s = self.synapse_list(conv=True)
+        order = np.argsort(s.axon, kind="stable")
+        counts = np.bincount(s.axon, minlength=g.n_axons)
+        n_syn = max(1, int(counts.sum()))
+        fan = max(1, int(counts.max(initial=0)))
+        g2 = g.replace(name=f"{g.name}-expanded", n_conv=0, n_synapses=n_syn,
+                       max_fanout=fan, k_s=1)
+        out = CoreConfig.empty(g2)
+        for name in ("compartments", "profiles", "axon_map", "routes"):
+            out.mem[name] = {f: a.copy() for f, a in self.mem[name].items()}
+        syn = self.mem["synapses"]
+        addr = s.address[order]
+        for f in ("weight", "weight_exp", "delay", "sign_mode"):
+            out.mem["synapses"][f][:addr.size] = syn[f][addr]
+        out.mem["synapses"]["target"][:addr.size] = s.target[order]
+        out.mem["synapse_map"]["length"][:] = counts
+        out.mem["synapse_map"]["base"][:] = np.where(counts > 0, np.cumsum(counts) - counts, 0)
+        return out.validate()
+
+    def synapse_words_end(self) -> int:
+        """One past the highest synapse word a dense list or a conv kernel uses (0: none)."""
+        used = self._used(self.mem["synapse_map"], self.geometry.n_synapses)
+        used |= self.kernel_words_mask()
+        idx = np.flatnonzero(used)
+        return int(idx[-1]) + 1 if idx.size else 0
 
     def n_active(self) -> int:
         """Compartments the core must sweep (spec §2.5): one past the highest compartment that
@@ -286,6 +360,9 @@ class NetworkBuilder:
         self._cx: list[tuple[int, int, int]] = []       # (profile, bias_mant, bias_exp)
         self._syn: dict[int, list[tuple[int, int, int, int, int]]] = defaultdict(list)
         self._routes: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        #: conv descriptors: (descriptor fields, kernel word fields) in add order
+        self._conv: list[tuple[dict, dict]] = []
+        self._conv_of_axon: dict[int, tuple[int, int, int, int]] = {}
 
     @property
     def n_compartments(self) -> int:
@@ -345,6 +422,127 @@ class NetworkBuilder:
         lst = self._syn[axon]
         for i in range(t.size):
             lst.append((int(t[i]), int(m[i]), int(e[i]), int(d[i]), int(sm[i])))
+
+    def add_conv(self, axons, outputs, kernel, *, stride: int = 1, padding: int = 0,
+                 weight_exp=0, delay=0, depthwise: bool = False, sign_mode=None) -> int:
+        """Connect an input map to an output group through one kernel stored once (spec §3.5).
+
+        ``axons``: axon ids of shape (C_in, H, W); ``outputs``: compartment ids of shape
+        (C_out, H', W'), consecutive in that order; ``kernel``: integer weights of shape
+        (C_out, C_in, kH, kW) as in ``torch.nn.Conv2d`` — (C, 1, kH, kW) with ``depthwise``.
+        ``weight_exp``, ``delay`` and ``sign_mode`` (as in :meth:`connect`) broadcast against
+        the kernel.  Output ``(co, y, x)``
+        receives ``Σ kernel[co, ci, ky, kx] · in[ci, y·stride + ky − padding, x·stride + kx −
+        padding]`` (zero outside the map).  Returns the descriptor index.
+        """
+        ax = np.asarray(_int_values("axons", axons))
+        k = np.asarray(_int_values("kernel", kernel))
+        if ax.ndim != 3 or k.ndim != 4:
+            raise ConfigError(f"add_conv needs axons of shape (C_in, H, W) and a kernel of shape "
+                              f"(C_out, C_in, kH, kW), not {ax.shape} and {k.shape}")
+        c_in = ax.shape[0]
+        if depthwise and (k.shape[1] != 1 or k.shape[0] != c_in):
+            raise ConfigError(f"a depthwise kernel has shape ({c_in}, 1, kH, kW) for {c_in} input "
+                              f"channels, not {k.shape}")
+        if not depthwise and k.shape[1] != c_in:
+            raise ConfigError(f"kernel of shape {k.shape} takes {k.shape[1]} input channels, the "
+                              f"axon map has {c_in}")
+        kind = ConvKind.DEPTHWISE if depthwise else ConvKind.CONV
+        coords = np.indices(ax.shape).reshape(3, -1)
+        words = np.transpose(k, (1, 2, 3, 0))            # (c_k, ky, kx, co): co minor
+        order = lambda a: np.transpose(  # noqa: E731 - like the kernel, co minor
+            np.broadcast_to(_int_values("kernel field", a), k.shape), (1, 2, 3, 0))
+        sm = None if sign_mode is None else order(getattr(sign_mode, "value", sign_mode))
+        return self._add_descriptor(kind, ax.reshape(-1), coords, outputs, words, stride,
+                                    padding, order(weight_exp), order(delay), k.shape[0], sm)
+
+    def add_broadcast(self, axon: int, outputs, weights, *, weight_exp=0, delay=0,
+                      sign_mode=None) -> int:
+        """Connect one axon to every compartment of an output group (C_out, H', W'): output
+        ``(co, y, x)`` receives ``Σ_p weights[co, p]`` (pieces ``p``, each one synapse word of
+        mantissa and ``weight_exp``).  ``weights`` has shape (C_out,) or (C_out, P).  Returns
+        the descriptor index."""
+        w = np.asarray(_int_values("weights", weights))
+        if w.ndim == 1:
+            w = w[:, None]
+        if w.ndim != 2:
+            raise ConfigError(f"broadcast weights must have shape (C_out, pieces), not {w.shape}")
+        pieces = w.shape[1]
+        width = min(pieces, (1 << CONV_KERNEL_BITS) - 1)
+        rows = -(-pieces // width)
+        e = np.broadcast_to(_int_values("weight_exp", weight_exp), w.shape)
+        d = np.broadcast_to(_int_values("delay", delay), w.shape)
+        sm = np.where(w < 0, SignMode.INHIBITORY.value, SignMode.EXCITATORY.value)
+        if sign_mode is not None:
+            sm = np.broadcast_to(_int_values("sign_mode", getattr(sign_mode, "value", sign_mode)),
+                                 w.shape)
+        pad = rows * width - pieces
+        w, e, d = (np.pad(a, ((0, 0), (0, pad))) for a in (w, e, d))
+        sm = np.pad(sm, ((0, 0), (0, pad)), constant_values=SignMode.EXCITATORY.value)
+        as_kernel = lambda a: a.T.reshape(1, rows, width, -1)    # noqa: E731 - (1, kh, kw, co)
+        coords = np.zeros((3, 1), dtype=np.int64)
+        return self._add_descriptor(ConvKind.BROADCAST, np.array([_int_value("axon", axon)]),
+                                    coords, outputs, as_kernel(w), 1, 0, as_kernel(e),
+                                    as_kernel(d), w.shape[0], as_kernel(sm))
+
+    def _add_descriptor(self, kind, axons, coords, outputs, words, stride, padding, weight_exp,
+                        delay, out_c, sign_mode=None) -> int:
+        g = self.geometry
+        where = f"conv descriptor {len(self._conv)}"
+        if len(self._conv) >= g.n_conv:
+            raise ConfigError(f"{where} exceeds n_conv={g.n_conv} of geometry {g.name!r}")
+        out = np.asarray(_int_values("outputs", outputs))
+        if out.ndim != 3 or out.shape[0] != out_c:
+            raise ConfigError(f"{where}: outputs must have shape ({out_c}, H', W'), not "
+                              f"{out.shape}")
+        self._check_created(f"{where} output", out.reshape(-1))
+        if not np.array_equal(out.reshape(-1), out.flat[0] + np.arange(out.size)):
+            raise ConfigError(f"{where}: output compartments must be consecutive in (C, H, W) "
+                              "order")
+        stride, padding = _int_value("stride", stride), _int_value("padding", padding)
+        shift = stride.bit_length() - 1
+        if stride < 1 or stride != 1 << shift or shift >= 1 << CONV_STRIDE_SHIFT_BITS:
+            raise ConfigError(f"{where}: stride {stride} is not one of "
+                              f"{[1 << i for i in range(1 << CONV_STRIDE_SHIFT_BITS)]}")
+        if not 0 <= padding < 1 << CONV_PAD_BITS:
+            raise ConfigError(f"{where}: padding {padding} is outside 0..{(1 << CONV_PAD_BITS) - 1}")
+        kh, kw = words.shape[1:3]
+        c_bits, s_bits = g.conv_coord_bits
+        limits = {"out_c": (out.shape[0], c_bits), "out_h": (out.shape[1], s_bits),
+                  "out_w": (out.shape[2], s_bits), "kernel_h": (kh, CONV_KERNEL_BITS),
+                  "kernel_w": (kw, CONV_KERNEL_BITS),
+                  "input channels": (int(coords[0].max(initial=0)) + 1, c_bits),
+                  "input height": (int(coords[1].max(initial=0)) + 1, s_bits),
+                  "input width": (int(coords[2].max(initial=0)) + 1, s_bits)}
+        for name, (value, bits) in limits.items():
+            if value > (1 << bits) - 1:
+                raise ConfigError(f"{where}: {name} {value} exceeds {(1 << bits) - 1} "
+                                  f"({bits}-bit field of geometry {g.name!r})")
+        for a in axons.tolist():
+            if not 0 <= a < g.n_axons:
+                raise ConfigError(f"{where}: axon {a} is out of range 0..{g.n_axons - 1}")
+            if a in self._conv_of_axon:
+                raise ConfigError(f"{where}: axon {a} already scatters through conv descriptor "
+                                  f"{self._conv_of_axon[a][0]} (one descriptor per axon)")
+        w = words.reshape(-1)
+        e = np.broadcast_to(_int_values("weight_exp", weight_exp), words.shape).reshape(-1)
+        d = np.broadcast_to(_int_values("delay", delay), words.shape).reshape(-1)
+        sm = (np.where(w < 0, SignMode.INHIBITORY.value, SignMode.EXCITATORY.value)
+              if sign_mode is None else np.asarray(sign_mode).reshape(-1))
+        try:
+            m = weight_mantissa(w, sm, g)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        index = len(self._conv)
+        for j, a in enumerate(axons.tolist()):
+            self._conv_of_axon[a] = (index, int(coords[0, j]), int(coords[1, j]),
+                                     int(coords[2, j]))
+        desc = dict(out_base=int(out.flat[0]), out_c=out.shape[0], out_h=out.shape[1],
+                    out_w=out.shape[2], kernel_h=kh, kernel_w=kw, pad=padding,
+                    stride_shift=shift, kind=kind.value)
+        self._conv.append((desc, dict(weight=m, weight_exp=e.copy(), delay=d.copy(),
+                                      sign_mode=sm, target=np.zeros_like(m))))
+        return index
 
     def route_to_axon(self, compartments, axons) -> None:
         """Send each compartment's spikes back into this core on the given axon(s).
@@ -413,6 +611,20 @@ class NetworkBuilder:
             for j, f in enumerate(("target", "weight", "weight_exp", "delay", "sign_mode")):
                 m["synapses"][f][addr:addr + len(lst)] = arr[:, j]
             addr += len(lst)
+        for index, (desc, kernel) in enumerate(self._conv):
+            n = kernel["weight"].size
+            if addr + n > g.n_synapses:
+                raise ConfigError(f"synapse lists and conv kernels need more than n_synapses="
+                                  f"{g.n_synapses} words (conv descriptor {index} ends at "
+                                  f"{addr + n})")
+            for f, values in kernel.items():
+                m["synapses"][f][addr:addr + n] = values
+            for f, value in dict(desc, kernel_base=addr).items():
+                m["conv"][f][index] = value
+            addr += n
+        for a, (index, ci, iy, ix) in self._conv_of_axon.items():
+            for f, value in (("conv", index + 1), ("ci", ci), ("iy", iy), ("ix", ix)):
+                m["synapse_map"][f][a] = value
         addr = 0
         for cx in sorted(self._routes):
             lst = self._routes[cx]

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec.geometry import CoreGeometry
-from ..spec.words import SignMode
+from ..spec.words import ConvKind, SignMode
 from .network import CoreConfig, NetworkBuilder
 
-__all__ = ["RandomNetwork", "random_network", "forwarding_network", "random_raster",
-           "max_synaptic_sum", "GENERATORS"]
+__all__ = ["RandomNetwork", "random_network", "forwarding_network", "random_conv_network",
+           "random_raster", "max_synaptic_sum", "GENERATORS"]
 
 
 def max_synaptic_sum(config: CoreConfig) -> int:
@@ -259,5 +259,110 @@ def _rescale(w: np.ndarray, sign_mode: int, shrink: int, g: CoreGeometry) -> np.
     return np.sign(w) * (np.abs(w) >> shrink)
 
 
+def random_conv_network(seed: int, geometry: CoreGeometry | str = "small", *, steps: int = 24,
+                        batch: int = 1, max_compartments: int | None = None) -> RandomNetwork:
+    """Draw a network of conv descriptors (spec §3.5) from ``seed``.
+
+    A host input map (C, H, W) feeds a CONV or DEPTHWISE descriptor with random kernel, stride
+    and padding; one host axon broadcasts pieces into the same group; in most networks the
+    group's spikes route back through a second descriptor into a second group, and a few
+    axons also own dense lists.  Weights reach the field limits (±255, every exponent, every
+    delay) and shrink only until the sum bound of :func:`random_network` holds.  The geometry
+    needs ``n_conv >= 3``.
+    """
+    g = CoreGeometry.preset(geometry) if isinstance(geometry, str) else geometry
+    if g.n_conv < 3:
+        raise ValueError(f"random_conv_network needs n_conv >= 3, geometry {g.name!r} has "
+                         f"{g.n_conv}")
+    rng = np.random.default_rng(seed)
+    cap = min(g.n_compartments, max_compartments or g.n_compartments)
+    limit = (1 << (g.acc_bits - 1)) - 1
+    c_max, s_max = ((1 << b) - 1 for b in g.conv_coord_bits)
+    for shrink in range(8):
+        b = NetworkBuilder(g)
+        profiles = [_random_profile(b, rng, g) for _ in range(int(rng.integers(1, 3)))]
+        # input map on host axons 0.., within the axons left for the recurrent map
+        while True:
+            c_in = int(rng.integers(1, min(3, c_max) + 1))
+            h, w = (int(v) for v in rng.integers(2, min(9, s_max) + 1, size=2))
+            if c_in * h * w <= min(g.n_axons // 2, 128):
+                break
+        groups, descriptors = [], []
+        in_axons = np.arange(c_in * h * w).reshape(c_in, h, w)
+        next_axon = in_axons.size
+        src = in_axons
+        for layer in range(1 if rng.random() < 0.3 else 2):
+            shape = _conv_shape(rng, src.shape, cap - b.n_compartments, c_max, s_max)
+            if shape is None:
+                break
+            c_out, kh, kw, stride, pad, depthwise, (oh, ow) = shape
+            out = b.add_compartments(c_out * oh * ow, profile=int(rng.choice(profiles)),
+                                     bias_mant=_biases(rng, c_out * oh * ow, g),
+                                     bias_exp=rng.integers(0, 1 << g.bias_exp_bits,
+                                                           size=c_out * oh * ow))
+            out = out.reshape(c_out, oh, ow)
+            sm, e = _connection_kinds(rng, g, 1, shrink)[0]
+            k_shape = (c_out, 1 if depthwise else src.shape[0], kh, kw)
+            kernel = _weights(rng, int(np.prod(k_shape)), sm, g).reshape(k_shape)
+            delay = rng.integers(0, g.n_delay_slots, size=k_shape)
+            descriptors.append(b.add_conv(src, out, kernel, stride=stride, padding=pad,
+                                          weight_exp=e, delay=delay, depthwise=depthwise,
+                                          sign_mode=sm))
+            groups.append(out)
+            if layer == 0 and next_axon + out.size <= g.n_axons:
+                # the group's spikes come back on axons next_axon.. (the next layer's input)
+                rec = np.arange(next_axon, next_axon + out.size).reshape(out.shape)
+                b.route_to_axon(out.reshape(-1), rec.reshape(-1))
+                next_axon += out.size
+                src = rec
+            else:
+                break
+        if not groups:
+            continue
+        clock = next_axon
+        pieces = int(rng.integers(1, 4))
+        c0 = groups[0].shape[0]
+        sm, e = _connection_kinds(rng, g, 1, shrink)[0]
+        b.add_broadcast(clock, groups[0], _weights(rng, c0 * pieces, sm, g).reshape(c0, pieces),
+                        weight_exp=e, delay=rng.integers(0, g.n_delay_slots, size=(c0, pieces)),
+                        sign_mode=sm)
+        # dense lists on a few host axons (some of which also scatter through a descriptor)
+        n_cx = b.n_compartments
+        for axon in rng.choice(clock + 1, size=min(clock + 1, 4), replace=False):
+            fan = int(rng.integers(1, min(g.max_fanout, n_cx, 8) + 1))
+            sm, e = _connection_kinds(rng, g, 1, shrink)[0]
+            b.connect(int(axon), rng.choice(n_cx, size=fan, replace=False),
+                      _weights(rng, fan, sm, g), weight_exp=e,
+                      delay=rng.integers(0, g.n_delay_slots, size=fan), sign_mode=sm)
+        last = groups[-1].reshape(-1)
+        outs = rng.choice(last, size=min(last.size, g.n_outputs, 16), replace=False)
+        b.route_to_output(outs, rng.integers(0, g.n_outputs, size=outs.size))
+        config = b.build()
+        if max_synaptic_sum(config) <= limit:
+            break
+    else:
+        raise RuntimeError(f"seed {seed}: could not draw a conv network within the sum bound")
+    rate = float(rng.uniform(0.05, 0.3))
+    inputs = random_raster(rng, batch, steps, g.n_axons, in_axons.size, rate)
+    inputs[:, :, clock] = rng.random((batch, steps)) < 0.2
+    return RandomNetwork(seed=seed, config=config, inputs=inputs)
+
+
+def _conv_shape(rng, in_shape, room, c_max, s_max):
+    """Random (c_out, kh, kw, stride, pad, depthwise, (oh, ow)) for an input map, or None."""
+    c_in, h, w = in_shape
+    for _ in range(20):
+        depthwise = rng.random() < 0.3
+        c_out = c_in if depthwise else int(rng.integers(1, min(4, c_max) + 1))
+        kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+        stride = int(rng.choice([1, 1, 2, 4]))
+        pad = int(rng.integers(0, min(kh, kw, 3)))
+        oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+        if oh >= 1 and ow >= 1 and oh <= s_max and ow <= s_max and 0 < c_out * oh * ow <= room:
+            return c_out, kh, kw, stride, pad, depthwise, (oh, ow)
+    return None
+
+
 #: Network generators by name (the cocotb regression's ``generator`` job key).
-GENERATORS = {"random": random_network, "forwarding": forwarding_network}
+GENERATORS = {"random": random_network, "forwarding": forwarding_network,
+              "conv": random_conv_network}

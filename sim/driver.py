@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..golden.arith import current_from_pattern
-from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..golden.network import CoreConfig, config_memory_names
 from ..spec.geometry import CoreGeometry
 from ..spec.schedule import COUNTERS, MEMORY_INDEX, register_index
 from ..spec.words import memories, unpack
@@ -126,7 +126,7 @@ class CoreDriver:
             n_active = CoreConfig.from_words(self.g, words).n_active()
         await self.write("registers", register_index("n_active"), n_active)
         count = 1
-        for name in CONFIG_MEMORIES:
+        for name in config_memory_names(self.g):
             new = np.asarray(words[name], dtype=np.uint64)
             idx = (np.arange(new.size) if previous is None
                    else np.flatnonzero(new != np.asarray(previous[name], dtype=np.uint64)))

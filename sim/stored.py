@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..golden.core import GoldenCore
-from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..golden.network import CoreConfig, config_memory_names
 from ..spec.cycle_model import counter_totals, schedule
 from ..spec.schedule import COUNTERS, MEMORY_INDEX, register_index
 from .check import CLOCK_NS, counter_mismatch, state_mismatch, step_mismatch
@@ -55,7 +55,7 @@ def _load(job: Job, words: dict, previous: dict | None, n_active: int) -> int:
     differing from ``previous``)."""
     job.write(MEMORY_INDEX["registers"], [register_index("n_active")], [n_active])
     count = 1
-    for name in CONFIG_MEMORIES:
+    for name in words:
         new = np.asarray(words[name], dtype=np.uint64)
         idx = (np.arange(new.size) if previous is None
                else np.flatnonzero(new != np.asarray(previous[name], dtype=np.uint64)))

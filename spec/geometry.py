@@ -26,7 +26,8 @@ LANE_CHOICES = (1, 2, 4, 8)
 MAX_DEPTH = 1 << 24
 MAX_FIELD = {"state_bits": 32, "decay_bits": 24, "vth_bits": 31, "bias_mant_bits": 31,
              "bias_exp_bits": 5, "weight_bits": 16, "weight_exp_bits": 4, "act_shift": 31,
-             "vth_shift": 31, "decay_shift": 24}
+             "vth_shift": 31, "decay_shift": 24, "conv_channel_bits": 12, "conv_side_bits": 12,
+             "n_conv": 1 << 10}
 
 
 class ConfigError(ValueError):
@@ -70,6 +71,11 @@ class CoreGeometry:
     :data:`LANE_CHOICES`; they change the schedule, never a result.  ``idle_skip`` (1 or 0)
     turns the idle-compartment skip (spec §2.5) on or off: its flags cost one register per
     update group and delay slot, more than the smallest FPGA can spare.
+
+    Convolutions (spec §3.5): ``n_conv`` conv descriptors (0: the core has no conv memory and
+    its synapse-map words no conv fields), ``conv_channel_bits`` (channel counts and channel
+    coordinates, ≤ 2**bits − 1) and ``conv_side_bits`` (heights, widths and row/column
+    coordinates).
     """
 
     name: str = "custom"
@@ -98,12 +104,16 @@ class CoreGeometry:
     k_s: int = 1
     idle_skip: int = 1
 
+    n_conv: int = 0
+    conv_channel_bits: int = 8
+    conv_side_bits: int = 6
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
-            least = 0 if f.name == "idle_skip" else 1
+            least = 0 if f.name in ("idle_skip", "n_conv") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
             limit = MAX_FIELD.get(f.name, MAX_DEPTH)
@@ -188,6 +198,17 @@ class CoreGeometry:
         return self.n_synapses // self.k_s
 
     @property
+    def conv_bits(self) -> int:
+        """Width of a synapse-map ``conv`` field: 0 (none) or descriptor index + 1; 0 bits when
+        the core has no conv memory."""
+        return bits_for(self.n_conv + 1) if self.n_conv else 0
+
+    @property
+    def conv_coord_bits(self) -> tuple[int, int]:
+        """Widths of a synapse-map word's (channel, row/column) input coordinates."""
+        return (self.conv_channel_bits, self.conv_side_bits) if self.n_conv else (0, 0)
+
+    @property
     def max_delay(self) -> int:
         return self.n_delay_slots - 1
 
@@ -218,11 +239,11 @@ PRESETS: dict[str, CoreGeometry] = {
     # Golden/Lava cross-checks: up to 256 compartments.
     "small": CoreGeometry(name="small", n_compartments=256, n_axons=512, n_synapses=8192,
                           n_routes=1024, n_profiles=8, n_delay_slots=16, n_outputs=256,
-                          max_fanout=1024, max_routes=16),
+                          max_fanout=1024, max_routes=16, n_conv=8),
     # Loihi 1 core proportions: 1024 compartments, 4096 axons, 16k synapse words.
     "loihi": CoreGeometry(name="loihi", n_compartments=1024, n_axons=4096, n_synapses=16384,
                           n_routes=4096, n_profiles=32, n_delay_slots=8, n_outputs=1024,
-                          max_fanout=1024, max_routes=64),
+                          max_fanout=1024, max_routes=64, n_conv=16),
     # The largest cores that fit the open FPGA boards (rationale: boards/presets.py,
     # resource use and timing: docs/boards.md).
     "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=256,

@@ -19,12 +19,22 @@ import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
-from .geometry import CoreGeometry
+from .geometry import ConfigError, CoreGeometry
 
 __all__ = [
-    "SignMode", "RouteKind", "Memory", "memories", "pack", "unpack", "FieldRangeError",
-    "markdown_tables",
+    "SignMode", "RouteKind", "ConvKind", "Memory", "memories", "pack", "unpack",
+    "FieldRangeError", "markdown_tables", "conv_layout", "CONV_KERNEL_BITS", "CONV_PAD_BITS",
+    "CONV_STRIDE_SHIFT_BITS", "WORD_LIMIT_BITS",
 ]
+
+#: Width of a conv descriptor's ``kernel_h``/``kernel_w`` (kernels up to 15 × 15).
+CONV_KERNEL_BITS = 4
+#: Width of a conv descriptor's zero ``pad`` (same on all four sides, up to 7).
+CONV_PAD_BITS = 3
+#: Width of a conv descriptor's ``stride_shift``: strides 1, 2, 4, 8.
+CONV_STRIDE_SHIFT_BITS = 2
+#: Every memory word is at most this wide (the configuration port and the image packer).
+WORD_LIMIT_BITS = 64
 
 
 class SignMode(enum.Enum, shape=2):
@@ -47,6 +57,18 @@ class RouteKind(enum.Enum, shape=1):
     OUTPUT = 1
 
 
+class ConvKind(enum.Enum, shape=2):
+    """How a conv descriptor scatters one input spike (docs/spec.md §3.5)."""
+
+    #: Full convolution: input channel ``ci`` reaches every output channel.
+    CONV = 0
+    #: Depthwise: input channel ``ci`` reaches output channel ``ci`` only (``out_c`` = C_in).
+    DEPTHWISE = 1
+    #: Broadcast: the input (coordinates 0, 0, 0) reaches every output compartment, each
+    #: through the ``kernel_h · kernel_w`` words of its channel.
+    BROADCAST = 2
+
+
 def _u(width):
     return unsigned(width)
 
@@ -67,10 +89,36 @@ def synapse_layout(g: CoreGeometry) -> data.StructLayout:
 
 
 def synapse_map_layout(g: CoreGeometry) -> data.StructLayout:
-    """Per input axon: its synapse list ``synapses[base : base + length]``."""
-    return data.StructLayout({
+    """Per input axon: its synapse list ``synapses[base : base + length]`` and, on a core with
+    conv descriptors, the descriptor it also scatters through and its input coordinates."""
+    fields = {
         "base": _u(g.synapse_addr_bits),
         "length": _u(g.fanout_bits),
+    }
+    if g.n_conv:  # a core without conv memory has no conv fields
+        c_bits, s_bits = g.conv_coord_bits
+        fields.update({
+            "conv": _u(g.conv_bits),        # 0: none, d + 1: also scatter through descriptor d
+            "ci": _u(c_bits),               # the axon's input coordinates for that descriptor
+            "iy": _u(s_bits),
+            "ix": _u(s_bits),
+        })
+    return data.StructLayout(fields)
+
+
+def conv_layout(g: CoreGeometry) -> data.StructLayout:
+    """One conv descriptor: an output compartment group and a kernel stored once."""
+    return data.StructLayout({
+        "out_base": _u(g.cx_bits),          # compartment of output (0, 0, 0)
+        "kernel_base": _u(g.synapse_addr_bits),  # synapse word of kernel index 0
+        "out_c": _u(g.conv_channel_bits),   # output group shape (out_c, out_h, out_w)
+        "out_h": _u(g.conv_side_bits),
+        "out_w": _u(g.conv_side_bits),
+        "kernel_h": _u(CONV_KERNEL_BITS),
+        "kernel_w": _u(CONV_KERNEL_BITS),
+        "pad": _u(CONV_PAD_BITS),           # zero padding, all four sides
+        "stride_shift": _u(CONV_STRIDE_SHIFT_BITS),  # stride = 1 << stride_shift, both axes
+        "kind": ConvKind,
     })
 
 
@@ -156,6 +204,13 @@ def memories(g: CoreGeometry) -> dict[str, Memory]:
         Memory("accumulators", accumulator_layout(g), g.n_compartments * g.n_delay_slots,
                "dendritic accumulators, entry (slot * n_compartments + compartment)"),
     ]
+    if g.n_conv:
+        mems.append(Memory("conv", conv_layout(g), g.n_conv,
+                           "conv descriptors: output group, kernel base, shape, stride, pad"))
+    for m in mems:
+        if m.layout.size > WORD_LIMIT_BITS:
+            raise ConfigError(f"geometry {g.name!r}: a {m.name} word needs {m.layout.size} bits, "
+                              f"more than {WORD_LIMIT_BITS}; narrow its fields")
     return {m.name: m for m in mems}
 
 
@@ -188,8 +243,9 @@ def pack(layout: data.StructLayout, fields: Mapping[str, np.ndarray], *, memory:
     a :class:`FieldRangeError` names the first bad value, e.g. ``"weight 300 of synapses[17]
     does not fit unsigned(8)"``.  Enum fields take the enum's integer values.
     """
-    if layout.size > 64:
-        raise ValueError(f"{memory}: layout of {layout.size} bits does not fit a 64-bit word")
+    if layout.size > WORD_LIMIT_BITS:
+        raise ValueError(f"{memory}: layout of {layout.size} bits does not fit a "
+                         f"{WORD_LIMIT_BITS}-bit word")
     missing = [n for n, *_ in _fields(layout) if n not in fields]
     extra = sorted(set(fields) - {n for n, *_ in _fields(layout)})
     if missing or extra:

@@ -31,7 +31,7 @@ from ..boards.protocol import (DEFAULT_MAX_PAYLOAD, EVENT_BYTES, MEMORY_INDEX, S
                                BoardInfo, BridgeFlags, ClearMask, Cmd, Frame, FrameParser,
                                Status, decode_info, encode_frame, max_events, max_read_words,
                                max_spikes, max_write_words, word_bytes)
-from ..golden.network import CONFIG_MEMORIES, CoreConfig
+from ..golden.network import CoreConfig, config_memory_names
 from ..spec.schedule import register_index
 from ..spec.geometry import CoreGeometry
 
@@ -308,7 +308,7 @@ class NeurocoreHost:
                              f"(image, board) = {diff}")
         words = config.to_words()
         written = 0
-        for name in CONFIG_MEMORIES:
+        for name in config_memory_names(g):
             w = np.asarray(words[name], dtype=np.uint64)
             self.link.fill(g, name, 0, w.size, 0)
             nz = np.flatnonzero(w)
@@ -321,7 +321,7 @@ class NeurocoreHost:
         self.link.clear(ClearMask.ALL)
         self.link.write(g, "registers", register_index("n_active"), [config.n_active()])
         if verify:
-            for name in CONFIG_MEMORIES:
+            for name in config_memory_names(g):
                 back = self.link.read(g, name, 0, int(words[name].size))
                 if not np.array_equal(np.asarray(back, dtype=np.uint64), words[name]):
                     bad = int(np.flatnonzero(np.asarray(back, dtype=np.uint64)

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neurocore.golden.core import GoldenCore
-from neurocore.golden.network import CONFIG_MEMORIES
+from neurocore.golden.network import config_memory_names
 from neurocore.sw.image import ImageFormatError, load_program, program_metadata, save_program
 
 from fuzzing import count, fuzz
@@ -67,7 +67,7 @@ def load_or_reject(path):
 def assert_original_or_valid(original: Original, loaded) -> None:
     """An accepted image is the original, or every field is valid: the program runs."""
     same_config = all(np.array_equal(loaded.config.to_words()[m], original.words[m])
-                      for m in CONFIG_MEMORIES)
+                      for m in config_memory_names(loaded.config.geometry))
     same_program = json.dumps(program_metadata(loaded)) == json.dumps(
         original.meta["program"])
     if same_config and same_program:

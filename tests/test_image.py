@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from neurocore.golden.network import CONFIG_MEMORIES
+from neurocore.golden.network import CONFIG_MEMORIES, config_memory_names
 from neurocore.golden.random_networks import random_network
 from neurocore.spec.words import memories, pack
 from neurocore.sw.compiler import LayerReport
@@ -42,7 +42,7 @@ def image(tmp_path, config):
 
 def assert_same_config(a, b):
     assert a.geometry == b.geometry
-    for name in CONFIG_MEMORIES:
+    for name in config_memory_names(a.geometry):
         assert set(a.mem[name]) == set(b.mem[name]), name
         for field, values in a.mem[name].items():
             np.testing.assert_array_equal(b.mem[name][field], values, err_msg=f"{name}.{field}")
@@ -252,8 +252,8 @@ def test_invalid_configuration_in_a_sealed_image(image, config):
     _, _, meta, payload, _ = split(data)
     entry = next(m for m in meta["memories"] if m["name"] == "synapse_map")
     n_syn = config.geometry.n_synapses
-    word = pack(memories(config.geometry)["synapse_map"].layout,
-                {"base": [n_syn - 1], "length": [2]})[0]
+    layout = memories(config.geometry)["synapse_map"].layout
+    word = pack(layout, {f: [0] for f, _ in layout} | {"base": [n_syn - 1], "length": [2]})[0]
     bad = bytearray(payload)
     struct.pack_into("<Q", bad, entry["offset"], int(word))
     rejected(path, reseal(json.dumps(meta).encode(), bytes(bad)), "invalid configuration",
