@@ -16,17 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .datasets import N_CLASSES, DatasetSplit, load_digits_split
+from .datasets import DIGITS_SIDE, MNIST_SIDE, N_CLASSES, DatasetSplit, load_digits_split
 
 __all__ = ["digits_cnn", "digits_mlp", "mnist_convnet", "MODELS", "TrainConfig", "train",
-           "accuracy", "default_cache_dir", "checkpoint_path", "load_or_train", "CACHE_ENV"]
+           "accuracy", "default_cache_dir", "checkpoint_path", "load_or_train", "CACHE_ENV",
+           "DIGITS_SIDE", "MNIST_SIDE"]
 
 #: Environment variable that overrides the checkpoint cache directory.
 CACHE_ENV = "NEUROCORE_CACHE"
 #: Bump when an architecture or training recipe changes, so stale checkpoints are not reused.
 RECIPE_VERSION = 2
-DIGITS_SIDE = 8
-MNIST_SIDE = 28
 #: Training threads: these models are tiny, and more threads only stall on a busy machine.
 TRAIN_THREADS = 1
 
