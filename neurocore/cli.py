@@ -19,15 +19,15 @@ DEFAULT_OUT = Path("build") / "demo"
 
 
 def _data_and_model(args):
-    from .sw.datasets import load_digits_split, load_mnist_idx
-    from .sw.models import load_or_train
+    from .sw.datasets import load_mnist_idx
+    from .sw.models import default_data, load_or_train
 
     if args.mnist:
         data = load_mnist_idx(args.mnist)
         name = "mnist_convnet"
     else:
-        data = load_digits_split()
         name = args.model
+        data = default_data(name)
     return data, name, load_or_train(name, args.cache, data=data)
 
 
@@ -137,8 +137,12 @@ def _check_arguments(args) -> None:
 
 
 def _common(p, t_default):
-    p.add_argument("--model", default="digits_cnn", choices=["digits_cnn", "digits_mlp"],
-                   help="named digits model (default digits_cnn)")
+    from .sw.models import BUNDLED_DATA, MODELS
+
+    bundled = [name for name, (_, _, dataset) in MODELS.items() if dataset in BUNDLED_DATA]
+    p.add_argument("--model", default="digits_cnn", choices=bundled,
+                   help="named model on data that ship with neurocore (default digits_cnn; "
+                   "mnist_convnet_digits: the MNIST ConvNet on the digits at 28x28)")
     p.add_argument("--mnist", metavar="DIR", help="use MNIST IDX files in DIR and mnist_convnet")
     p.add_argument("--cache", metavar="DIR", help="checkpoint cache (default $NEUROCORE_CACHE "
                    "or ~/.cache/neurocore)")
