@@ -180,3 +180,30 @@ def test_grouped_and_dilated_convs_are_rejected(conv):
     model, x = _net(conv, nn.ReLU(), c_in=conv.in_channels, side=9)
     with pytest.raises(UnsupportedLayerError, match=r"model\[0\] \(Conv2d\).*grouped or dilated"):
         from_model(model, 8, x, normalized=True)
+
+
+def test_conv_fits_a_core_the_dense_mapping_overflows():
+    """The digits CNN on the `loihi` preset (16 K synapse words, 16 descriptors): dense it needs
+    more synapse words than the core has (the error names the largest layer), conv fits."""
+    from neurocore.sw.models import digits_cnn
+    torch.manual_seed(4)
+    model = digits_cnn().eval()
+    x = torch.rand(32, 1, 8, 8)
+    with pytest.raises(MappingError, match=r"n_synapses=16384 of geometry 'loihi' \(largest: "
+                                           r"model\[3\] \(Conv2d\)"):
+        from_model(model, 16, x, geometry="loihi", dense=True)
+    program = from_model(model, 16, x, geometry="loihi")
+    assert program.config.geometry.name == "loihi"
+    assert synapse_side_words(program.config) < 16384
+
+
+def test_images_without_the_conv_layer_counts_still_load(tmp_path):
+    """Images written before LayerReport had ``descriptors``/``kernel_words`` read them as 0."""
+    from neurocore.sw.image import program_metadata, save_config
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    program = from_model(model, 8, torch.rand(16, 1, 4, 4))
+    meta = program_metadata(program)
+    for layer in meta["layers"]:
+        del layer["descriptors"], layer["kernel_words"]
+    loaded = load_program(save_config(tmp_path / "old.ncimg", program.config, meta))
+    assert loaded.layers == program.layers
