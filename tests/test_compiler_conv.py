@@ -207,3 +207,19 @@ def test_images_without_the_conv_layer_counts_still_load(tmp_path):
         del layer["descriptors"], layer["kernel_words"]
     loaded = load_program(save_config(tmp_path / "old.ncimg", program.config, meta))
     assert loaded.layers == program.layers
+
+
+@pytest.mark.lava
+def test_conv_program_on_lava_matches_golden():
+    """Lava runs the descriptors written out as synapse lists: same spikes, u and v."""
+    from neurocore.sim.lava_harness import run_lava
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(48, 3)).eval()
+    program = from_model(model, 8, torch.rand(16, 1, 8, 8))
+    assert program.config.summary()["conv_descriptors_used"] == 5
+    x = program.encode(torch.rand(2, 1, 8, 8))
+    golden = GoldenCore(program.config).run(x, record=("u", "v"))
+    lava = run_lava(program.config, x, record=("u", "v"))
+    for what in ("spikes", "u", "v", "outputs"):
+        np.testing.assert_array_equal(getattr(lava, what), getattr(golden, what), err_msg=what)
