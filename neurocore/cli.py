@@ -63,7 +63,7 @@ def _convert(args) -> int:
 
     data, name, model = _data_and_model(args)
     program = from_model(model, args.t_max, data.x_train, percentile=args.percentile,
-                         geometry=args.geometry)
+                         geometry=args.geometry, dense=args.dense)
     print(program.fit_report())
     save_program(args.out, program)
     print(f"wrote {args.out}")
@@ -171,6 +171,9 @@ def main(argv=None) -> int:
     _common(p, None)
     p.add_argument("--t-max", type=int, default=16)
     p.add_argument("--geometry", default=None, help="geometry preset (default: fitted)")
+    p.add_argument("--dense", action="store_true",
+                   help="map convolutions as dense synapse lists, not conv descriptors (needed "
+                        "for a geometry without conv memory)")
     p.add_argument("--out", required=True, help="image file to write (.ncimg)")
     p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
     p.set_defaults(func=_convert)
