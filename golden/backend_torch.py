@@ -15,14 +15,20 @@ It differs from the NumPy loop only in how the integers are carried, never in th
   value; when they cannot, they are the identity;
 - sparse networks deliver spikes event by event (``index_add_`` of each spiking axon's
   synapse list into the accumulator ring); dense networks use float products in the dtype
-  the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`).
+  the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`);
+- conv descriptors (docs/spec.md §3.5) run as ``torch.nn.functional.conv2d`` in float64, one
+  per descriptor and delay, on the same gathered input maps and kernels as the NumPy core's
+  :class:`~neurocore.golden.conv.ConvDelivery` (host spikes of all steps at once, routed
+  spikes per step); every product and sum is an integer far below ``2**53``, so exact.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..spec.words import ConvKind
 from .core import RunResult, exact_dtype
 from .random_networks import max_synaptic_sum
 
@@ -88,6 +94,70 @@ class _Csr:
         return per_event[1] + tgt[0], tgt[1]
 
 
+class _TorchConv:
+    """One conv descriptor of :class:`~neurocore.golden.conv.ConvDelivery` in torch.
+
+    :meth:`deliver` maps spike counts on the descriptor's axons ``(N, n_axons_of_c)`` to the
+    descriptor's output group per delay, ``{d: (N, out_c·out_h·out_w) float64}``: the input map
+    is gathered as ConvDelivery gathers it (``index_add_`` of each axon's count at its
+    ``(ci, iy, ix)``), zero-padded to the ``(out_h − 1)·s + kernel_h`` rows (and columns) the
+    output group reads, and correlated with the kernel by ``conv2d``.
+    """
+
+    def __init__(self, c, kernels, in_shape, R, dev):
+        self.c = c
+        self.kind = c.kind
+        self.in_shape = in_shape
+        self.axons = torch.as_tensor(c.axons, dtype=torch.int64, device=dev)
+        c_in, h_in, w_in = in_shape
+        pos = (c.ci * h_in + c.iy) * w_in + c.ix
+        self.pos = torch.as_tensor(pos, dtype=torch.int64, device=dev)
+        self.lo, self.hi = c.out_base, c.out_base + c.n_outputs
+        C, H, W = c.out_shape
+        self.weights = {}
+        for d, k in kernels.items():                   # k: (c_k, kh, kw, C), int64
+            if c.kind == ConvKind.BROADCAST:
+                w = k.sum(axis=(0, 1, 2))              # (C,)
+            elif c.kind == ConvKind.DEPTHWISE:
+                w = np.ascontiguousarray(k[0].transpose(2, 0, 1)[:, None])   # (C, 1, kh, kw)
+            else:
+                w = np.ascontiguousarray(k.transpose(3, 0, 1, 2))            # (C, c_k, kh, kw)
+            self.weights[d] = torch.as_tensor(w, dtype=torch.float64, device=dev)
+        # routed spikes: compartment → this descriptor's axons (route counts), if any
+        Rc = R[:, c.axons]
+        self.R = (torch.as_tensor(Rc.toarray(), dtype=torch.float32, device=dev)
+                  if Rc.nnz else None)
+
+    def deliver(self, counts: torch.Tensor) -> dict[int, torch.Tensor]:
+        """``{delay: (N, n_outputs) float64}`` for counts ``(N, axons)`` (any real dtype)."""
+        c = self.c
+        n = counts.shape[0]
+        dev = counts.device
+        c_in, h_in, w_in = self.in_shape
+        x = torch.zeros((n, c_in * h_in * w_in), dtype=torch.float64, device=dev)
+        x.index_add_(1, self.pos, counts.to(torch.float64))
+        C, H, W = c.out_shape
+        out = {}
+        if self.kind == ConvKind.BROADCAST:
+            first = x[:, 0]                                           # input (0, 0, 0)
+            for d, w in self.weights.items():
+                y = (first[:, None] * w[None, :])[:, :, None].expand(n, C, H * W)
+                out[d] = y.reshape(n, -1)
+            return out
+        x = x.reshape(n, c_in, h_in, w_in)
+        kh, kw = c.kernel_shape
+        s, p = c.stride, c.pad
+        hp, wp = (H - 1) * s + kh, (W - 1) * s + kw
+        h, w = min(h_in, hp - p), min(w_in, wp - p)
+        padded = torch.zeros((n, c_in, hp, wp), dtype=torch.float64, device=dev)
+        if h > 0 and w > 0:
+            padded[:, :, p:p + h, p:p + w] = x[:, :, :h, :w]
+        groups = C if self.kind == ConvKind.DEPTHWISE else 1
+        for d, k in self.weights.items():
+            out[d] = F.conv2d(padded, k, stride=s, groups=groups).reshape(n, -1)
+        return out
+
+
 class TorchRunner:
     """Runs one :class:`~neurocore.golden.core.GoldenCore`'s network with torch tensors."""
 
@@ -119,6 +189,31 @@ class TorchRunner:
         # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
         self.step_bound = max_synaptic_sum(core.config)
         self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
+        # conv descriptors (spec §3.5): the NumPy core's gathered plans, run by conv2d
+        self.conv = [_TorchConv(c, kernels, in_shape, core.R, dev)
+                     for c, kernels, _gather, in_shape in core.conv._plans]
+        self.conv_recurrent = [cv for cv in self.conv if cv.R is not None]
+
+    def _host_conv(self, x: np.ndarray, B: int, T: int) -> dict[int, torch.Tensor]:
+        """conv[d] ((T−1−d, B, n) int64): what host spikes of step k add at step k + 1 + d
+        through the conv descriptors."""
+        n = self.g.n_compartments
+        flat = np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, -1)
+        ext: dict[int, torch.Tensor] = {}
+        for cv in self.conv:
+            counts = torch.as_tensor(flat[:, cv.c.axons], device=self.device)
+            if not bool(counts.any()):
+                continue
+            for d, y in cv.deliver(counts).items():
+                if 1 + d >= T:
+                    continue
+                e = ext.get(d)
+                if e is None:
+                    e = ext[d] = torch.zeros((T - 1 - d, B, n), dtype=torch.int64,
+                                             device=self.device)
+                e[:, :, cv.lo:cv.hi] += y[: (T - 1 - d) * B].reshape(T - 1 - d, B, -1).to(
+                    torch.int64)
+        return ext
 
     # ---- host spikes: all steps at once ----------------------------------------------
     def _host_events(self, x: np.ndarray, T: int, n: int):
@@ -164,6 +259,7 @@ class TorchRunner:
             ext = self._host_dense(x, B, T)
         else:
             host = self._host_events(x, T, n)
+        conv_ext = self._host_conv(x, B, T) if self.conv else {}
         ring = torch.zeros((D, B, n), dtype=self.acc_dtype, device=dev)
         dirty = [False] * D                     # slot written since it was last read
         u = torch.zeros((B, n), dtype=torch.int32, device=dev)
@@ -190,6 +286,10 @@ class TorchRunner:
                         lo, hi = bounds[k], bounds[k + 1]
                         a.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
                         has_input = True
+            for d, e in conv_ext.items():
+                if t >= 1 + d:
+                    a += e[t - 1 - d].to(a.dtype)
+                    has_input = True
             u = _decay_(u, self.du_plan, g)
             if has_input:
                 lo, hi = (int(e) for e in torch.aminmax(a))
@@ -228,6 +328,8 @@ class TorchRunner:
                 rec["v"][t] = v
             if self.RW and fired.numel():
                 self._deliver(s, fired, ring, dirty, t, n, D)
+            if self.conv_recurrent and fired.numel():
+                self._deliver_conv(s, ring, dirty, t, D)
         out_spikes = spikes.transpose(0, 1)
         outputs = (out_spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
 
@@ -237,6 +339,18 @@ class TorchRunner:
         return RunResult(spikes=np.ascontiguousarray(out_spikes.cpu().numpy()),
                          outputs=outputs.cpu().numpy(), u=host(rec.get("u")),
                          v=host(rec.get("v")))
+
+    def _deliver_conv(self, s: torch.Tensor, ring, dirty, t: int, D: int) -> None:
+        """Add what this step's spikes ``s`` (B, n) send through routes into conv axons."""
+        sf = s.to(torch.float32)
+        for cv in self.conv_recurrent:
+            counts = sf @ cv.R                                  # exact: small route counts
+            if not bool(counts.any()):
+                continue
+            for d, y in cv.deliver(counts).items():
+                slot = (t + 1 + d) % D
+                ring[slot][:, cv.lo:cv.hi] += y.to(ring.dtype)  # exact: |sum| ≤ step_bound
+                dirty[slot] = True
 
     def _deliver(self, s: torch.Tensor, fired: torch.Tensor, ring, dirty, t: int, n: int,
                  D: int) -> None:

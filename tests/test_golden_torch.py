@@ -32,7 +32,7 @@ def _assert_same(config, x, what, seed=None):
 def test_torch_backend_equals_numpy_on_random_networks(kind, seed):
     spikes = 0
     for k in range(N_RANDOM):
-        net = GENERATORS[kind](seed + k, "small" if kind == "random" else "tiny", steps=24,
+        net = GENERATORS[kind](seed + k, "tiny" if kind == "forwarding" else "small", steps=24,
                                batch=3)
         ref = _assert_same(net.config, net.inputs, f"{kind} network {net.describe()}", seed + k)
         spikes += int(ref.spikes.sum())
