@@ -17,6 +17,15 @@ The same network object that drives the golden model is built from Lava 0.10 pro
 
 Step mapping: golden step ``t`` (0-based) is Lava time step ``t + 1``.  Lava cannot batch, so
 a batch runs as one Lava run per sample.
+
+Conv descriptors (docs/spec.md §3.5) reach Lava as ``Dense``/``DelayDense`` processes:
+:meth:`CoreConfig.synapse_list` writes every descriptor out as (axon, target, kernel word)
+pairs, here only; the golden model runs the descriptors directly.
+
+:func:`merge_configs` lays several networks side by side in one config (disjoint
+compartments, axons, synapse words, routes, profiles, outputs and conv descriptors), so that
+many small networks share one Lava run (a run costs seconds of process start-up, whatever
+its size) and :meth:`MergedConfig.split` cuts the merged result back into one per network.
 """
 
 from __future__ import annotations
@@ -24,20 +33,142 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..golden.core import RunResult
-from ..golden.network import CoreConfig
-from ..spec.words import SignMode
+from ..golden.network import CoreConfig, config_memory_names
+from ..spec.words import RouteKind, SignMode
 
-__all__ = ["run_lava", "LavaNetwork", "lava_du"]
+__all__ = ["run_lava", "LavaNetwork", "lava_du", "merge_configs", "MergedConfig"]
 
 
 def lava_du(du: int, du_offset: int) -> int:
     """Return Lava's ``du`` for a profile's (du, du_offset): Lava applies ``du + 1``."""
     return int(du) + int(du_offset) - 1
+
+
+@dataclass(frozen=True)
+class MergedConfig:
+    """Several configs side by side (:func:`merge_configs`): network ``i`` owns compartments
+    ``cx[i]:cx[i] + n_cx[i]``, axons ``axons[i]:…`` and outputs ``outputs[i]:…`` of ``config``."""
+
+    config: CoreConfig
+    cx: tuple[int, ...]
+    n_cx: tuple[int, ...]
+    axons: tuple[int, ...]
+    n_axons: tuple[int, ...]
+    outputs: tuple[int, ...]
+    n_outputs: tuple[int, ...]
+
+    def raster(self, rasters) -> np.ndarray:
+        """One (B, T, n_axons) raster from one raster per network (same B and T); spikes on
+        an axon a network does not use (no synapses, no descriptor) are dropped."""
+        B, T = np.shape(rasters[0])[:2]
+        x = np.zeros((B, T, self.config.geometry.n_axons), dtype=bool)
+        for i, r in enumerate(rasters):
+            x[:, :, self.axons[i]:self.axons[i] + self.n_axons[i]] = \
+                np.asarray(r, dtype=bool)[:, :, :self.n_axons[i]]
+        return x
+
+    def split(self, result: RunResult, i: int) -> RunResult:
+        """Network ``i``'s part of a merged result (its first ``n_cx[i]`` compartments)."""
+        cx = slice(self.cx[i], self.cx[i] + self.n_cx[i])
+        out = slice(self.outputs[i], self.outputs[i] + self.n_outputs[i])
+        return RunResult(spikes=result.spikes[..., cx], outputs=result.outputs[..., out],
+                         u=None if result.u is None else result.u[..., cx],
+                         v=None if result.v is None else result.v[..., cx])
+
+
+def merge_configs(configs, name: str = "merged") -> MergedConfig:
+    """Lay ``configs`` (one geometry's field widths, delay slots and lanes) side by side in
+    one config: each keeps its live compartments (``n_active``), the axons its synapse lists,
+    descriptors and routes use, its synapse words up to the last used one, its routes,
+    profiles, outputs and conv descriptors; every pointer is shifted by the network's offset.
+
+    The networks do not interact, so each one runs in the merged config exactly as alone
+    (the golden model checks that, bit for bit, in tests/test_lava_crosscheck.py).
+    """
+    configs = list(configs)
+    if not configs:
+        raise ValueError("merge_configs needs at least one config")
+    g0 = configs[0].geometry
+    sizes = []
+    for cfg in configs:
+        g = cfg.geometry
+        if g.replace(name=g0.name) != g0:
+            raise ValueError(f"merge_configs needs one geometry, not {g0.name!r} and {g.name!r}")
+        mem = cfg.mem
+        sm, am, rt = mem["synapse_map"], mem["axon_map"], mem["routes"]
+        n_cx = max(1, cfg.n_active())
+        live = sm["length"] > 0
+        if g.n_conv:
+            live |= sm["conv"] > 0
+        route_end = int((am["base"] + am["length"])[am["length"] > 0].max(initial=0))
+        to_axon = rt["target"][:route_end][rt["kind"][:route_end] == RouteKind.AXON.value]
+        n_ax = max(1, int(np.flatnonzero(live).max(initial=-1)) + 1,
+                   int(to_axon.max(initial=-1)) + 1)
+        sizes.append(dict(cx=n_cx, axons=n_ax, synapses=max(1, cfg.synapse_words_end()),
+                          routes=max(1, route_end), profiles=g.n_profiles,
+                          outputs=g.n_outputs, conv=g.n_conv))
+    total = {k: sum(s[k] for s in sizes) for k in sizes[0]}
+    g = g0.replace(name=name, n_compartments=total["cx"], n_axons=total["axons"],
+                   n_synapses=total["synapses"], n_routes=total["routes"],
+                   n_profiles=total["profiles"], n_outputs=total["outputs"],
+                   n_conv=total["conv"], k_u=1, k_s=1,
+                   max_fanout=min(g0.max_fanout, total["synapses"]),
+                   max_routes=min(g0.max_routes, total["routes"]))
+    out = CoreConfig.empty(g)
+    off = {k: 0 for k in total}
+    offsets = []
+    for cfg, size in zip(configs, sizes):
+        offsets.append(dict(off))
+        src, dst = cfg.mem, out.mem
+
+        def put(memory, field, values, key):
+            dst[memory][field][off[key]:off[key] + size[key]] = values[:size[key]]
+
+        sm = src["synapse_map"]
+        put("synapse_map", "base", np.where(sm["length"] > 0, sm["base"] + off["synapses"], 0),
+            "axons")
+        put("synapse_map", "length", sm["length"], "axons")
+        if g0.n_conv:
+            put("synapse_map", "conv", np.where(sm["conv"] > 0, sm["conv"] + off["conv"], 0),
+                "axons")
+            for f in ("ci", "iy", "ix"):
+                put("synapse_map", f, sm[f], "axons")
+        syn = src["synapses"]
+        for f in ("weight", "weight_exp", "delay", "sign_mode"):
+            put("synapses", f, syn[f], "synapses")
+        put("synapses", "target", syn["target"] + off["cx"], "synapses")
+        cxm = src["compartments"]
+        for f in ("bias_mant", "bias_exp"):
+            put("compartments", f, cxm[f], "cx")
+        put("compartments", "profile", cxm["profile"] + off["profiles"], "cx")
+        for f, values in src["profiles"].items():
+            put("profiles", f, values, "profiles")
+        am = src["axon_map"]
+        put("axon_map", "base", np.where(am["length"] > 0, am["base"] + off["routes"], 0), "cx")
+        put("axon_map", "length", am["length"], "cx")
+        rt = src["routes"]
+        put("routes", "kind", rt["kind"], "routes")
+        put("routes", "target", rt["target"] + np.where(
+            rt["kind"] == RouteKind.AXON.value, off["axons"], off["outputs"]), "routes")
+        if g0.n_conv:
+            for f, values in src["conv"].items():
+                put("conv", f, values, "conv")
+            put("conv", "out_base", src["conv"]["out_base"] + off["cx"], "conv")
+            put("conv", "kernel_base", src["conv"]["kernel_base"] + off["synapses"], "conv")
+        for k in off:
+            off[k] += size[k]
+    assert set(out.mem) == set(config_memory_names(g))
+    out.validate()
+    col = lambda key: tuple(o[key] for o in offsets)         # noqa: E731
+    n = lambda key: tuple(s[key] for s in sizes)             # noqa: E731
+    return MergedConfig(config=out, cx=col("cx"), n_cx=n("cx"), axons=col("axons"),
+                        n_axons=n("axons"), outputs=col("outputs"), n_outputs=n("outputs"))
 
 
 def _import_lava_runtime():

@@ -2,6 +2,10 @@
 
 ``NEUROCORE_LAVA_NETWORKS`` (default 200) random networks of up to 256 compartments are drawn
 from seeds ``NEUROCORE_SEED + i``; each failure names the seed that reproduces it.
+
+``NEUROCORE_LAVA_CONV_NETWORKS`` (default 100) random conv networks (spec §3.5,
+:func:`random_conv_network`, seeds ``NEUROCORE_SEED + i``) run ``CONV_PER_RUN`` at a time in
+one Lava run (:func:`merge_configs`): a Lava run costs seconds of start-up whatever its size.
 """
 
 import os
@@ -13,11 +17,15 @@ from conftest import base_seed, record_crosscheck
 from neurocore.golden.compare import first_mismatch
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.network import NetworkBuilder
-from neurocore.golden.random_networks import random_network
-from neurocore.sim.lava_harness import lava_du, run_lava
+from neurocore.golden.conv import conv_connections
+from neurocore.golden.core import RunResult
+from neurocore.golden.random_networks import random_conv_network, random_network
+from neurocore.sim.lava_harness import lava_du, merge_configs, run_lava
 from neurocore.spec.geometry import CoreGeometry
 
 N_NETWORKS = int(os.environ.get("NEUROCORE_LAVA_NETWORKS", "200"))
+N_CONV_NETWORKS = int(os.environ.get("NEUROCORE_LAVA_CONV_NETWORKS", "100"))
+CONV_PER_RUN = 10
 STEPS = 24
 
 pytestmark = pytest.mark.lava
@@ -39,6 +47,71 @@ def test_random_network_matches_lava(index):
     seed = base_seed() + index
     net = random_network(seed, "small", steps=STEPS)
     _check(net.config, net.inputs, seed)
+
+
+def _first(result: RunResult, n: int) -> RunResult:
+    """``result`` restricted to its first ``n`` compartments."""
+    return RunResult(spikes=result.spikes[..., :n], outputs=result.outputs,
+                     u=result.u[..., :n], v=result.v[..., :n])
+
+
+@pytest.mark.parametrize("chunk", range(-(-N_CONV_NETWORKS // CONV_PER_RUN)))
+def test_random_conv_networks_match_lava(chunk):
+    """Conv networks, CONV_PER_RUN side by side in one Lava run: every network's golden run
+    (descriptors executed directly) equals its part of the merged golden run and of the
+    merged Lava run (descriptors expanded to Dense in the harness), per step, in u, v,
+    spikes and outputs."""
+    first = chunk * CONV_PER_RUN
+    seeds = [base_seed() + i for i in range(first, min(first + CONV_PER_RUN, N_CONV_NETWORKS))]
+    print(f"conv networks, seeds {seeds}")
+    nets = [random_conv_network(s, "small", steps=STEPS) for s in seeds]
+    merged = merge_configs([n.config for n in nets])
+    x = merged.raster([n.inputs for n in nets])
+    golden_merged = GoldenCore(merged.config).run(x, record=("u", "v"))
+    lava = run_lava(merged.config, x, record=("u", "v"))
+    bad = []
+    for i, net in enumerate(nets):
+        alone = GoldenCore(net.config).run(net.inputs, record=("u", "v"))
+        n = merged.n_cx[i]
+        assert not (alone.spikes[..., n:].any() or alone.u[..., n:].any()
+                    or alone.v[..., n:].any()), f"seed {net.seed}: idle compartments moved"
+        ref = _first(alone, n)
+        msg = first_mismatch(ref, merged.split(golden_merged, i), seed=net.seed,
+                             actual_name="golden (merged)")
+        assert msg is None, msg
+        msg = first_mismatch(ref, merged.split(lava, i), seed=net.seed, actual_name="lava")
+        B, T, _ = ref.u.shape
+        record_crosscheck("golden vs Lava (conv)", networks=1, samples=B, steps=B * T,
+                          compartment_steps=B * T * n, mismatches=int(msg is not None))
+        if msg is not None:
+            bad.append(msg)
+    assert not bad, "\n".join(bad)
+
+
+def test_random_conv_networks_are_not_trivial():
+    """The drawn conv networks spike and use every descriptor kind, stride > 1, padding,
+    routed (recurrent) conv input, every delay and weight exponent and the weight extremes."""
+    seen = dict(spikes=0, conv_recurrent=0, kinds=set(), strides=set(), pads=set(),
+                delays=set(), exps=set(), weights=set())
+    for i in range(40):
+        net = random_conv_network(base_seed() + i, "small", steps=STEPS)
+        core = GoldenCore(net.config)
+        seen["spikes"] += int(core.run(net.inputs).spikes.sum())
+        seen["conv_recurrent"] += int(core.conv_recurrent)
+        for c in conv_connections(net.config):
+            seen["kinds"].add(c.kind.name)
+            seen["strides"].add(c.stride)
+            seen["pads"].add(c.pad)
+        syn = net.config.synapse_list()
+        seen["delays"] |= set(syn.delay.tolist())
+        seen["exps"] |= set(syn.weight_exp.tolist())
+        seen["weights"] |= set(syn.weight.tolist())
+    assert seen["spikes"] > 1000, seen
+    assert seen["conv_recurrent"] >= 10, seen
+    assert seen["kinds"] == {"CONV", "DEPTHWISE", "BROADCAST"}, seen
+    assert {1, 2} <= seen["strides"] and {0, 1} <= seen["pads"], seen
+    assert seen["delays"] == set(range(16)) and seen["exps"] == set(range(8)), seen
+    assert {255, -255} <= seen["weights"], seen
 
 
 def test_random_networks_are_not_trivial():
