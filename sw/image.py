@@ -1,6 +1,6 @@
 """Core images: every configuration memory of one neurocore in one checksummed file.
 
-An image file (format version 1, docs/image_format.md) is, in this order:
+An image file (format version 2, docs/image_format.md) is, in this order:
 
 =========  ==================  ===========================================================
 offset     size (bytes)        content
@@ -22,6 +22,12 @@ for images written by :func:`save_program`, ``program``: the host-side fields of
 Not stored: the fields that :func:`~neurocore.sw.convert.from_model` fills in
 (``normalized_model``, ``fold_report``, ``lambdas``) and ``integers`` (per-layer integer
 matrices, which the memories hold); a loaded program has their defaults.
+
+Version 2 came with conv descriptors (docs/spec.md §3.5): the geometry has the fields
+``n_conv``, ``conv_channel_bits`` and ``conv_side_bits``, and a geometry with ``n_conv > 0``
+has a ``conv`` memory and wider ``synapse_map`` words.  Version 1 images (written before) are
+still read: their geometry lacks those three fields and is read with ``n_conv = 0``, whose
+memories and words are exactly version 1's.
 
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
@@ -49,13 +55,19 @@ from .compiler import QuartzProgram
 from .program_fields import ProgramFieldError, decode_program
 
 __all__ = ["ImageFormatError", "save_config", "load_config", "save_program", "load_program",
-           "program_metadata", "write_hex", "read_hex", "MAGIC", "FORMAT_VERSION",
+           "program_metadata", "write_hex", "read_hex", "MAGIC", "FORMAT_VERSION", "READ_VERSIONS",
            "UNSTORED_PROGRAM_ATTRIBUTES", "UNSTORED_PROGRAM_FIELDS"]
 
 #: First 8 bytes of every image file.
 MAGIC = b"NCIMAGE\x00"
-#: The image format version this build writes and the only one it reads.
-FORMAT_VERSION = 1
+#: The image format version this build writes.
+FORMAT_VERSION = 2
+#: The format versions this build reads (:data:`V1_GEOMETRY_DEFAULTS`).
+READ_VERSIONS = (1, 2)
+#: Geometry fields that a version-1 image does not have (it predates conv descriptors, spec
+#: §3.5), and the values it is read with: no conv memory, version 1's memories and words.
+V1_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
+                        if f.name in ("n_conv", "conv_channel_bits", "conv_side_bits")}
 #: Fixed header: magic, format version (uint32 LE), metadata length in bytes (uint32 LE).
 HEADER = struct.Struct("<8sII")
 #: Storage type of one memory word in the payload.
@@ -115,8 +127,10 @@ def _jsonable(value, what: str):
     raise TypeError(f"{what} is a {type(value).__name__}, which an image cannot store")
 
 
-def _geometry_from_metadata(where, raw) -> CoreGeometry:
+def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGeometry:
     names = [f.name for f in dataclasses.fields(CoreGeometry)]
+    if version == 1 and isinstance(raw, dict) and not set(V1_GEOMETRY_DEFAULTS) & set(raw):
+        raw = {**raw, **V1_GEOMETRY_DEFAULTS}      # a geometry from before conv descriptors
     if not isinstance(raw, dict) or sorted(raw) != sorted(names):
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise _fail(where, f"metadata geometry {keys!r} does not have exactly the fields "
@@ -276,8 +290,9 @@ def _checksum_ok(head: bytes, f, stored_at: int) -> tuple[bool, bytes, bytes]:
     return stored == h.digest(), stored, h.digest()
 
 
-def _read_header(where, f, size: int) -> tuple[bytes, int]:
-    """Read and check the fixed header and the metadata (bounded); return (bytes read, M)."""
+def _read_header(where, f, size: int) -> tuple[bytes, int, int]:
+    """Read and check the fixed header and the metadata (bounded); return (bytes read, M,
+    format version)."""
     head = f.read(HEADER.size)
     if len(head) < HEADER.size:
         raise _fail(where, f"truncated: the file has {size} bytes, expected at least "
@@ -285,9 +300,9 @@ def _read_header(where, f, size: int) -> tuple[bytes, int]:
     magic, version, meta_len = HEADER.unpack(head)
     if magic != MAGIC:
         raise _fail(where, f"not a neurocore image: magic {magic!r}, expected {MAGIC!r}")
-    if version != FORMAT_VERSION:
-        raise _fail(where, f"format version {version}; this build reads version "
-                           f"{FORMAT_VERSION}")
+    if version not in READ_VERSIONS:
+        raise _fail(where, f"format version {version}; this build reads versions "
+                           f"{', '.join(map(str, READ_VERSIONS))}")
     if meta_len > MAX_METADATA_BYTES:
         raise _fail(where, f"metadata length {meta_len} bytes exceeds the limit of "
                            f"{MAX_METADATA_BYTES}")
@@ -296,7 +311,7 @@ def _read_header(where, f, size: int) -> tuple[bytes, int]:
         raise _fail(where, f"truncated: the file has {size} bytes, expected at least "
                            f"{meta_end + CHECKSUM_BYTES} (header, {meta_len} bytes of "
                            f"metadata, checksum)")
-    return head + f.read(meta_len), meta_len
+    return head + f.read(meta_len), meta_len, version
 
 
 def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
@@ -308,7 +323,7 @@ def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
     where = str(path)
     with _open_image(where, path) as f:
         size = os.fstat(f.fileno()).st_size
-        head, meta_len = _read_header(where, f, size)
+        head, meta_len, version = _read_header(where, f, size)
         meta_end = HEADER.size + meta_len
         ok, stored, computed = _checksum_ok(head, f, size - CHECKSUM_BYTES)
         if not ok:
@@ -320,7 +335,7 @@ def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
         f.seek(meta_end)
         payload = f.read(size - meta_end - CHECKSUM_BYTES)
     meta = _parse_metadata(where, head[HEADER.size:meta_end])
-    geometry = _geometry_from_metadata(where, meta["geometry"])
+    geometry = _geometry_from_metadata(where, meta["geometry"], version)
     layout = _payload_layout(where, meta["memories"], geometry)
     expected_size = meta_end + sum(m.depth for m, _ in layout) * WORD_DTYPE.itemsize \
         + CHECKSUM_BYTES

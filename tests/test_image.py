@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 
 from neurocore.golden.network import CONFIG_MEMORIES, config_memory_names
-from neurocore.golden.random_networks import random_network
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.random_networks import random_conv_network, random_network
+from neurocore.spec.geometry import CoreGeometry
 from neurocore.spec.words import memories, pack
 from neurocore.sw.compiler import LayerReport
 from neurocore.sw.image import (
-    UNSTORED_PROGRAM_ATTRIBUTES, UNSTORED_PROGRAM_FIELDS, ImageFormatError, load_config,
+    FORMAT_VERSION, UNSTORED_PROGRAM_ATTRIBUTES, UNSTORED_PROGRAM_FIELDS, V1_GEOMETRY_DEFAULTS,
+    ImageFormatError, load_config,
     load_program, read_hex, save_config, save_program, write_hex,
 )
 
@@ -71,7 +74,7 @@ def test_config_round_trip(tmp_path, config):
 def test_file_layout_matches_the_documented_byte_table(image, config):
     _, data = image
     magic, version, meta, payload, digest = split(data)
-    assert (magic, version) == (DOC_MAGIC, 1)
+    assert (magic, version) == (DOC_MAGIC, 2)
     assert digest == hashlib.sha256(data[:-DOC_DIGEST_BYTES]).digest()
     assert meta["geometry"] == dataclasses.asdict(config.geometry)
     assert "program" not in meta
@@ -145,6 +148,70 @@ def test_load_program_rejects_a_plain_config_image(image):
     assert str(path) in str(err.value)
 
 
+def test_conv_config_round_trip(tmp_path, seed):
+    """A config with conv descriptors (spec §3.5): the conv memory and the synapse map's conv
+    fields come back word for word (image and hex files), and the loaded config runs alike."""
+    net = random_conv_network(seed, "small", steps=12)
+    config = net.config
+    assert config.summary()["conv_descriptors_used"] >= 2
+    path = save_config(tmp_path / "conv.ncimg", config)
+    _, version, meta, _, _ = split(path.read_bytes())
+    assert version == FORMAT_VERSION == 2
+    entries = {m["name"]: m for m in meta["memories"]}
+    mems = memories(config.geometry)
+    assert entries["conv"]["depth"] == config.geometry.n_conv
+    assert entries["conv"]["word_bits"] == mems["conv"].layout.size
+    assert entries["synapse_map"]["word_bits"] == mems["synapse_map"].layout.size
+    assert meta["geometry"]["n_conv"] == config.geometry.n_conv
+    for loaded in (load_config(path),
+                   read_hex(tmp_path, config.geometry) if write_hex(tmp_path, config) else None):
+        assert_same_config(config, loaded)
+        for name, words in config.to_words().items():
+            np.testing.assert_array_equal(loaded.to_words()[name], words, err_msg=name)
+        a = GoldenCore(config).run(net.inputs, record=("u",))
+        b = GoldenCore(loaded).run(net.inputs, record=("u",))
+        np.testing.assert_array_equal(a.u, b.u)
+
+
+def _as_version_1(data: bytes, drop_conv_fields: bool) -> bytes:
+    _, _, meta, payload, _ = split(data)
+    if drop_conv_fields:
+        for k in V1_GEOMETRY_DEFAULTS:
+            del meta["geometry"][k]
+    return reseal(json.dumps(meta).encode(), payload, version=1)
+
+
+def test_version_1_images_are_still_read(tmp_path, seed):
+    """A version-1 image (before conv descriptors: no conv geometry fields) is read with
+    n_conv = 0; its memories and words are exactly what version 1 wrote."""
+    g = random_network(seed, "small").config.geometry.replace(n_conv=0)
+    config = random_network(seed, g).config
+    path = save_config(tmp_path / "v2.ncimg", config)
+    old = tmp_path / "v1.ncimg"
+    old.write_bytes(_as_version_1(path.read_bytes(), drop_conv_fields=True))
+    _, _, meta, _, _ = split(old.read_bytes())
+    assert "n_conv" not in meta["geometry"]
+    assert [m["name"] for m in meta["memories"]] == list(CONFIG_MEMORIES[:-1])   # no conv
+    loaded = load_config(old)
+    assert loaded.geometry == g and loaded.geometry.n_conv == 0
+    assert_same_config(config, loaded)
+    # a version-1 file that already has the conv fields (written between the two) reads too
+    old.write_bytes(_as_version_1(path.read_bytes(), drop_conv_fields=False))
+    assert_same_config(config, load_config(old))
+
+
+def test_conv_fields_missing_from_a_version_2_image(tmp_path, seed):
+    g = CoreGeometry.preset("small").replace(n_conv=0)
+    path = save_config(tmp_path / "v2.ncimg", random_network(seed, g).config)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    del meta["geometry"]["n_conv"]
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
+             "does not have exactly the fields")
+    # version 1 without some (not all) of the conv fields is rejected too
+    rejected(path, reseal(json.dumps(meta).encode(), payload, version=1), "metadata geometry",
+             "does not have exactly the fields")
+
+
 # ---- rejections ----------------------------------------------------------------------
 def test_image_format_error_is_a_value_error():
     assert issubclass(ImageFormatError, ValueError)
@@ -160,7 +227,7 @@ def test_unsupported_version(image):
     path, data = image
     bad = bytearray(data)
     struct.pack_into("<I", bad, 8, 7)
-    rejected(path, bytes(bad), "format version 7; this build reads version 1")
+    rejected(path, bytes(bad), "format version 7; this build reads versions 1, 2")
 
 
 @pytest.mark.parametrize("where", ["empty", "in magic", "in header", "in metadata",
