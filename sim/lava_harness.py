@@ -53,7 +53,8 @@ def lava_du(du: int, du_offset: int) -> int:
 @dataclass(frozen=True)
 class MergedConfig:
     """Several configs side by side (:func:`merge_configs`): network ``i`` owns compartments
-    ``cx[i]:cx[i] + n_cx[i]``, axons ``axons[i]:…`` and outputs ``outputs[i]:…`` of ``config``."""
+    ``cx[i]:cx[i] + n_cx[i]``, axons ``axons[i]:…`` and outputs ``outputs[i]:…`` of
+    ``config``."""
 
     config: CoreConfig
     cx: tuple[int, ...]

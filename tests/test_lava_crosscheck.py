@@ -19,7 +19,7 @@ from neurocore.golden.core import GoldenCore
 from neurocore.golden.network import NetworkBuilder
 from neurocore.golden.conv import conv_connections
 from neurocore.golden.core import RunResult
-from neurocore.golden.random_networks import random_conv_network, random_network
+from neurocore.golden.random_networks import max_synaptic_sum, random_conv_network, random_network
 from neurocore.sim.lava_harness import lava_du, merge_configs, run_lava
 from neurocore.spec.geometry import CoreGeometry
 
@@ -86,6 +86,53 @@ def test_random_conv_networks_match_lava(chunk):
         if msg is not None:
             bad.append(msg)
     assert not bad, "\n".join(bad)
+
+
+def _conv_edge_network(seed):
+    """Conv descriptors at the field limits (small preset): a 15×15 kernel with stride 8 and
+    padding 7, a routed depthwise descriptor, a 20-piece broadcast, a 1×1 kernel with stride 4
+    and exponent 7, a (2, 15) kernel with padding 7; weights ±255, every delay; u wraps."""
+    g = CoreGeometry.preset("small")
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder(g)
+    D = g.n_delay_slots
+    leaky = b.add_profile(du=1024, dv=256, vth=400)
+    integ = b.add_profile(du=0, du_offset=0, dv=0, vth=3000)
+    limits = lambda shape: rng.choice([-255, 255], size=shape)          # noqa: E731
+    delays = lambda shape: rng.integers(0, D, size=shape)               # noqa: E731
+    # 15×15 kernel, stride 8, padding 7 on a (2, 15, 15) map → (3, 2, 2)
+    a0 = np.arange(450).reshape(2, 15, 15)
+    g0 = b.add_compartments(12, profile=leaky).reshape(3, 2, 2)
+    b.add_conv(a0, g0, limits((3, 2, 15, 15)), stride=8, padding=7, delay=delays((3, 2, 15, 15)))
+    # g0's spikes come back on axons 450..461 → depthwise 3×3, stride 2, padding 1 → (3, 1, 1)
+    a1 = np.arange(450, 462).reshape(3, 2, 2)
+    b.route_to_axon(g0.reshape(-1), a1.reshape(-1))
+    g1 = b.add_compartments(3, profile=integ).reshape(3, 1, 1)
+    b.add_conv(a1, g1, limits((3, 1, 3, 3)), stride=2, padding=1, depthwise=True,
+               weight_exp=5, delay=delays((3, 1, 3, 3)))
+    # broadcast of 20 pieces per channel (two kernel rows) onto g0
+    b.add_broadcast(462, g0, limits((3, 20)), weight_exp=2, delay=delays((3, 20)))
+    # 1×1 kernel, stride 4, exponent 7 on (1, 6, 6) → (2, 2, 2)
+    a3 = np.arange(463, 499).reshape(1, 6, 6)
+    g3 = b.add_compartments(8, profile=leaky).reshape(2, 2, 2)
+    b.add_conv(a3, g3, limits((2, 1, 1, 1)), stride=4, weight_exp=7, delay=delays((2, 1, 1, 1)))
+    # a (2, 15) kernel with padding 7 on a (1, 2, 3) map → (1, 15, 3)
+    a4 = np.arange(499, 505).reshape(1, 2, 3)
+    g4 = b.add_compartments(45, profile=integ).reshape(1, 15, 3)
+    b.add_conv(a4, g4, limits((1, 1, 2, 15)), padding=7, weight_exp=3, delay=delays((1, 1, 2, 15)))
+    b.route_to_output(np.concatenate([g1.reshape(-1), g4.reshape(-1)]), np.arange(48))
+    config = b.build()
+    x = np.zeros((1, 40, g.n_axons), dtype=bool)
+    x[0, :, :450] = rng.random((40, 450)) < 0.15
+    x[0, :, 462] = rng.random(40) < 0.3
+    x[0, :, 463:505] = rng.random((40, 42)) < 0.3
+    return config, x
+
+def test_conv_field_limits_match_lava(seed):
+    config, x = _conv_edge_network(seed)
+    assert max_synaptic_sum(config) < 1 << (config.geometry.acc_bits - 1)
+    golden = _check(config, x, seed=seed, label="golden vs Lava (conv field limits)")
+    assert golden.spikes.sum() > 100
 
 
 def test_random_conv_networks_are_not_trivial():
