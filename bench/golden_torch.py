@@ -47,7 +47,8 @@ def measure(threads: int, batch: int = BATCH) -> dict:
 
     data = load_digits_split()
     model = load_or_train("digits_cnn", data=data)
-    # dense: the torch backend runs dense synapse lists only (no conv descriptors)
+    # dense synapse lists: the figures are for the dense mapping (the torch backend runs conv
+    # descriptors too, tests/test_golden_torch.py)
     program = from_model(model, T_MAX, data.x_train, dense=True)
     x = data.x_test.repeat((batch + len(data.x_test) - 1) // len(data.x_test), 1, 1, 1)[:batch]
     raster = program.encode(x)

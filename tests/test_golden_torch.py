@@ -1,7 +1,8 @@
 """The torch backend of the golden model equals the NumPy backend bit for bit (u, v, spikes).
 
 Random networks come from ``golden.random_networks`` (seeded from ``NEUROCORE_SEED``); the
-digits CNN is the converted T = 16 program on a slice of the test split.
+digits CNN is the converted T = 16 program on a slice of the test split, once with dense
+synapse lists and once with conv descriptors.
 """
 
 import numpy as np
@@ -57,6 +58,16 @@ def test_torch_backend_equals_numpy_on_digits_cnn(digits_program_t16, digits):
     assert program.decode(ref.outputs)["predicted"].tolist() \
         == program.decode(GoldenCore(program.config, backend="torch").run(raster).outputs
                           )["predicted"].tolist()
+
+
+def test_torch_backend_equals_numpy_on_conv_digits_cnn(digits_cnn, digits):
+    """The digits CNN mapped to conv descriptors (the compiler's default mapping)."""
+    from neurocore.sw.convert import from_model
+    program = from_model(digits_cnn, 16, digits.x_train)
+    assert program.config.summary()["conv_descriptors_used"] > 0
+    raster = program.encode(digits.x_test[:24])
+    ref = _assert_same(program.config, raster, "digits CNN (conv descriptors), T=16")
+    assert ref.spikes.any()
 
 
 def test_torch_backend_single_sample_and_input_checks(digits_program_t16, digits):
