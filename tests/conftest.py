@@ -156,7 +156,7 @@ def digits_cnn(digits, model_cache):
 @pytest.fixture(scope="session")
 def digits_program_t16(digits_cnn, digits):
     from neurocore.sw.convert import from_model
-    # dense synapse lists (the mapping these cross-checks were written for):
-    # tests/test_compiler_conv.py checks the conv mapping gives the same spikes, and
-    # tests/test_golden_torch.py runs it on the torch backend
-    return from_model(digits_cnn, 16, digits.x_train, dense=True), digits_cnn
+    # the default mapping: convolutions as conv descriptors (spec §3.5), which the Lava
+    # cross-check runs as Dense processes; tests/test_compiler_conv.py checks that the dense
+    # mapping (dense=True) gives the same spikes
+    return from_model(digits_cnn, 16, digits.x_train), digits_cnn
