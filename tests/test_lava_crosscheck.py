@@ -1,11 +1,10 @@
 """Golden model vs Lava's bit-accurate LIF/Dense/DelayDense: spikes, u and v at every step.
 
-``NEUROCORE_LAVA_NETWORKS`` (default 200) random networks of up to 256 compartments are drawn
-from seeds ``NEUROCORE_SEED + i``; each failure names the seed that reproduces it.
-
+``NEUROCORE_LAVA_NETWORKS`` (default 200) random networks of up to 256 compartments and
 ``NEUROCORE_LAVA_CONV_NETWORKS`` (default 100) random conv networks (spec §3.5,
-:func:`random_conv_network`, seeds ``NEUROCORE_SEED + i``) run ``CONV_PER_RUN`` at a time in
-one Lava run (:func:`merge_configs`): a Lava run costs seconds of start-up whatever its size.
+:func:`random_conv_network`) are drawn from seeds ``NEUROCORE_SEED + i``; each failure names
+the seed that reproduces it.  They run ``PER_RUN`` at a time, side by side in one Lava run
+(:func:`merge_configs`): a Lava run costs seconds of start-up whatever its size.
 """
 
 import os
@@ -25,7 +24,6 @@ from neurocore.spec.geometry import CoreGeometry
 
 N_NETWORKS = int(os.environ.get("NEUROCORE_LAVA_NETWORKS", "200"))
 N_CONV_NETWORKS = int(os.environ.get("NEUROCORE_LAVA_CONV_NETWORKS", "100"))
-CONV_PER_RUN = 10
 STEPS = 24
 
 pytestmark = pytest.mark.lava
@@ -42,11 +40,22 @@ def _check(config, inputs, seed, label="golden vs Lava"):
     return golden
 
 
-@pytest.mark.parametrize("index", range(N_NETWORKS))
-def test_random_network_matches_lava(index):
-    seed = base_seed() + index
-    net = random_network(seed, "small", steps=STEPS)
-    _check(net.config, net.inputs, seed)
+#: Random networks per Lava run (side by side, :func:`merge_configs`).
+PER_RUN = 10
+
+
+def _chunk_seeds(chunk: int, total: int) -> list[int]:
+    first = chunk * PER_RUN
+    return [base_seed() + i for i in range(first, min(first + PER_RUN, total))]
+
+
+@pytest.mark.parametrize("chunk", range(-(-N_NETWORKS // PER_RUN)))
+def test_random_networks_match_lava(chunk):
+    """Random networks (every field of the core), PER_RUN side by side in one Lava run."""
+    seeds = _chunk_seeds(chunk, N_NETWORKS)
+    print(f"random networks, seeds {seeds}")
+    _check_side_by_side([random_network(s, "small", steps=STEPS) for s in seeds],
+                        "golden vs Lava")
 
 
 def _first(result: RunResult, n: int) -> RunResult:
@@ -55,16 +64,19 @@ def _first(result: RunResult, n: int) -> RunResult:
                      u=result.u[..., :n], v=result.v[..., :n])
 
 
-@pytest.mark.parametrize("chunk", range(-(-N_CONV_NETWORKS // CONV_PER_RUN)))
+@pytest.mark.parametrize("chunk", range(-(-N_CONV_NETWORKS // PER_RUN)))
 def test_random_conv_networks_match_lava(chunk):
-    """Conv networks, CONV_PER_RUN side by side in one Lava run: every network's golden run
-    (descriptors executed directly) equals its part of the merged golden run and of the
-    merged Lava run (descriptors expanded to Dense in the harness), per step, in u, v,
-    spikes and outputs."""
-    first = chunk * CONV_PER_RUN
-    seeds = [base_seed() + i for i in range(first, min(first + CONV_PER_RUN, N_CONV_NETWORKS))]
+    """Conv networks, PER_RUN side by side in one Lava run (descriptors expanded to Dense in
+    the harness)."""
+    seeds = _chunk_seeds(chunk, N_CONV_NETWORKS)
     print(f"conv networks, seeds {seeds}")
-    nets = [random_conv_network(s, "small", steps=STEPS) for s in seeds]
+    _check_side_by_side([random_conv_network(s, "small", steps=STEPS) for s in seeds],
+                        "golden vs Lava (conv)")
+
+
+def _check_side_by_side(nets, label):
+    """Every network's golden run equals its part of the merged golden run and of the merged
+    Lava run, per step, in u, v, spikes and outputs."""
     merged = merge_configs([n.config for n in nets])
     x = merged.raster([n.inputs for n in nets])
     golden_merged = GoldenCore(merged.config).run(x, record=("u", "v"))
@@ -81,7 +93,7 @@ def test_random_conv_networks_match_lava(chunk):
         assert msg is None, msg
         msg = first_mismatch(ref, merged.split(lava, i), seed=net.seed, actual_name="lava")
         B, T, _ = ref.u.shape
-        record_crosscheck("golden vs Lava (conv)", networks=1, samples=B, steps=B * T,
+        record_crosscheck(label, networks=1, samples=B, steps=B * T,
                           compartment_steps=B * T * n, mismatches=int(msg is not None))
         if msg is not None:
             bad.append(msg)
