@@ -198,8 +198,10 @@ class HostBridge(wiring.Component):
         wb_of = word_bytes(g)
         names = list(MEMORY_INDEX)
         sel_bits = bits_for(len(names))
+        # a select of a memory this geometry lacks (conv with n_conv = 0): depth 0, out of range
+        wb_of = {n: wb_of.get(n, 1) for n in names}
         WB = Array([Const(wb_of[n], 4) for n in names])
-        DEPTH = Array([Const(targets[n][0], 25) for n in names])
+        DEPTH = Array([Const(targets.get(n, (0, 8))[0], 25) for n in names])
         MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
         max_ev = max_events(mp)
 

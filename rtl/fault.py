@@ -22,6 +22,7 @@ name           where      what
 ``fwd_hit``    lane       select of the forwarded accumulator value (``stuck=0``: no forwarding)
 ``counter_inc`` core      the ``sops`` counter's per-cycle increment
 ``skip_need``  core       the idle-skip scanner's "group needs an update" vector
+``conv_target`` core      the conv generator's target of a chunk (bit 0: off by one)
 =============  =========  =============================================================
 
 ``lane`` picks the synapse lane (``acc_new``, ``fwd_hit``) or update lane (datapath signals)
@@ -37,7 +38,7 @@ from amaranth.hdl import Const, Module, Signal, Value
 __all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
-CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need")
+CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need", "conv_target")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
 
 
