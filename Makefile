@@ -62,6 +62,10 @@ bench: install  ## golden vs Lava throughput, golden torch vs NumPy backend (ben
 	$(BIN)/python -m neurocore.bench.golden_vs_lava --update-docs
 	$(BIN)/python -m neurocore.bench.golden_torch --update-docs
 
+.PHONY: bench-conv
+bench-conv: install  ## paper ConvNet synapse-side words and BRAMs, dense vs conv descriptors (docs/performance.md)
+	$(BIN)/python -m neurocore.bench.conv_words --update-docs
+
 .PHONY: bench-rtl
 bench-rtl: install  ## RTL throughput on the digits CNN in Verilator (SOP/cycle, cycles/inference, cycles/s)
 	$(BIN)/python -m neurocore.bench.rtl_perf --update-docs

@@ -47,7 +47,8 @@ def measure(threads: int, batch: int = BATCH) -> dict:
 
     data = load_digits_split()
     model = load_or_train("digits_cnn", data=data)
-    program = from_model(model, T_MAX, data.x_train)
+    # dense: the torch backend runs dense synapse lists only (no conv descriptors)
+    program = from_model(model, T_MAX, data.x_train, dense=True)
     x = data.x_test.repeat((batch + len(data.x_test) - 1) // len(data.x_test), 1, 1, 1)[:batch]
     raster = program.encode(x)
     previous = torch.get_num_threads()

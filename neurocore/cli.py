@@ -19,15 +19,15 @@ DEFAULT_OUT = Path("build") / "demo"
 
 
 def _data_and_model(args):
-    from .sw.datasets import load_digits_split, load_mnist_idx
-    from .sw.models import load_or_train
+    from .sw.datasets import load_mnist_idx
+    from .sw.models import default_data, load_or_train
 
     if args.mnist:
         data = load_mnist_idx(args.mnist)
         name = "mnist_convnet"
     else:
-        data = load_digits_split()
         name = args.model
+        data = default_data(name)
     return data, name, load_or_train(name, args.cache, data=data)
 
 
@@ -63,7 +63,7 @@ def _convert(args) -> int:
 
     data, name, model = _data_and_model(args)
     program = from_model(model, args.t_max, data.x_train, percentile=args.percentile,
-                         geometry=args.geometry)
+                         geometry=args.geometry, dense=args.dense)
     print(program.fit_report())
     save_program(args.out, program)
     print(f"wrote {args.out}")
@@ -137,8 +137,12 @@ def _check_arguments(args) -> None:
 
 
 def _common(p, t_default):
-    p.add_argument("--model", default="digits_cnn", choices=["digits_cnn", "digits_mlp"],
-                   help="named digits model (default digits_cnn)")
+    from .sw.models import BUNDLED_DATA, MODELS
+
+    bundled = [name for name, (_, _, dataset) in MODELS.items() if dataset in BUNDLED_DATA]
+    p.add_argument("--model", default="digits_cnn", choices=bundled,
+                   help="named model on data that ship with neurocore (default digits_cnn; "
+                   "mnist_convnet_digits: the MNIST ConvNet on the digits at 28x28)")
     p.add_argument("--mnist", metavar="DIR", help="use MNIST IDX files in DIR and mnist_convnet")
     p.add_argument("--cache", metavar="DIR", help="checkpoint cache (default $NEUROCORE_CACHE "
                    "or ~/.cache/neurocore)")
@@ -167,6 +171,9 @@ def main(argv=None) -> int:
     _common(p, None)
     p.add_argument("--t-max", type=int, default=16)
     p.add_argument("--geometry", default=None, help="geometry preset (default: fitted)")
+    p.add_argument("--dense", action="store_true",
+                   help="map convolutions as dense synapse lists, not conv descriptors (needed "
+                        "for a geometry without conv memory)")
     p.add_argument("--out", required=True, help="image file to write (.ncimg)")
     p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
     p.set_defaults(func=_convert)

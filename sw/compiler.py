@@ -29,14 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..golden.network import CoreConfig, NetworkBuilder
+from ..golden.network import ConfigError, CoreConfig, NetworkBuilder
 from ..golden.quartz import INPUT_MAX, INPUT_MIN, TimeGrid, encode
 from ..spec.geometry import CoreGeometry
-from ..spec.words import SignMode
-from .layers import MaxPoolStage, WeightStage, stages_of
+from ..spec.words import CONV_KERNEL_BITS, CONV_PAD_BITS, SignMode
+from .layers import MaxPoolStage, WeightStage
 
 __all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude", "round_up_to_piece",
-           "integer_closed_form", "MappingError", "choose_scale", "host_clock_steps"]
+           "integer_closed_form", "MappingError", "choose_scale", "host_clock_steps",
+           "check_conv_stage"]
 
 
 class MappingError(ValueError):
@@ -125,6 +126,10 @@ class LayerReport:
     rect_synapses: int = 0
     inhibit_synapses: int = 0
     window_start: int = 0
+    #: Conv descriptors the stage uses and the synapse words of their kernels (spec §3.5);
+    #: ``synapses`` counts the stage's dense synapse-list words.
+    descriptors: int = 0
+    kernel_words: int = 0
 
 
 @dataclass
@@ -147,8 +152,19 @@ def _limits(g: CoreGeometry) -> tuple[int, int]:
     return (g.state_max >> g.act_shift) - 1, ((g.state_max - 1) >> g.act_shift) - 1
 
 
-def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeometry):
-    """Integer weights and per-neuron synapse totals for scale ``S``; None if out of range."""
+def _channel_max(values: np.ndarray, channels: int) -> np.ndarray:
+    """Each neuron's value replaced by the largest of its output channel (C, H·W order)."""
+    per = values.reshape(channels, -1).max(axis=1)
+    return np.repeat(per, values.size // channels)
+
+
+def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeometry,
+                    shared: bool = False):
+    """Integer weights and per-neuron synapse totals for scale ``S``; None if out of range.
+
+    ``shared``: the rectifier is one amount per output channel (a broadcast descriptor), the
+    largest any neuron of the channel needs.
+    """
     u_lim, v_lim = _limits(g)
     W = np.rint(stage.weight * S).astype(np.int64)
     B = np.rint(stage.bias * S).astype(np.int64)
@@ -172,6 +188,8 @@ def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeo
             return None
     else:
         rect = np.zeros_like(B)
+    if shared:
+        rect = _channel_max(rect, stage.conv.out_shape[0])
     # Rectifier and self-inhibition need only lower bounds: round them up to one synapse each.
     rect = np.array([round_up_to_piece(r, g) for r in rect], dtype=np.int64)
     inhib = np.array([round_up_to_piece(v, g) for v in pos + rect + 1], dtype=np.int64)
@@ -182,7 +200,8 @@ def _layer_integers(stage: WeightStage, S: int, x_max: float, T: int, g: CoreGeo
     return W, B, C, rect, inhib, vth
 
 
-def choose_scale(stage: WeightStage, x_max: float, T: int, g: CoreGeometry) -> int:
+def choose_scale(stage: WeightStage, x_max: float, T: int, g: CoreGeometry,
+                 shared: bool = False) -> int:
     """Return the largest even scale ``S`` whose weights fit 8 bits and whose state stays in range.
 
     Raises :class:`MappingError` if even ``S = 2`` does not fit.
@@ -195,12 +214,12 @@ def choose_scale(stage: WeightStage, x_max: float, T: int, g: CoreGeometry) -> i
         raise MappingError(f"{stage.name}: weight {max_w:.4g} does not fit {g.weight_bits} bits "
                            f"at any scale (normalise the model first)")
     lo, hi = 2, s_hi
-    if _layer_integers(stage, lo, x_max, T, g) is None:
+    if _layer_integers(stage, lo, x_max, T, g, shared) is None:
         raise MappingError(f"{stage.name}: even scale S=2 overflows the 24-bit state at T={T}; "
                            "the layer's fan-in or T is too large for one core")
     while lo < hi:  # largest even S in [lo, hi] that fits
         mid = (lo + hi + 2) // 4 * 2
-        if _layer_integers(stage, mid, x_max, T, g) is not None:
+        if _layer_integers(stage, mid, x_max, T, g, shared) is not None:
             lo = mid
         else:
             hi = mid - 2
@@ -246,6 +265,12 @@ class QuartzProgram:
     #: Integer mapping of each weight stage: ``{name: {"W", "B", "C", "S"}}`` (not saved in
     #: images; the memories hold the same numbers).
     integers: dict = field(default_factory=dict)
+    #: Set by :func:`~neurocore.sw.convert.from_model` (not saved in images): the folded and
+    #: normalised torch model the stages were read from, the BatchNorm fold report (None when
+    #: the model came normalised) and the per-layer normalisation factors.
+    normalized_model: object = None
+    fold_report: object = None
+    lambdas: list = field(default_factory=list)
 
     # ---- host side ---------------------------------------------------------------
     def encode(self, images) -> np.ndarray:
@@ -287,13 +312,19 @@ class QuartzProgram:
                 "last_first_spike": decision}
 
     def fit_report(self) -> str:
-        """Return a text table: memory use against capacity, and each layer's mapping."""
+        """Return a text table: memory use against capacity, each layer's mapping, and the
+        synapse side per layer and in total — compartments, conv descriptors, kernel words,
+        dense synapse words, and their bits and block RAMs per board preset
+        (:mod:`neurocore.sw.fit`)."""
+        from .fit import BOARDS, memory_rows
         g = self.config.geometry
         s = self.config.summary()
         rows = [
             f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference",
             f"  compartments {s['compartments_used']:>8} / {g.n_compartments}",
-            f"  synapses     {s['synapses_used']:>8} / {g.n_synapses}",
+            f"  synapses     {s['synapses_used'] + s['kernel_words_used']:>8} / {g.n_synapses}"
+            f"  ({s['synapses_used']} dense, {s['kernel_words_used']} kernel words)",
+            f"  descriptors  {s['conv_descriptors_used']:>8} / {g.n_conv}",
             f"  axons        {s['axons_used']:>8} / {g.n_axons}",
             f"  routes       {s['routes_used']:>8} / {g.n_routes}",
             f"  profiles     {len(set(self.config.mem['compartments']['profile'].tolist())):>8}"
@@ -305,6 +336,14 @@ class QuartzProgram:
             rows.append(f"  {r.name:<29} {r.neurons:>7} {r.scale:>8} {r.vth:>6} "
                         f"{r.max_abs_weight:>7.3f} {r.weights:>8} {r.weights_zeroed:>7} "
                         f"{r.weights_clipped:>8} {r.synapses:>9} {r.window_start:>7}")
+        boards = list(BOARDS)
+        rows.append("  synapse side                  compartments  descr  kernel w  dense w   "
+                    "words" + "".join(f"  {b + ' bits':>15} {BOARDS[b][0]:>5}" for b in boards))
+        for m in memory_rows(self.layers, s):
+            rows.append(f"  {m['name']:<29} {m['compartments']:>12} {m['descriptors']:>6} "
+                        f"{m['kernel_words']:>9} {m['dense_words']:>8} {m['words']:>7}"
+                        + "".join(f"  {m[b + '_bits']:>15} {m[b + '_blocks']:>5}"
+                                  for b in boards))
         rows += [f"  note: {n}" for n in self.notes]
         return "\n".join(rows)
 
@@ -333,18 +372,119 @@ def _check_hidden_rectified(weight_stages: list) -> None:
 _PULSE = dict(du=4095, du_offset=1, dv=0, vth=0)
 
 
+def _pow2_stride(stride: tuple, what: str, where: str) -> int:
+    sy, sx = stride
+    if sy != sx or sy not in (1, 2, 4, 8):
+        raise MappingError(f"{where}: {what} stride {stride} is not one of 1, 2, 4, 8 on both "
+                           "axes (conv descriptor limit, spec §3.5); pass dense=True to map it "
+                           "as dense synapses")
+    return sy
+
+
+def _tiles(side: int, kernel: int, stride: int, pad: int, what: str, where: str) -> None:
+    if (side + 2 * pad - kernel) % stride:
+        raise MappingError(f"{where}: {what} {kernel} with stride {stride} and padding {pad} "
+                           f"does not tile an input side of {side} ({side + 2 * pad - kernel} "
+                           f"is not a multiple of {stride}); crop the input or pass dense=True")
+
+
+def check_conv_stage(st, g: CoreGeometry) -> None:
+    """Raise :class:`MappingError` naming the layer and the limit if stage ``st`` (a Conv2d
+    weight stage or a max-pool) cannot be one conv descriptor of a core of geometry ``g``."""
+    where = st.name
+    if isinstance(st, WeightStage):
+        cp = st.conv
+        if cp.folded:
+            raise MappingError(f"{where}: {cp.folded}, so its weights are no longer one shared "
+                               "kernel; pass dense=True to map it as dense synapses")
+        c_out, c_in, kh, kw = cp.kernel.shape
+        s = _pow2_stride(cp.stride, "Conv2d", where)
+        if cp.padding[0] != cp.padding[1] or cp.padding[0] >= 1 << CONV_PAD_BITS:
+            raise MappingError(f"{where}: padding {cp.padding} is not one value <= "
+                               f"{(1 << CONV_PAD_BITS) - 1} on both axes (conv descriptor limit); "
+                               "pass dense=True")
+        pad = cp.padding[0]
+        in_shape, out_shape, kernel = cp.in_shape, cp.out_shape, (kh, kw)
+    else:
+        c_out = c_in = st.in_shape[0]
+        s = _pow2_stride(st.stride, "MaxPool2d", where)
+        pad, in_shape, out_shape, kernel = 0, st.in_shape, st.out_shape, st.kernel
+    for side, k, axis in ((in_shape[1], kernel[0], "kernel height"),
+                          (in_shape[2], kernel[1], "kernel width")):
+        if k > (1 << CONV_KERNEL_BITS) - 1:
+            raise MappingError(f"{where}: {axis} {k} exceeds {(1 << CONV_KERNEL_BITS) - 1} "
+                               "(conv descriptor limit); pass dense=True")
+        _tiles(side, k, s, pad, axis, where)
+    c_bits, s_bits = g.conv_channel_bits, g.conv_side_bits
+    for what, value, bits in (("output channels", c_out, c_bits), ("input channels", c_in, c_bits),
+                              ("output height", out_shape[1], s_bits),
+                              ("output width", out_shape[2], s_bits),
+                              ("input height", in_shape[1], s_bits),
+                              ("input width", in_shape[2], s_bits)):
+        if value > (1 << bits) - 1:
+            raise MappingError(f"{where}: {what} {value} exceed {(1 << bits) - 1}, the "
+                               f"{bits}-bit conv field of geometry {g.name!r}; pass dense=True")
+
+
+def _shared_stages(stages: list, g: CoreGeometry, conv: bool) -> set:
+    """Names of the stages that become conv descriptors (Conv2d weight stages and max-pools).
+
+    With ``conv`` every Conv2d stage and max-pool must fit a descriptor (else
+    :class:`MappingError`); without it, none is shared (dense synapse lists, as before).
+    """
+    candidates = [st for st in stages if isinstance(st, MaxPoolStage)
+                  or (isinstance(st, WeightStage) and st.conv is not None)]
+    if not conv or not candidates:
+        return set()
+    if not g.n_conv:
+        raise MappingError(f"{candidates[0].name}: geometry {g.name!r} has no conv descriptors "
+                           "(n_conv=0), so this layer's kernel cannot be stored once; pass "
+                           "dense=True to map convolutions as dense synapse lists")
+    for st in candidates:
+        check_conv_stage(st, g)
+    return {st.name for st in candidates}
+
+
+def _pieces(amounts: np.ndarray, g: CoreGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel amounts as broadcast words: (weights, exponents) of shape (C, P), each row's
+    pieces summing exactly to its amount (zero words pad short rows)."""
+    rows = [split_amplitude(int(a), g) for a in amounts]
+    P = max((len(r) for r in rows), default=0)
+    w = np.zeros((len(rows), P), dtype=np.int64)
+    e = np.zeros((len(rows), P), dtype=np.int64)
+    for i, r in enumerate(rows):
+        for j, (wi, ei) in enumerate(r):
+            w[i, j], e[i, j] = wi, ei
+    return w, e
+
+
+def _descriptor(stage_name: str, add, *args, **kwargs) -> int:
+    """Add one conv descriptor; a builder error names the layer."""
+    try:
+        return add(*args, **kwargs)
+    except ConfigError as err:
+        raise MappingError(f"{stage_name}: {err}; pass dense=True to map it as dense synapses"
+                           ) from None
+
+
 def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreGeometry, *,
-                   input_max: float = 1.0, hidden_max: float = 2.0) -> QuartzProgram:
+                   input_max: float = 1.0, hidden_max: float = 2.0,
+                   conv: bool = True) -> QuartzProgram:
     """Lay out ``stages`` (see :mod:`neurocore.sw.layers`) on one core of ``geometry``.
 
     ``input_max`` bounds the network inputs and ``hidden_max`` the decoded hidden activations
-    when the scales are chosen (docs/quartz.md §2.3).
+    when the scales are chosen (docs/quartz.md §2.3).  With ``conv`` (the default) every
+    Conv2d stage stores its kernel once and every max-pool scatters through a depthwise
+    kernel of ones (conv descriptors, spec §3.5; docs/quartz.md §3.5); a stage that cannot
+    raises :class:`MappingError`.  ``conv=False`` writes every connection as dense synapse
+    lists.
     """
     T = int(t_max)
     grid = TimeGrid(T)
     g = geometry
     weight_stages = [s for s in stages if isinstance(s, WeightStage)]
     _check_hidden_rectified(weight_stages)
+    shared = _shared_stages(stages, g, conv)
     layers = [_Layer(s) for s in stages]
     n_in = int(np.prod(input_shape))
     # --- windows: W_0 so that the earliest host spike is sent at step >= 0
@@ -362,8 +502,9 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     for lay in layers:
         if not isinstance(lay.stage, WeightStage):
             continue
-        S = choose_scale(lay.stage, x_max, T, g)
-        W, B, C, rect, inhib, vth = _layer_integers(lay.stage, S, x_max, T, g)
+        sh = lay.stage.name in shared
+        S = choose_scale(lay.stage, x_max, T, g, sh)
+        W, B, C, rect, inhib, vth = _layer_integers(lay.stage, S, x_max, T, g, sh)
         lay.S, lay.vth, lay.W, lay.B, lay.C, lay.rect, lay.inhib = S, vth, W, B, C, rect, inhib
         x_max = hidden_max
     # --- axons: host inputs, three host clocks, then one axon per compartment
@@ -377,52 +518,91 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     def axon_of(cx) -> int:
         return n_host + int(cx)
 
+    def compartments(n: int, profile: int, where: str) -> np.ndarray:
+        try:
+            return b.add_compartments(n, profile=profile)
+        except ConfigError as err:
+            raise MappingError(f"{where}: {err} of geometry {g.name!r}") from None
+
     # compartments, stage by stage, with their clocks
     for li, lay in enumerate(layers):
         st = lay.stage
         if isinstance(st, WeightStage):
             prof = b.add_profile(du=0, du_offset=0, dv=0, vth=lay.vth)
-            lay.neurons = b.add_compartments(st.weight.shape[0], profile=prof)
+            lay.neurons = compartments(st.weight.shape[0], prof, st.name)
             if lay is layers[0] or not any(isinstance(x.stage, WeightStage) for x in layers[:li]):
                 lay.clocks = dict(host)                  # first layer: host clocks
             else:
                 lay.clocks = {
-                    "one": int(b.add_compartments(1, profile=p_pulse)[0]),
-                    "sync": int(b.add_compartments(1, profile=p_pulse)[0]),
+                    "one": int(compartments(1, p_pulse, st.name)[0]),
+                    "sync": int(compartments(1, p_pulse, st.name)[0]),
                 }
                 if st.rectify:
-                    lay.clocks["rect"] = int(b.add_compartments(1, profile=p_timer)[0])
+                    lay.clocks["rect"] = int(compartments(1, p_timer, st.name)[0])
         else:
-            lay.neurons = b.add_compartments(st.groups.shape[0], profile=p_pool)
+            lay.neurons = compartments(st.groups.shape[0], p_pool, st.name)
     first = next(lay for lay in layers if isinstance(lay.stage, WeightStage))
     # neurons of each stage's input
     prev_neurons = None
     prev_weight: _Layer | None = None
+    words: dict[str, int] = {}
     for lay in layers:
         st = lay.stage
         src_axons = (np.arange(n_in) if prev_neurons is None
                      else np.array([axon_of(c) for c in prev_neurons]))
+        n_desc, n_kernel = 0, 0
         if isinstance(st, WeightStage):
             syn = {"data": 0, "counter": 0, "bias": 0, "rect": 0, "inhib": 0}
-            for i, axon in enumerate(src_axons):
-                col = lay.W[:, i]
-                nz = np.flatnonzero(col)
-                if nz.size:
-                    b.connect(int(axon), lay.neurons[nz], col[nz])
-                    syn["data"] += nz.size
             clk = lay.clocks
             is_host = lay is first
             ax = {k: (v if is_host else axon_of(v)) for k, v in clk.items()}
+            sh = st.name in shared
+            if sh:
+                cp = st.conv
+                c_out = cp.out_shape[0]
+                kernel = np.rint(cp.kernel * lay.S).astype(np.int64)
+                outputs = lay.neurons.reshape(cp.out_shape)
+                _descriptor(st.name, b.add_conv, src_axons.reshape(cp.in_shape), outputs, kernel,
+                            stride=cp.stride[0], padding=cp.padding[0])
+                n_desc += 1
+                n_kernel += kernel.size
+                per = lay.neurons.size // c_out
+                B_ch = lay.B[::per]
+                C_ch = lay.S - kernel.sum(axis=(1, 2, 3)) - B_ch   # every tap inside the map
+                rect_ch = lay.rect[::per]
+                for key, amounts, src in (("bias", B_ch, "one"), ("counter", C_ch, "sync"),
+                                          ("rect", rect_ch, "rect")):
+                    w, e = _pieces(amounts, g)
+                    if w.size:
+                        _descriptor(st.name, b.add_broadcast, ax[src], outputs, w, weight_exp=e)
+                        n_desc += 1
+                        n_kernel += w.size
+                # border neurons miss taps: dense corrections from SYNC add up to their C
+                extra = lay.C - np.repeat(C_ch, per)
+                for j in np.flatnonzero(extra):
+                    for w, e in split_amplitude(int(extra[j]), g):
+                        b.connect(ax["sync"], int(lay.neurons[j]), w, weight_exp=e)
+                        syn["counter"] += 1
+            else:
+                for i, axon in enumerate(src_axons):
+                    col = lay.W[:, i]
+                    nz = np.flatnonzero(col)
+                    if nz.size:
+                        b.connect(int(axon), lay.neurons[nz], col[nz])
+                        syn["data"] += nz.size
             for j, cx in enumerate(lay.neurons):
-                for key, amount, src in (("bias", lay.B[j], "one"), ("counter", lay.C[j], "sync"),
-                                         ("rect", lay.rect[j], "rect")):
-                    for w, e in split_amplitude(int(amount), g):
-                        b.connect(ax[src], int(cx), w, weight_exp=e)
-                        syn[key] += 1
+                if not sh:
+                    for key, amount, src in (("bias", lay.B[j], "one"),
+                                             ("counter", lay.C[j], "sync"),
+                                             ("rect", lay.rect[j], "rect")):
+                        for w, e in split_amplitude(int(amount), g):
+                            b.connect(ax[src], int(cx), w, weight_exp=e)
+                            syn[key] += 1
                 b.route_to_axon(int(cx), axon_of(cx))
                 for w, e in split_amplitude(-int(lay.inhib[j]), g):
                     b.connect(axon_of(cx), int(cx), w, weight_exp=e)
                     syn["inhib"] += 1
+            n_clock = 0
             if not is_host:  # clock chain from the previous weight layer
                 delta = lay.window - prev_weight.window - T
                 if delta > g.max_delay:
@@ -432,40 +612,63 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                 pax = {k: (v if prev_weight is first else axon_of(v)) for k, v in pc.items()}
                 b.connect(pax["sync"], clk["one"], 1, delay=delta)
                 b.connect(pax["rect"], clk["sync"], 1, delay=delta)
+                n_clock += 2
                 for name in ("one", "sync"):
                     b.route_to_axon(clk[name], axon_of(clk[name]))
                 if "rect" in clk:
                     b.connect(axon_of(clk["sync"]), clk["rect"], 1)        # timer current
                     b.route_to_axon(clk["rect"], axon_of(clk["rect"]))
                     b.connect(axon_of(clk["rect"]), clk["rect"], -2)       # fire once
+                    n_clock += 2
+            words[st.name] = sum(syn.values()) + n_clock + n_kernel
             reports.append(LayerReport(
                 name=st.name, kind="IF" + (" (ReLU)" if st.rectify else " (output)"),
                 neurons=lay.neurons.size, scale=lay.S, vth=lay.vth,
                 max_abs_weight=float(np.abs(st.weight).max(initial=0)),
                 weights=int(np.count_nonzero(st.weight)),
                 weights_zeroed=int(np.count_nonzero(st.weight) - np.count_nonzero(lay.W)),
-                synapses=sum(syn.values()), counter_synapses=syn["counter"],
+                synapses=sum(syn.values()) + n_clock, counter_synapses=syn["counter"],
                 bias_synapses=syn["bias"], rect_synapses=syn["rect"],
-                inhibit_synapses=syn["inhib"], window_start=lay.window))
+                inhibit_synapses=syn["inhib"], window_start=lay.window,
+                descriptors=n_desc, kernel_words=n_kernel))
             prev_weight = lay
         else:
             k = st.groups.shape[1]
-            for p, group in enumerate(st.groups):
-                cx = int(lay.neurons[p])
-                for i in group:
-                    b.connect(int(src_axons[i]), cx, 1)
-                b.route_to_axon(cx, axon_of(cx))
-                b.connect(axon_of(cx), cx, -(k + 1))
+            if st.name in shared:
+                C = st.in_shape[0]
+                ones = np.ones((C, 1) + tuple(st.kernel), dtype=np.int64)
+                _descriptor(st.name, b.add_conv, src_axons.reshape(st.in_shape),
+                            lay.neurons.reshape(st.out_shape), ones, stride=st.stride[0],
+                            depthwise=True)
+                n_desc, n_kernel = 1, ones.size
+            else:
+                for p, group in enumerate(st.groups):
+                    cx = int(lay.neurons[p])
+                    for i in group:
+                        b.connect(int(src_axons[i]), cx, 1)
+            for cx in lay.neurons:
+                b.route_to_axon(int(cx), axon_of(cx))
+                b.connect(axon_of(cx), int(cx), -(k + 1))
+            dense = (0 if st.name in shared else int(st.groups.size)) + lay.neurons.size
+            words[st.name] = dense + n_kernel
             reports.append(LayerReport(name=st.name, kind="max-pool relay",
-                                       neurons=lay.neurons.size,
-                                       synapses=int(st.groups.size + lay.neurons.size),
-                                       window_start=lay.window))
+                                       neurons=lay.neurons.size, synapses=dense,
+                                       window_start=lay.window, descriptors=n_desc,
+                                       kernel_words=n_kernel))
         prev_neurons = lay.neurons
     n_out = out_layer.neurons.size
     if n_out > g.n_outputs:
         raise MappingError(f"{n_out} outputs exceed n_outputs={g.n_outputs}")
     b.route_to_output(out_layer.neurons, np.arange(n_out))
-    config = b.build()
+    try:
+        config = b.build()
+    except ConfigError as err:
+        if "n_synapses" not in str(err):
+            raise
+        big = max(words, key=words.get)
+        raise MappingError(f"the stages need {sum(words.values())} synapse words, more than "
+                           f"n_synapses={g.n_synapses} of geometry {g.name!r} (largest: {big}, "
+                           f"{words[big]} words); {err}") from None
     clock_steps = host_clock_steps(first.window, T, first.stage.rectify)
     if not first.stage.rectify:
         del host["rect"]

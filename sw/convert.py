@@ -4,6 +4,11 @@ Steps: fold BatchNorm, drop Dropout/Identity, percentile-normalise activations o
 ``sample_data``, flatten into stages (:mod:`neurocore.sw.layers`), choose per-layer scales and
 lay everything out on one core (:mod:`neurocore.sw.compiler`).  With ``geometry=None`` the
 core is sized to the network (each depth rounded up to a power of two).
+
+Convolutions store their kernel once (conv descriptors, spec §3.5) unless ``dense=True``: a
+Conv2d or MaxPool2d that a descriptor cannot express, or a geometry without conv memory,
+raises :class:`~neurocore.sw.compiler.MappingError` naming the layer and the limit — nothing
+is written out as dense synapses unless asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..spec.geometry import CoreGeometry
+from ..golden.conv import conv_connections
+from ..spec.geometry import CoreGeometry, bits_for
+from ..spec.words import WORD_LIMIT_BITS, conv_layout
 from .compiler import QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
@@ -34,6 +41,24 @@ DEFAULT_PERCENTILE = 99.0
 _UNBOUNDED = CoreGeometry(name="unbounded", n_compartments=1 << 16, n_axons=1 << 17,
                           n_synapses=1 << 22, n_routes=1 << 17, n_profiles=16, n_delay_slots=8,
                           n_outputs=1 << 10, max_fanout=1 << 14, max_routes=8)
+#: Descriptors of the provisional geometry of a network with convolutions.
+_UNBOUNDED_CONV = 64
+
+
+def _unbounded(stages, conv: bool) -> CoreGeometry:
+    """The provisional geometry: with conv descriptors, as deep as the 64-bit descriptor and
+    synapse-map words allow (their address fields grow with the depths; spec §3.5)."""
+    if not conv or not any(getattr(st, "conv", None) is not None for st in stages):
+        return _UNBOUNDED
+    neurons = sum(int(st.weight.shape[0]) if hasattr(st, "weight") else int(st.groups.shape[0])
+                  for st in stages) + 3 * len(stages)
+    g = _UNBOUNDED.replace(n_conv=_UNBOUNDED_CONV)
+    cx = max(bits_for(neurons), 8)
+    spare = WORD_LIMIT_BITS - conv_layout(g.replace(n_compartments=2, n_synapses=2,
+                                                    max_fanout=1)).size
+    syn_bits = min(spare - cx + 2, 22)  # the +2: the 2-deep memories above took 1 bit each
+    n_syn = 1 << max(syn_bits, 1)
+    return g.replace(n_compartments=1 << cx, n_synapses=n_syn, max_fanout=min(1 << 14, n_syn))
 
 
 def _pow2(n: int, floor: int = 2) -> int:
@@ -44,17 +69,29 @@ def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometr
     """Return the smallest power-of-two geometry that holds ``program``'s network."""
     cfg = program.config
     s = cfg.summary()
+    conv = conv_connections(cfg)
+    if conv:
+        channels = max(max(c.out_shape[0], c.in_channels) for c in conv)
+        sides = max(max(c.out_shape[1:]) for c in conv)
+        sides = max(sides, max(int(max(c.iy.max(initial=0), c.ix.max(initial=0))) + 1
+                               for c in conv))
+        conv_fields = dict(n_conv=_pow2(len(conv), 1), conv_channel_bits=bits_for(channels + 1),
+                           conv_side_bits=bits_for(sides + 1))
+    else:
+        conv_fields = dict(n_conv=0)
     fan = int(cfg.mem["synapse_map"]["length"].max(initial=1))
     routes = int(cfg.mem["axon_map"]["length"].max(initial=1))
     used_profiles = int(cfg.mem["compartments"]["profile"].max(initial=0)) + 1
-    n_axons = int(np.flatnonzero(cfg.mem["synapse_map"]["length"]).max(initial=0)) + 1
+    smap = cfg.mem["synapse_map"]
+    live = (smap["length"] > 0) | ((smap["conv"] > 0) if "conv" in smap else False)
+    n_axons = int(np.flatnonzero(live).max(initial=0)) + 1
     return dataclasses.replace(
         cfg.geometry, name=name,
         n_compartments=_pow2(program.config.summary()["compartments_used"]),
-        n_axons=_pow2(n_axons), n_synapses=_pow2(s["synapses_used"]),
+        n_axons=_pow2(n_axons), n_synapses=_pow2(cfg.synapse_words_end()),
         n_routes=_pow2(s["routes_used"]), n_profiles=_pow2(used_profiles),
         n_outputs=_pow2(program.n_outputs), max_fanout=_pow2(fan, 1),
-        max_routes=_pow2(routes, 1))
+        max_routes=_pow2(routes, 1), **conv_fields)
 
 
 def _check_t_max(t_max) -> None:
@@ -102,13 +139,22 @@ def _checked_sample_data(model: nn.Sequential, sample_data) -> torch.Tensor:
 def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | None = None, *,
                percentile: float = DEFAULT_PERCENTILE, geometry: CoreGeometry | str | None = None,
                normalized: bool = False, coding: str = "quartz",
-               input_coding: str = "poisson") -> QuartzProgram:
+               input_coding: str = "poisson", dense: bool = False) -> QuartzProgram:
     """Convert ``model`` (an ``nn.Sequential``) to a :class:`QuartzProgram` with ``T = t_max``.
 
     ``sample_data`` (N, C, H, W) or (N, F) sets the input shape and the normalisation; pass
     ``normalized=True`` for a model that is already folded and normalised.  ``coding="rate"``
     returns a :class:`~neurocore.sw.rate.RateProgram` instead (``t_max`` input steps,
-    ``input_coding`` "poisson" or "current").
+    ``input_coding`` "poisson" or "current"; always dense synapse lists).
+
+    Every Conv2d stores its kernel once and every MaxPool2d scatters through a depthwise
+    kernel (conv descriptors, spec §3.5); a layer a descriptor cannot express (stride not 1, 2,
+    4 or 8, a kernel or stride that does not tile the input, padding > 7, a kernel side > 15,
+    more channels or a larger side than the geometry's conv fields, an AvgPool2d folded into a
+    Conv2d, a geometry with ``n_conv = 0``) raises :class:`~neurocore.sw.compiler.MappingError`
+    naming the layer and the limit.  ``dense=True`` maps every connection as dense synapse
+    lists instead (the mapping before conv descriptors; the same integers, so the same
+    spikes).
     """
     if coding not in CODINGS:
         raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
@@ -132,17 +178,18 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     input_max = max(input_max, 1e-6)
     if isinstance(geometry, str):
         geometry = CoreGeometry.preset(geometry)
-    compile_ = compile_stages
+    conv = not dense
+    compile_ = functools.partial(compile_stages, conv=conv)
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
-    program = compile_(stages, tuple(x.shape[1:]), t_max, geometry or _UNBOUNDED,
+        conv = False
+    program = compile_(stages, tuple(x.shape[1:]), t_max, geometry or _unbounded(stages, conv),
                        input_max=input_max)
     if geometry is None:
         program = compile_(stages, tuple(x.shape[1:]), t_max, fitted_geometry(program),
                            input_max=input_max)
-    program.normalized_model = net
-    program.fold_report = fold
-    program.lambdas = lambdas
+    program = dataclasses.replace(program, normalized_model=net, fold_report=fold,
+                                  lambdas=list(lambdas))
     if fold is not None:
         program.notes += [f"folded BatchNorm model[{bn}] into model[{layer}]"
                           for layer, bn in fold.folded]

@@ -1,6 +1,8 @@
 """Image data sets for the converter, all local: nothing is ever downloaded.
 
 * :func:`load_digits_split`: scikit-learn's bundled 8×8 digits as a fixed, stratified, seeded split.
+* :func:`load_digits28_split`: the same split upsampled to MNIST's 28×28, a bundled MNIST-shaped
+  workload.
 * :func:`load_mnist_idx`: MNIST from user-supplied IDX files (optionally gzipped), validated.
 
 Images are float32 tensors ``(N, 1, H, W)`` in [0, 1]; labels are int64 tensors ``(N,)``.
@@ -15,14 +17,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["DatasetSplit", "IdxFormatError", "load_digits_split", "read_idx", "load_mnist_idx",
-           "DIGITS_MAX_PIXEL", "MNIST_MAX_PIXEL", "MNIST_FILES", "N_CLASSES"]
+__all__ = ["DatasetSplit", "IdxFormatError", "load_digits_split", "load_digits28_split", "read_idx",
+           "load_mnist_idx", "DIGITS_MAX_PIXEL", "MNIST_MAX_PIXEL", "MNIST_FILES", "N_CLASSES",
+           "DIGITS_SIDE", "MNIST_SIDE"]
 
 #: Digits pixels are integers 0..16.
 DIGITS_MAX_PIXEL = 16.0
 #: MNIST pixels are bytes 0..255.
 MNIST_MAX_PIXEL = 255.0
 N_CLASSES = 10
+#: Image sides in pixels: scikit-learn's digits are 8×8, MNIST's 28×28.
+DIGITS_SIDE = 8
+MNIST_SIDE = 28
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 #: IDX magic numbers: two zero bytes, a type code, the number of dimensions.
@@ -67,6 +73,26 @@ def load_digits_split(test_fraction: float = DIGITS_TEST_FRACTION, seed: int = D
                                               random_state=seed, stratify=labels)
     return DatasetSplit(torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te),
                         torch.from_numpy(y_te), name=f"digits(test={test_fraction}, seed={seed})")
+
+
+def load_digits28_split(test_fraction: float = DIGITS_TEST_FRACTION, seed: int = DIGITS_SPLIT_SEED,
+                        side: int = MNIST_SIDE) -> DatasetSplit:
+    """:func:`load_digits_split` with every image upsampled to ``side``×``side`` (MNIST's 28).
+
+    Bilinear (``torch.nn.functional.interpolate``, ``align_corners=False``) on the CPU, so the
+    result is the same on every run; pixels stay in [0, 1], on the 8×8 split's scale (1 = 16).
+    Same images, labels and order as :func:`load_digits_split` with the same arguments.
+    """
+    if side < DIGITS_SIDE:
+        raise ValueError(f"side {side} is smaller than the digits' {DIGITS_SIDE}: this only upsamples")
+    base = load_digits_split(test_fraction, seed)
+
+    def up(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear",
+                                               align_corners=False).clamp_(0.0, 1.0).contiguous()
+
+    return DatasetSplit(up(base.x_train), base.y_train, up(base.x_test), base.y_test,
+                        name=f"digits{side}(test={test_fraction}, seed={seed})")
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -50,8 +50,12 @@ class EvalRow:
 
 
 def synaptic_ops(config, inputs: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-    """Per-sample synapse-list entries walked: host (B, T, n_axons) and compartment spikes."""
-    fan = config.mem["synapse_map"]["length"].astype(np.float64)
+    """Per-sample synapse-list entries walked: host (B, T, n_axons) and compartment spikes.
+
+    An axon's fan-out is its dense list plus the (target, kernel word) pairs its conv
+    descriptor scatters to (spec §3.5)."""
+    fan = np.bincount(config.synapse_list().axon,
+                      minlength=config.geometry.n_axons).astype(np.float64)
     R, _ = config.route_matrices()
     host = inputs.sum(axis=1).astype(np.float64)          # (B, n_axons) spikes per axon
     cx = spikes.sum(axis=1).astype(np.float64)            # (B, n_cx)

@@ -19,9 +19,9 @@ The metadata is a JSON object with keys ``geometry`` (every :class:`CoreGeometry
 ``offset`` and ``length`` in bytes from the payload start; memories are contiguous) and,
 for images written by :func:`save_program`, ``program``: the host-side fields of a
 :class:`~neurocore.sw.compiler.QuartzProgram` (arrays as lists, layer reports as objects).
-Not stored: the attributes that :func:`~neurocore.sw.convert.from_model` adds to a program
-(``normalized_model``, ``fold_report``, ``lambdas``) and the field ``integers`` (per-layer
-integer matrices, which the memories hold); a loaded program has ``integers == {}``.
+Not stored: the fields that :func:`~neurocore.sw.convert.from_model` fills in
+(``normalized_model``, ``fold_report``, ``lambdas``) and ``integers`` (per-layer integer
+matrices, which the memories hold); a loaded program has their defaults.
 
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
@@ -69,11 +69,12 @@ MEMORY_ENTRY_KEYS = ("name", "depth", "word_bits", "offset", "length")
 #: Top-level metadata keys: required, then optional.
 REQUIRED_METADATA_KEYS = ("geometry", "memories")
 OPTIONAL_METADATA_KEYS = ("program",)
-#: QuartzProgram attributes set by from_model that an image does not hold.
-UNSTORED_PROGRAM_ATTRIBUTES = ("normalized_model", "fold_report", "lambdas")
-#: QuartzProgram fields an image does not hold (the memories hold the same numbers); a loaded
-#: program gets their defaults.
-UNSTORED_PROGRAM_FIELDS = ("integers",)
+#: Attributes attached to a QuartzProgram after construction: none any more (every one is a
+#: declared field; the unstored ones are in :data:`UNSTORED_PROGRAM_FIELDS`).
+UNSTORED_PROGRAM_ATTRIBUTES = ()
+#: QuartzProgram fields an image does not hold (the integer matrices, which the memories hold,
+#: and what from_model keeps of the torch side); a loaded program gets their defaults.
+UNSTORED_PROGRAM_FIELDS = ("integers", "normalized_model", "fold_report", "lambdas")
 
 #: Hex export: manifest file name, its format tag and version, hex file suffix.
 HEX_MANIFEST = "manifest.json"
@@ -356,9 +357,9 @@ def program_metadata(program: QuartzProgram) -> dict:
 def save_program(path: str | os.PathLike, program: QuartzProgram) -> Path:
     """Write ``program``'s config and host metadata as an image file; return its path.
 
-    Not stored: the attributes in :data:`UNSTORED_PROGRAM_ATTRIBUTES` (the normalised torch
-    model, the BatchNorm fold report and the normalisation factors) and the fields in
-    :data:`UNSTORED_PROGRAM_FIELDS` (the per-layer integer matrices, which the memories hold).
+    Not stored: the fields in :data:`UNSTORED_PROGRAM_FIELDS` (the per-layer integer matrices,
+    which the memories hold, the normalised torch model, the BatchNorm fold report and the
+    normalisation factors).
     """
     return save_config(path, program.config, program_meta=program_metadata(program))
 

@@ -16,17 +16,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .datasets import N_CLASSES, DatasetSplit, load_digits_split
+from . import datasets
+from .datasets import DIGITS_SIDE, MNIST_SIDE, N_CLASSES, DatasetSplit
 
-__all__ = ["digits_cnn", "digits_mlp", "mnist_convnet", "MODELS", "TrainConfig", "train",
-           "accuracy", "default_cache_dir", "checkpoint_path", "load_or_train", "CACHE_ENV"]
+__all__ = ["digits_cnn", "digits_mlp", "mnist_convnet", "MODELS", "BUNDLED_DATA", "TrainConfig",
+           "train", "accuracy", "default_cache_dir", "checkpoint_path", "default_data",
+           "load_or_train", "CACHE_ENV", "DIGITS_SIDE", "MNIST_SIDE"]
 
 #: Environment variable that overrides the checkpoint cache directory.
 CACHE_ENV = "NEUROCORE_CACHE"
 #: Bump when an architecture or training recipe changes, so stale checkpoints are not reused.
 RECIPE_VERSION = 2
-DIGITS_SIDE = 8
-MNIST_SIDE = 28
 #: Training threads: these models are tiny, and more threads only stall on a busy machine.
 TRAIN_THREADS = 1
 
@@ -70,11 +70,21 @@ class TrainConfig:
     weight_decay: float = 1e-4
 
 
-#: name → (constructor, default recipe, data set name).
+#: name → (constructor, default recipe, data set name).  ``mnist_convnet`` trains on the
+#: user's MNIST files; ``mnist_convnet_digits`` is the same net on the bundled digits at 28×28,
+#: under its own name, so the two never share a cached checkpoint.
 MODELS: dict[str, tuple[Callable[[], nn.Sequential], TrainConfig, str]] = {
     "digits_cnn": (digits_cnn, TrainConfig(), "digits"),
     "digits_mlp": (digits_mlp, TrainConfig(), "digits"),
     "mnist_convnet": (mnist_convnet, TrainConfig(epochs=5, batch_size=128, learning_rate=1e-3), "mnist"),
+    "mnist_convnet_digits": (mnist_convnet, TrainConfig(epochs=30, batch_size=32,
+                                                        learning_rate=1e-3), "digits28"),
+}
+#: data set name → its loader in :mod:`.datasets`, for the data sets that ship with the project
+#: (MNIST's files do not).  Looked up by name at call time.
+BUNDLED_DATA: dict[str, str] = {
+    "digits": "load_digits_split",
+    "digits28": "load_digits28_split",
 }
 
 
@@ -142,12 +152,25 @@ def checkpoint_path(name: str, cache_dir=None, seed: int = 0) -> Path:
     return directory / f"{name}-seed{seed}-v{RECIPE_VERSION}.pt"
 
 
+def default_data(name: str) -> DatasetSplit:
+    """The bundled data set model ``name`` trains on (``digits``: :func:`load_digits_split`,
+    ``digits28``: :func:`load_digits28_split`); ``ValueError`` for ``mnist_convnet``, whose data
+    are the user's files."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    dataset = MODELS[name][2]
+    if dataset not in BUNDLED_DATA:
+        raise ValueError(f"{name} is trained on {dataset}, which does not ship with neurocore: pass data=")
+    return getattr(datasets, BUNDLED_DATA[dataset])()
+
+
 def load_or_train(name: str, cache_dir=None, *, seed: int = 0, data: DatasetSplit | None = None
                   ) -> nn.Sequential:
     """Model ``name`` with cached weights, training (and caching) it first if needed.
 
-    Digits models default to :func:`load_digits_split`; ``mnist_convnet`` needs ``data``
-    (e.g. :func:`neurocore.sw.datasets.load_mnist_idx`) the first time.
+    Without ``data`` a model trains on its bundled data set (:func:`default_data`);
+    ``mnist_convnet`` needs ``data`` (e.g. :func:`neurocore.sw.datasets.load_mnist_idx`) the
+    first time.  The cache is keyed by name, seed and :data:`RECIPE_VERSION`, not by ``data``.
     """
     path = checkpoint_path(name, cache_dir, seed)
     build, config, dataset = MODELS[name]
@@ -161,9 +184,9 @@ def load_or_train(name: str, cache_dir=None, *, seed: int = 0, data: DatasetSpli
                                "delete it to retrain") from exc
         return model.eval()
     if data is None:
-        if dataset != "digits":
+        if dataset not in BUNDLED_DATA:
             raise ValueError(f"{name} is trained on {dataset}: pass data= (no cached checkpoint at {path})")
-        data = load_digits_split()
+        data = default_data(name)
     train(model, data, seed=seed, config=config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -87,10 +87,14 @@ def _number(field: str, value, lo: float, hi: float) -> float:
 
 # ---- layer reports ---------------------------------------------------------------------------
 _LAYER_FIELDS = {f.name: f.type for f in dataclasses.fields(LayerReport)}
+#: LayerReport fields added after images were first written: an image may lack them (0).
+_LAYER_FIELDS_ADDED = ("descriptors", "kernel_words")
 
 
 def _layer(field: str, value) -> LayerReport:
-    raw = _mapping(field, value)
+    raw = dict(_mapping(field, value))
+    for key in _LAYER_FIELDS_ADDED:
+        raw.setdefault(key, 0)
     if sorted(raw) != sorted(_LAYER_FIELDS):
         raise ProgramFieldError(field, f"keys {sorted(raw)} are not the LayerReport fields "
                                        f"{sorted(_LAYER_FIELDS)}")

@@ -63,6 +63,10 @@ class RateProgram:
     neuron_ids: dict = field(default_factory=dict)
     integers: dict = field(default_factory=dict)
     coding: str = "rate"
+    #: Set by :func:`~neurocore.sw.convert.from_model`, as for a QuartzProgram.
+    normalized_model: object = None
+    fold_report: object = None
+    lambdas: list = field(default_factory=list)
 
     def encode(self, images, seed: int = 0) -> np.ndarray:
         """Return the host raster (B, n_steps, n_axons): input spike trains and bias clock.

@@ -41,3 +41,34 @@ def test_fold_report_lands_in_the_fit_report():
     text = program.fit_report()
     assert "folded BatchNorm model[2] into model[1]" in text, text
     assert "dropped Dropout model[4]" in text, text
+
+
+class _Stop(Exception):
+    """Raised by the stand-in for load_or_train: the test needs only its arguments."""
+
+
+def test_model_option_picks_the_convnet_on_the_bundled_digits(tmp_path, monkeypatch, capsys):
+    """``--model mnist_convnet_digits`` needs no MNIST files: it gets the 28×28 digits split."""
+    import pytest
+
+    import neurocore.sw.models
+
+    seen = {}
+
+    def record(name, cache_dir=None, *, seed=0, data=None):
+        seen.update(name=name, cache=cache_dir, data=data)
+        raise _Stop
+
+    monkeypatch.setattr(neurocore.sw.models, "load_or_train", record)
+    with pytest.raises(_Stop):
+        main(["convert", "--model", "mnist_convnet_digits", "--cache", str(tmp_path),
+              "--out", str(tmp_path / "c.ncimg")])
+    assert seen["name"] == "mnist_convnet_digits" and seen["cache"] == str(tmp_path)
+    assert seen["data"].x_train.shape[1:] == (1, 28, 28) and len(seen["data"].y_test) == 360
+    with pytest.raises(_Stop):
+        main(["evaluate", "--out", str(tmp_path)])
+    assert seen["name"] == "digits_cnn" and seen["data"].x_train.shape[1:] == (1, 8, 8)
+    # the MNIST-trained ConvNet still comes only with --mnist DIR
+    with pytest.raises(SystemExit):
+        main(["convert", "--model", "mnist_convnet", "--out", str(tmp_path / "c.ncimg")])
+    assert "invalid choice: 'mnist_convnet'" in capsys.readouterr().err

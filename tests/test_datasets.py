@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from neurocore.sw.datasets import (
-    IMAGES_MAGIC, LABELS_MAGIC, IdxFormatError, load_digits_split, load_mnist_idx, read_idx,
+    IMAGES_MAGIC, LABELS_MAGIC, IdxFormatError, load_digits28_split, load_digits_split, load_mnist_idx,
+    read_idx,
 )
 
 DIGITS_TOTAL, DIGITS_TEST = 1797, 360
@@ -38,6 +39,46 @@ def test_digits_split_is_stratified_and_fixed():
     assert counts.min() >= 35 and counts.max() <= 37, counts       # 20 % of 174..183 per class
     other = load_digits_split(seed=1)
     assert not torch.equal(first.y_test, other.y_test)
+
+
+def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of 1-D linear interpolation, half-pixel centres, edges clamped."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        lo = min(int(np.floor(src)), n_in - 1)
+        hi = min(lo + 1, n_in - 1)
+        m[i, lo] += 1 - (src - lo)
+        m[i, hi] += src - lo
+    return m
+
+
+def test_digits28_split_is_the_digits_split_upsampled():
+    small, big = load_digits_split(), load_digits28_split()
+    assert big.x_train.shape == (DIGITS_TOTAL - DIGITS_TEST, 1, SIDE, SIDE)
+    assert big.x_test.shape == (DIGITS_TEST, 1, SIDE, SIDE)
+    assert big.x_train.dtype == torch.float32 and big.x_train.is_contiguous()
+    assert torch.equal(big.y_train, small.y_train) and torch.equal(big.y_test, small.y_test)
+    assert float(big.x_train.min()) == 0.0 and float(big.x_train.max()) == 1.0
+    # separable bilinear interpolation, computed here independently of torch
+    m = _bilinear_matrix(8, SIDE)
+    for x8, x28 in ((small.x_train, big.x_train), (small.x_test, big.x_test)):
+        expected = np.einsum("ij,njk,lk->nil", m, x8[:, 0].double().numpy(), m)
+        np.testing.assert_allclose(x28[:, 0].numpy(), expected, atol=1e-6)
+    # the corners are the 8x8 corners exactly
+    assert torch.equal(big.x_test[..., 0, 0], small.x_test[..., 0, 0])
+    assert torch.equal(big.x_test[..., -1, -1], small.x_test[..., -1, -1])
+
+
+def test_digits28_split_is_fixed_and_takes_the_split_arguments():
+    first, second = load_digits28_split(), load_digits28_split()
+    assert torch.equal(first.x_train, second.x_train) and torch.equal(first.x_test, second.x_test)
+    other = load_digits28_split(test_fraction=0.5, seed=1, side=16)
+    assert other.x_test.shape == (899, 1, 16, 16)
+    assert torch.equal(other.y_test, load_digits_split(test_fraction=0.5, seed=1).y_test)
+    assert first.name != other.name
+    with pytest.raises(ValueError, match="side 4 is smaller than the digits' 8"):
+        load_digits28_split(side=4)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from torch import nn
 
 from neurocore.golden.quartz import run_network
 from neurocore.sw import models
-from neurocore.sw.datasets import DatasetSplit, load_digits_split
+from neurocore.sw.datasets import DatasetSplit, load_digits28_split, load_digits_split
 from neurocore.sw.models import (
-    CACHE_ENV, accuracy, checkpoint_path, default_cache_dir, digits_cnn, digits_mlp, load_or_train,
-    mnist_convnet, train,
+    CACHE_ENV, MODELS, accuracy, checkpoint_path, default_cache_dir, default_data, digits_cnn,
+    digits_mlp, load_or_train, mnist_convnet, train,
 )
 
 QUICK_EPOCHS = 3
@@ -135,3 +135,54 @@ def test_mnist_convnet_trains_on_supplied_data(tmp_path, seed, rng):
     assert checkpoint_path("mnist_convnet", tmp_path).is_file(), f"seed={seed}"
     assert model(x[:2]).shape == (2, 10)
     assert np.isfinite(model[0].weight.detach().numpy()).all(), f"seed={seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the MNIST ConvNet on the bundled digits at 28×28
+# ---------------------------------------------------------------------------------------------
+#: The shipped recipe's accuracy on the digits test split is 97.5 % (seed 0).
+CONVNET_DIGITS_FLOOR = 0.95
+
+
+def test_convnet_digits_is_the_mnist_convnet_on_bundled_data():
+    build, _, dataset = MODELS["mnist_convnet_digits"]
+    assert build is mnist_convnet and MODELS["mnist_convnet"][0] is mnist_convnet
+    data = default_data("mnist_convnet_digits")
+    assert data.x_train.shape[1:] == (1, 28, 28)
+    assert torch.equal(data.x_test, load_digits28_split().x_test)
+    assert default_data("digits_cnn").x_train.shape[1:] == (1, 8, 8)
+    with pytest.raises(ValueError, match="mnist_convnet is trained on mnist, which does not ship"):
+        default_data("mnist_convnet")
+    with pytest.raises(KeyError, match="unknown model 'resnet'"):
+        default_data("resnet")
+
+
+def test_convnet_digits_training_is_deterministic_per_seed():
+    full = load_digits28_split()
+    data = DatasetSplit(full.x_train[:256], full.y_train[:256], full.x_test, full.y_test)
+    _, config, _ = MODELS["mnist_convnet_digits"]
+    first = train(mnist_convnet(), data, seed=3, config=config, epochs=1).state_dict()
+    again = train(mnist_convnet(), data, seed=3, config=config, epochs=1).state_dict()
+    other = train(mnist_convnet(), data, seed=4, config=config, epochs=1).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_convnet_digits_learns_and_caches_apart_from_mnist(tmp_path, monkeypatch):
+    """The shipped recipe (seconds on one thread) passes the floor; its checkpoint is its own."""
+    model = load_or_train("mnist_convnet_digits", tmp_path)
+    data = load_digits28_split()
+    assert accuracy(model, data.x_test, data.y_test) >= CONVNET_DIGITS_FLOOR
+    path = checkpoint_path("mnist_convnet_digits", tmp_path)
+    assert path.is_file() and path != checkpoint_path("mnist_convnet", tmp_path)
+    # a cached digits ConvNet does not stand in for the MNIST one
+    with pytest.raises(ValueError, match="mnist_convnet is trained on mnist: pass data="):
+        load_or_train("mnist_convnet", tmp_path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("load_or_train retrained despite a cached checkpoint")
+
+    monkeypatch.setattr(models, "train", no_training)
+    cached = load_or_train("mnist_convnet_digits", tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), cached.state_dict().values()))
+    assert not cached.training

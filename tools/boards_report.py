@@ -78,7 +78,8 @@ def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> d
     data = load_digits_split()
     model = load_or_train(name, data=data)
     g = board_geometry(board)
-    program = from_model(model, T, data.x_train, geometry=g)
+    # dense synapse lists: the board presets have no conv descriptors yet (n_conv = 0)
+    program = from_model(model, T, data.x_train, geometry=g, dense=True)
     x = data.x_test[:samples]
     raster = program.encode(x)
     run = GoldenCore(program.config).run(raster, record=("u", "v"))
@@ -91,7 +92,7 @@ def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> d
     cyc = float(np.mean(cycles))
     link_b = float(np.mean(link))
     # The same network on a geometry sized to it: UPDATE visits every compartment each step.
-    fitted = from_model(model, T, data.x_train)
+    fitted = from_model(model, T, data.x_train, dense=True)
     fx = fitted.encode(x)
     frun = GoldenCore(fitted.config).run(fx, record=("u", "v"))
     fitted_cycles = float(np.mean([sum(s.cycles for s in schedule(fitted.config, fx[i],
