@@ -47,6 +47,7 @@ __all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals", "conv_
 CONV_SETUP = 2
 
 OUTPUT_KIND = 1   # RouteKind.OUTPUT (spec/words.py)
+CONV, DEPTHWISE, BROADCAST = 0, 1, 2   # ConvKind (spec/words.py)
 
 
 @dataclass
@@ -93,9 +94,9 @@ def conv_cycles(config) -> dict[int, list[list[tuple[int, int]]]]:
         ci, iy, ix = (int(sm[k][axon]) for k in ("ci", "iy", "ix"))
         C, H, W, kh, kw = (f[k] for k in ("out_c", "out_h", "out_w", "kernel_h", "kernel_w"))
         s, pad, kind = 1 << f["stride_shift"], f["pad"], f["kind"]
-        chans = [ci] if kind == 1 else list(range(C))                 # DEPTHWISE: co = ci
-        c_k = ci if kind == 0 else 0                                  # CONV: kernel of ci
-        if kind == 2:                                                 # BROADCAST
+        chans = [ci] if kind == DEPTHWISE else list(range(C))
+        c_k = ci if kind == CONV else 0                               # the kernel of ci
+        if kind == BROADCAST:                                         # every kernel position
             places = [(y, x, k // kw, k % kw) for y in range(H) for x in range(W)
                       for k in range(kh * kw)]
         else:
@@ -193,8 +194,8 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         if g.n_conv:
             setup = m_axon is None or m_axon[1] or not L.conv[m_axon[0]] or m_age >= CONV_SETUP
             m_conv = m_axon is not None and not m_axon[1] and m_axon[0] in L.scatter
-            free = ((l_rem == 0 and not scatter) or (l_last and not scatter)
-                    or (emit and len(scatter) == 1))
+            # the list stage is free, or in its last cycle (dense list or scatter)
+            free = (l_rem == 0 or l_last) and not scatter or emit and len(scatter) == 1
             m_consume = m_axon is not None and setup and (free or (m_len == 0 and not m_conv))
         else:
             m_conv = False
