@@ -49,7 +49,9 @@ class SynapseWalker(wiring.Component):
     """Members: ``cfg``/``rdata`` (configuration bus; ``synapse_map`` and ``synapses``),
     ``running`` (memories follow the walker, not the bus), ``axon`` (stream in, accepted
     only while ``running``), ``syn_valid``/``syn`` (per lane, stage S1), ``busy`` (an axon or
-    a list is held, or S1 holds words)."""
+    a list is held, or S1 holds words).  With ``n_conv > 0`` it also owns the ``conv`` memory
+    (through its :class:`~neurocore.rtl.conv_walker.ConvWalker`); ``fault`` (tests only)
+    reaches the conv walker (``conv_target``)."""
 
     def __init__(self, geometry: CoreGeometry, *, fault: Fault | None = None):
         g = self.geometry = geometry
