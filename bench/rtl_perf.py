@@ -71,7 +71,8 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
     data = load_digits_split() if data is None else data
     if program is None:
         model = load_or_train("digits_cnn", cache, data=data)
-        # dense synapse lists: the board presets have no conv descriptors yet (n_conv = 0)
+        # dense synapse lists (icebreaker has no conv descriptors; ulx3s runs the conv mapping
+        # in tests/test_rtl_digits.py): these figures stay those of the dense mapping
         program = from_model(model, t_max, data.x_train, geometry=geometry, dense=True)
     if program.t_max != t_max:
         raise ValueError(f"program has T={program.t_max}, not {t_max}")

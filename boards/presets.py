@@ -20,7 +20,10 @@ What bounds each board:
   delays 0 and 1) and a 32 K-word synapse memory in 4 banks leave room for the bridge; 4096
   compartments or 64 K synapses with these lanes do not fit.  8 update lanes use 32 of the
   156 multipliers.  It holds the digits CNN (``sw.models.digits_cnn``: 975 compartments,
-  21675 synapses at T=16).
+  21675 synapses at T=16; with conv descriptors, 8 of its 16, 2648 dense and 1424 kernel
+  words).  The conv descriptors (16 x 61 bits) sit in LUT RAM; the conv walker adds a few
+  small multipliers (docs/rtl.md §2.3) — not yet measured by ``make boards-report``.
+  ``icebreaker`` has none (``n_conv = 0``: no logic or EBR to spare).
 
 Resource use and timing of each build: docs/boards.md (``make boards-report``).
 """

@@ -67,7 +67,7 @@ class Status(enum.IntEnum):
     UNKNOWN_CMD = 2      # well-formed frame with an unknown command
     BAD_LENGTH = 3       # LEN above the limit, or not the length the command needs
     TIMEOUT = 4          # the frame stopped arriving (inter-byte timeout)
-    BAD_MEMORY = 5       # memory index >= 8
+    BAD_MEMORY = 5       # no such memory select on this geometry (>= 10; conv without n_conv)
     RANGE = 6            # address range beyond the memory, or axon id >= n_axons
     INPUT_FULL = 7       # the core's host-spike buffer is full (payload: spikes accepted)
 

@@ -198,9 +198,12 @@ class HostBridge(wiring.Component):
         wb_of = word_bytes(g)
         names = list(MEMORY_INDEX)
         sel_bits = bits_for(len(names))
+        # a select of a memory this geometry lacks (conv with n_conv = 0): BAD_MEMORY
+        wb_of = {n: wb_of.get(n, 1) for n in names}
         WB = Array([Const(wb_of[n], 4) for n in names])
-        DEPTH = Array([Const(targets[n][0], 25) for n in names])
+        DEPTH = Array([Const(targets.get(n, (0, 8))[0], 25) for n in names])
         MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
+        PRESENT = Array([Const(n in targets, 1) for n in names])
         max_ev = max_events(mp)
 
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
@@ -489,7 +492,8 @@ class HostBridge(wiring.Component):
                         m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
                                      wbyte.eq(0), word.eq(0), end.eq(hdr_addr + count),
                                      bad_short.eq(e_len < WRITE_HEADER),
-                                     bad_mem.eq(hdr_mem >= len(MEMORY_INDEX)),
+                                     bad_mem.eq((hdr_mem >= len(MEMORY_INDEX))
+                                                | ~PRESENT[hdr_mem[:sel_bits]]),
                                      bad_len.eq((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
                                                 (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]])))]
                         m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))

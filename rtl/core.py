@@ -108,7 +108,7 @@ class Neurocore(wiring.Component):
         host = m.submodules.host_queue = HostQueue(g, self.input_depth)
         spikes = m.submodules.spike_queue = SpikeQueue(g)
         routes = m.submodules.route_reader = RouteReader(g)
-        walker = m.submodules.walker = SynapseWalker(g)
+        walker = m.submodules.walker = SynapseWalker(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         counters = m.submodules.counters = Counters(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         skip = m.submodules.idle_skip = IdleSkip(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         lanes = [UpdateLane(g, i, fault=f and f.applies_to(DATAPATH_SIGNALS, i))

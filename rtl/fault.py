@@ -9,20 +9,21 @@ mutants with Verilator and check that the cocotb regression reports each one as 
 
 Signals (``FAULT_SIGNALS``):
 
-=============  =========  =============================================================
-name           where      what
-=============  =========  =============================================================
-``u_dec``      datapath   decay product of u (before the U2 → U3 register)
-``v_dec``      datapath   decay product of v (before the U2 → U3 register)
-``u_sum``      datapath   u adder output ``decay(u) + (acc << act_shift)`` (before the wrap)
-``v_sum``      datapath   v adder output ``decay(v) + u' + bias`` (before saturation)
-``threshold``  datapath   threshold operand of the spike compare (``vth << vth_shift``)
-``spike``      datapath   spike compare result
-``acc_new``    lane       accumulator read-modify-write adder output (DELIVER, S2)
-``fwd_hit``    lane       select of the forwarded accumulator value (``stuck=0``: no forwarding)
-``counter_inc`` core      the ``sops`` counter's per-cycle increment
-``skip_need``  core       the idle-skip scanner's "group needs an update" vector
-=============  =========  =============================================================
+===============  =========  =============================================================
+name             where      what
+===============  =========  =============================================================
+``u_dec``        datapath   decay product of u (before the U2 → U3 register)
+``v_dec``        datapath   decay product of v (before the U2 → U3 register)
+``u_sum``        datapath   u adder output ``decay(u) + (acc << act_shift)`` (before the wrap)
+``v_sum``        datapath   v adder output ``decay(v) + u' + bias`` (before saturation)
+``threshold``    datapath   threshold operand of the spike compare (``vth << vth_shift``)
+``spike``        datapath   spike compare result
+``acc_new``      lane       accumulator read-modify-write adder output (DELIVER, S2)
+``fwd_hit``      lane       select of the forwarded accumulator value (``stuck=0``: no forwarding)
+``counter_inc``  core       the ``sops`` counter's per-cycle increment
+``skip_need``    core       the idle-skip scanner's "group needs an update" vector
+``conv_target``  core       the conv generator's target of a chunk (bit 0: off by one)
+===============  =========  =============================================================
 
 ``lane`` picks the synapse lane (``acc_new``, ``fwd_hit``) or update lane (datapath signals)
 whose copy is corrupted; the other lanes stay correct.
@@ -37,7 +38,7 @@ from amaranth.hdl import Const, Module, Signal, Value
 __all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
-CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need")
+CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need", "conv_target")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
 
 

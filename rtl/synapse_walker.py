@@ -12,6 +12,16 @@ the same cycle, so the next lookup overlaps the current list: no cycle is lost b
 axons.  An empty list (or an axon flagged ``bad``) leaves the map register at once.  The
 words read in a cycle appear on ``syn``/``syn_valid`` in the next (stage S1 of the
 dendrite lanes).  :mod:`neurocore.spec.cycle_model` mirrors these registers cycle by cycle.
+
+On a core with conv descriptors (``n_conv > 0``) the list stage also holds the axon's
+**scatter** (:class:`~neurocore.rtl.conv_walker.ConvWalker`, spec §3.5): an axon whose map
+word has ``conv ≠ 0`` stays in the map register until its descriptor setup is done (2 cycles
+after the lookup, overlapped with the list stage's current work), is handed over together
+with its dense list, and its (target, kernel word) pairs follow the dense list's last cycle
+directly, up to ``k_s`` per cycle on the same banks and lanes as dense words.  The kernel word
+read from the bank gives weight, exponent, sign mode and delay; its ``target`` field is
+replaced by the generator's target (registered with the read, so it is in S1 with the word).
+The list stage's last cycle is then the scatter's last cycle.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from amaranth.lib.wiring import In, Out
 from ..spec.geometry import CoreGeometry
 from ..spec.words import synapse_layout, synapse_map_layout
 from .config_bus import ConfigBus, ConfigReader, bank_split
+from .conv_walker import ConvWalker
+from .fault import Fault
 
 __all__ = ["SynapseWalker", "axon_request_layout"]
 
@@ -37,10 +49,13 @@ class SynapseWalker(wiring.Component):
     """Members: ``cfg``/``rdata`` (configuration bus; ``synapse_map`` and ``synapses``),
     ``running`` (memories follow the walker, not the bus), ``axon`` (stream in, accepted
     only while ``running``), ``syn_valid``/``syn`` (per lane, stage S1), ``busy`` (an axon or
-    a list is held, or S1 holds words)."""
+    a list is held, or S1 holds words).  With ``n_conv > 0`` it also owns the ``conv`` memory
+    (through its :class:`~neurocore.rtl.conv_walker.ConvWalker`); ``fault`` (tests only)
+    reaches the conv walker (``conv_target``)."""
 
-    def __init__(self, geometry: CoreGeometry):
+    def __init__(self, geometry: CoreGeometry, *, fault: Fault | None = None):
         g = self.geometry = geometry
+        self.fault = fault
         super().__init__({
             "cfg": In(ConfigBus(g)),
             "rdata": Out(64),
@@ -75,8 +90,24 @@ class SynapseWalker(wiring.Component):
         l_ptr = Signal(g.synapse_addr_bits)
         l_rem = Signal(g.fanout_bits)
         l_last = l_valid & (l_rem <= k_s)
-        m_consume = m_valid & (~l_valid | l_last | (m_len == 0))
         ready = Signal()
+        if g.n_conv:
+            # conv: the map register waits for the descriptor setup; the list stage (dense
+            # list, then scatter) ends with the scatter's last cycle
+            conv = m.submodules.conv = ConvWalker(g, fault=self.fault)
+            m.d.comb += [conv.running.eq(self.running), conv.word.eq(smap), conv.new.eq(ready),
+                         conv.hold.eq(l_valid)]
+            for name in ("valid", "write", "mem", "addr", "wdata"):
+                m.d.comb += getattr(conv.cfg, name).eq(getattr(self.cfg, name))
+            m_conv = Signal()
+            m.d.comb += m_conv.eq(~m_bad & conv.has_conv)
+            stage_free = ~(l_valid | conv.busy) | (l_last & ~conv.busy) | conv.last
+            m_consume = (m_valid & (conv.ready | m_bad)
+                         & (stage_free | ((m_len == 0) & ~m_conv)))
+            m.d.comb += conv.load.eq(m_consume & m_conv)
+        else:
+            conv = None
+            m_consume = m_valid & (~l_valid | l_last | (m_len == 0))
         m.d.comb += [ready.eq(self.running & (~m_valid | m_consume)),
                      self.axon.ready.eq(ready)]
         with m.If(ready):
@@ -97,11 +128,24 @@ class SynapseWalker(wiring.Component):
             row = Signal(range(g.synapse_bank_depth), name=f"row{b}")
             m.d.comb += row.eq((l_ptr + offset) >> shift)
             issue_row.append(row)
-            m.d.sync += s1_valid[b].eq(l_valid & (offset < l_rem))
+            dense = l_valid & (offset < l_rem)
             m.d.comb += [self.syn_valid[b].eq(s1_valid[b]), self.syn[b].eq(rd[b].data)]
-        m.d.comb += self.busy.eq(m_valid | l_valid | s1_valid.any())
+            if conv is None:
+                m.d.sync += s1_valid[b].eq(dense)
+                continue
+            s1_conv, s1_target = Signal(name=f"s1_conv{b}"), Signal(g.cx_bits, name=f"s1_t{b}")
+            m.d.sync += [s1_valid[b].eq(dense | conv.lane_valid[b]),
+                         s1_conv.eq(conv.emit), s1_target.eq(conv.lane_target[b])]
+            with m.If(conv.emit):
+                m.d.comb += row.eq(conv.lane_row[b])
+            with m.If(s1_conv):
+                m.d.comb += self.syn[b].target.eq(s1_target)
+        m.d.comb += self.busy.eq(m_valid | l_valid | s1_valid.any()
+                                 | (conv.busy if conv is not None else 0))
 
         # ---- configuration access --------------------------------------------------------
+        if conv is not None:                      # the conv memory's reads (0 otherwise)
+            m.d.comb += self.rdata.eq(conv.rdata)
         reader = ConfigReader(m, self.cfg, self.rdata, ("synapse_map", "synapses"))
         c_bank, c_row = bank_split(self.cfg.addr, k_s)
         c_bank_q = Signal(range(k_s))

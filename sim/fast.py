@@ -18,13 +18,13 @@ from pathlib import Path
 from ..rtl.fault import Fault
 from ..spec.geometry import CoreGeometry
 from .jobfile import Job, Record, read_results, record_difference
-from .stored import StoredRun, run_speed, run_stored_on, stored_job
+from .stored import StoredRun, run_many_on, run_speed, run_stored_on, stored_job
 from .verilator import (BUILD_ARGS, NO_SPLIT, TOPLEVEL, TRACE_ARGS, build_dir_for,
                         fst_build_args, run_job_cocotb, verilator_on_path, waves_enabled,
                         write_verilog)
 
-__all__ = ["build_fast", "run_job_fast", "run_stored_fast", "crosscheck_cocotb", "cxx_dir_for",
-           "TESTBENCH"]
+__all__ = ["build_fast", "run_job_fast", "run_stored_fast", "run_many_fast", "crosscheck_cocotb",
+           "cxx_dir_for", "TESTBENCH"]
 
 TESTBENCH = Path(__file__).resolve().parent / "cxx" / "neurocore_tb.cpp"
 EXE = "neurocore_tb"
@@ -88,6 +88,13 @@ def run_stored_fast(config, inputs, *, name: str = "stored", label: str = "store
     return run_stored_on(run_job_fast, "C++", config, inputs, name=name, label=label,
                          state_every=state_every, keep_outputs=keep_outputs, waves=waves,
                          fault=fault, reads=reads)
+
+
+def run_many_fast(geometry: CoreGeometry | str, runs: list[StoredRun], *, name: str = "many",
+                  fault: Fault | None = None) -> list[dict]:
+    """Many stored runs in one job on the C++ harness (:func:`~neurocore.sim.stored.run_many_on`):
+    one build, one harness start; one report per run."""
+    return run_many_on(run_job_fast, geometry, runs, name=name, fault=fault, waves=False)
 
 
 def crosscheck_cocotb(run: StoredRun, *, name: str = "crosscheck") -> dict:

@@ -26,7 +26,8 @@ from .check import CLOCK_NS, counter_mismatch, state_mismatch, step_mismatch
 from .driver import decode_state
 from .jobfile import Job, Op, Record
 
-__all__ = ["StoredRun", "stored_job", "stored_report", "run_stored_on", "run_speed", "MARKS"]
+__all__ = ["StoredRun", "stored_job", "stored_report", "run_stored_on", "run_speed", "MARKS",
+           "run_many_on"]
 
 #: MARK tags around each sample: its start, after ``ctrl.clear``, after the load, its end.
 MARKS = ("start", "cleared", "loaded", "end")
@@ -225,3 +226,30 @@ def run_stored_on(run_job, harness: str, config: CoreConfig, inputs, *, name: st
     report["build_s"], report["wall_s"], report["harness"] = (info["build_s"], info["wall_s"],
                                                               harness)
     return report
+
+
+def run_many_on(run_job, geometry, runs: list[StoredRun], *, name: str, fault=None,
+                waves=False) -> list[dict]:
+    """Every run of ``runs`` (one geometry) in **one** job and one harness start: each run
+    loads only the words that differ from the image before it.  Returns one
+    :func:`stored_report` per run (a run the harness did not finish reports so)."""
+    job, previous, loaded, spans = Job(), None, [], []
+    for run in runs:
+        _, n = stored_job(run, previous, job)
+        previous = run.config.to_words()
+        loaded.append(n)
+        spans.append(np.asarray(run.inputs).shape[0])
+    records, info = run_job(geometry, job, name=name, waves=waves, fault=fault)
+    starts = [i for i, r in enumerate(records)
+              if r.op == Op.MARK and MARKS[r.tag] == "start"] + [len(records)]
+    reports, first = [], 0
+    for run, n, samples in zip(runs, loaded, spans):
+        lo, hi = starts[min(first, len(starts) - 1)], starts[min(first + samples,
+                                                                  len(starts) - 1)]
+        report = stored_report(run, records[lo:hi], n, waves=info["waves"])
+        if info["error"] and report["failure"]:          # the run the harness stopped in
+            report["failure"] += f" (harness: {info['error']})"
+        report["build_s"], report["wall_s"] = info["build_s"], info["wall_s"]
+        reports.append(report)
+        first += samples
+    return reports

@@ -16,6 +16,12 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
 - the walker holds one axon in its map register and one list in its list register; a list
   of ``L`` synapses is walked in ``ceil(L / k_s)`` cycles, and the next axon is looked up in
   the list's last cycle; an empty list leaves the map register at once;
+- conv (``n_conv > 0``, spec §3.5, rtl/conv_walker.py): an axon whose map word has
+  ``conv ≠ 0`` waits in the map register until 2 cycles after its lookup (descriptor read,
+  window setup); it then needs the list stage if it has a dense list or a non-empty scatter,
+  and its scatter (:func:`conv_cycles`: one chunk of up to ``k_s`` consecutive output
+  channels of one position per cycle) follows its dense list's last cycle; the next axon is
+  handed over in the scatter's last cycle;
 - SPIKE: the route reader takes the first route list in one cycle, then offers one route per
   cycle (the next list is taken with the last route of a list); OUTPUT events leave when
   ``out.ready``; it ends when everything is idle, then DONE.
@@ -34,9 +40,14 @@ import numpy as np
 
 from .schedule import COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
 
-__all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals"]
+__all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
+
+#: Cycles from an axon's lookup (its first cycle in the map register) to the earliest hand-over
+#: of a conv axon: the descriptor read and the window setup (rtl/conv_walker.py).
+CONV_SETUP = 2
 
 OUTPUT_KIND = 1   # RouteKind.OUTPUT (spec/words.py)
+CONV, DEPTHWISE, BROADCAST = 0, 1, 2   # ConvKind (spec/words.py)
 
 
 @dataclass
@@ -65,6 +76,41 @@ class _Lists:
         am, rt = config.mem["axon_map"], config.mem["routes"]
         self.rbase, self.rlen = am["base"], am["length"]
         self.rkind, self.rtarget = rt["kind"], rt["target"]
+        self.conv = sm["conv"] if g.n_conv else np.zeros(g.n_axons, dtype=np.int64)
+        self.scatter = conv_cycles(config)
+
+
+def conv_cycles(config) -> dict[int, list[list[tuple[int, int]]]]:
+    """Per axon with a non-empty scatter: its cycles, each the ``(kernel word, target)`` pairs
+    issued in it (one chunk of up to ``k_s`` consecutive output channels of one position),
+    in the spec's scatter order (y, x, kernel position for BROADCAST, co)."""
+    g = config.geometry
+    if not g.n_conv:
+        return {}
+    sm, conv = config.mem["synapse_map"], config.mem["conv"]
+    out = {}
+    for axon in np.flatnonzero(sm["conv"]):
+        f = {k: int(v[int(sm["conv"][axon]) - 1]) for k, v in conv.items()}
+        ci, iy, ix = (int(sm[k][axon]) for k in ("ci", "iy", "ix"))
+        C, H, W, kh, kw = (f[k] for k in ("out_c", "out_h", "out_w", "kernel_h", "kernel_w"))
+        s, pad, kind = 1 << f["stride_shift"], f["pad"], f["kind"]
+        chans = [ci] if kind == DEPTHWISE else list(range(C))
+        c_k = ci if kind == CONV else 0                               # the kernel of ci
+        if kind == BROADCAST:                                         # every kernel position
+            places = [(y, x, k // kw, k % kw) for y in range(H) for x in range(W)
+                      for k in range(kh * kw)]
+        else:
+            places = [(y, x, iy + pad - y * s, ix + pad - x * s) for y in range(H)
+                      for x in range(W) if 0 <= iy + pad - y * s < kh
+                      and 0 <= ix + pad - x * s < kw]
+        cycles = []
+        for y, x, ky, kx in places:
+            pairs = [(f["kernel_base"] + ((c_k * kh + ky) * kw + kx) * C + co,
+                      f["out_base"] + (co * H + y) * W + x) for co in chans]
+            cycles += [pairs[i:i + g.k_s] for i in range(0, len(pairs), g.k_s)]
+        if cycles:
+            out[int(axon)] = cycles
+    return out
 
 
 def update_scan(need: np.ndarray, groups: int, window: int) -> tuple[int, list[int]]:
@@ -126,9 +172,12 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
     phase = "HOST"
     counts = dict.fromkeys(COUNTERS, 0)
     events = []
-    # walker: map register (axon, bad), list register (ptr, rem); S1 and S2 lane entries
+    # walker: map register (axon, bad) and its age, list register (ptr, rem) and the scatter
+    # (cycles left); S1 and S2 lane entries
     m_axon = None
+    m_age = 0
     l_ptr = l_rem = 0
+    scatter: deque = deque()
     s1: list = []
     s2: list = []
     prev_written: dict[int, tuple] = {}
@@ -141,7 +190,16 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         # ---- combinational ----------------------------------------------------------
         m_len = 0 if m_axon is None or m_axon[1] else int(L.length[m_axon[0]])
         l_last = l_rem > 0 and l_rem <= k_s
-        m_consume = m_axon is not None and (l_rem == 0 or l_last or m_len == 0)
+        emit = bool(scatter) and l_rem == 0
+        if g.n_conv:
+            setup = m_axon is None or m_axon[1] or not L.conv[m_axon[0]] or m_age >= CONV_SETUP
+            m_conv = m_axon is not None and not m_axon[1] and m_axon[0] in L.scatter
+            # the list stage is free, or in its last cycle (dense list or scatter)
+            free = (l_rem == 0 or l_last) and not scatter or emit and len(scatter) == 1
+            m_consume = m_axon is not None and setup and (free or (m_len == 0 and not m_conv))
+        else:
+            m_conv = False
+            m_consume = m_axon is not None and (l_rem == 0 or l_last or m_len == 0)
         ready = m_axon is None or m_consume
         offer = None                                   # (axon, bad) offered to the walker
         take = False
@@ -166,7 +224,7 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         else:
             take = bool(queue)
         idle = (phase == "SPIKE" and not queue and not r_route and m_axon is None
-                and l_rem == 0 and not s1 and not s2)
+                and l_rem == 0 and not scatter and not s1 and not s2)
         counts["host_cycles" if phase == "HOST" else "spike_cycles"] += 1
         counts["sops"] += len(s2)
         # ---- registers ----------------------------------------------------------------
@@ -177,6 +235,9 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         prev_written = dict(s2)
         s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
               for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]
+        if emit:                      # the scatter's chunk: word a on lane a mod k_s
+            s1 = sorted((a % k_s, _entry(L, a, slot, D, target))
+                        for a, target in scatter.popleft())
         for _, (s_x, target) in s1:
             landings.add((step + 1 + (s_x - slot - 1) % D, target // k_u))
         s2 = s2_next
@@ -184,6 +245,9 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
             l_ptr, l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
         if m_consume and m_len:
             l_ptr, l_rem = int(L.base[m_axon[0]]), m_len
+        if m_consume and m_conv:
+            scatter = deque(L.scatter[m_axon[0]])
+        m_age = 0 if ready else m_age + 1
         if ready:
             m_axon = offer
             if offer is not None and phase == "HOST":
@@ -207,9 +271,12 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
                         forwards=forwards, counters=counts, landings=landings)
 
 
-def _entry(L: _Lists, address: int, slot: int, D: int) -> tuple[int, int]:
-    """Accumulator entry ``((t+1+delay) mod D, target)`` of synapse word ``address``."""
-    return (int(slot + 1 + L.delay[address]) % D, int(L.target[address]))
+def _entry(L: _Lists, address: int, slot: int, D: int, target: int | None = None,
+           ) -> tuple[int, int]:
+    """Accumulator entry ``((t+1+delay) mod D, target)`` of synapse word ``address`` (the
+    word's own target, or ``target`` for a conv kernel word)."""
+    return (int(slot + 1 + L.delay[address]) % D,
+            int(L.target[address]) if target is None else int(target))
 
 
 def schedule(config, inputs: np.ndarray, gold=None, *,

@@ -235,7 +235,7 @@ PRESETS: dict[str, CoreGeometry] = {
     # Unit tests and the RTL regression: small enough for fast Verilator builds.
     "tiny": CoreGeometry(name="tiny", n_compartments=64, n_axons=128, n_synapses=2048,
                          n_routes=256, n_profiles=4, n_delay_slots=8, n_outputs=64,
-                         max_fanout=256, max_routes=8),
+                         max_fanout=256, max_routes=8, n_conv=8),
     # Golden/Lava cross-checks: up to 256 compartments.
     "small": CoreGeometry(name="small", n_compartments=256, n_axons=512, n_synapses=8192,
                           n_routes=1024, n_profiles=8, n_delay_slots=16, n_outputs=256,
@@ -251,7 +251,7 @@ PRESETS: dict[str, CoreGeometry] = {
                                n_outputs=128, max_fanout=256, max_routes=4, idle_skip=0),
     "ulx3s": CoreGeometry(name="ulx3s", n_compartments=2048, n_axons=2048, n_synapses=32768,
                           n_routes=2048, n_profiles=16, n_delay_slots=4, n_outputs=1024,
-                          max_fanout=1024, max_routes=16, k_u=8, k_s=4),
+                          max_fanout=1024, max_routes=16, k_u=8, k_s=4, n_conv=16),
     # Golden-model benchmark: 1024 compartments with dense fan-out from 1000 inputs.
     "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
                           n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,

@@ -17,9 +17,11 @@ __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BI
            "write_cycle", "port_targets"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
-#: the register file below (not a memory of :func:`neurocore.spec.words.memories`).
+#: the register file below (not a memory of :func:`neurocore.spec.words.memories`); ``conv``
+#: (the conv descriptors, spec §3.5) exists only on a geometry with ``n_conv > 0`` (a select
+#: of a memory the core lacks is out of range).
 MEMORY_ORDER = ("synapse_map", "synapses", "compartments", "profiles", "axon_map", "routes",
-                "state", "accumulators", "registers")
+                "state", "accumulators", "registers", "conv")
 MEMORY_INDEX = {name: i for i, name in enumerate(MEMORY_ORDER)}
 
 #: Hardware counters (register file addresses 1 …), each ``REGISTER_BITS`` wide and wrapping.
@@ -87,8 +89,10 @@ def write_cycle(cx: int, k_u: int) -> int:
 
 def port_targets(g) -> dict[str, tuple[int, int]]:
     """``(depth, bits)`` of every configuration-port target of geometry ``g``, in
-    :data:`MEMORY_INDEX` order (the memories of spec/words.py and the register file)."""
+    :data:`MEMORY_INDEX` order (the memories of spec/words.py and the register file); a
+    memory the geometry lacks (``conv`` with ``n_conv = 0``) is left out."""
     from .words import memories
     mems = memories(g)
     return {name: ((len(REGISTERS), REGISTER_BITS) if name == "registers"
-                   else (mems[name].depth, mems[name].layout.size)) for name in MEMORY_ORDER}
+                   else (mems[name].depth, mems[name].layout.size)) for name in MEMORY_ORDER
+            if name == "registers" or name in mems}

@@ -8,6 +8,8 @@ N_FORWARDING = 24         # forwarding-stress networks (golden.random_networks.f
 STEPS = 24
 N_BACKPRESSURE = 6
 N_MUTATION_SEEDS = 3      # x 3 kinds (weight, delay, threshold)
+N_CONV = 4                # conv networks (random_conv_network; the C++ harness runs 56 more,
+                          # tests/test_rtl_conv.py)
 MUTATION_KINDS = ("weight", "delay", "threshold")
 #: Lane configurations (k_u, k_s) of the regression: (1, 1) runs the whole plan, every other
 #: one ``N_LANE_NETWORKS`` random, ``N_LANE_FORWARDING`` forwarding-stress and one
@@ -26,9 +28,14 @@ def forwarding_jobs(seed: int, n: int = N_FORWARDING, **extra) -> list[dict]:
              "generator": "forwarding", **extra} for i in range(n)]
 
 
+def conv_jobs(seed: int, n: int = N_CONV, **extra) -> list[dict]:
+    return [{"seed": seed + 5000 + i, "steps": STEPS, "label": "conv", "generator": "conv",
+             **extra} for i in range(n)]
+
+
 def plan(seed: int) -> list[dict]:
     """The whole regression: random, forwarding, backpressure and image-corruption jobs."""
-    jobs = random_jobs(seed) + forwarding_jobs(seed)
+    jobs = random_jobs(seed) + forwarding_jobs(seed) + conv_jobs(seed)
     jobs += [{"seed": seed + 1000 + i, "steps": STEPS, "out_ready": 0.4, "label": "backpressure"}
              for i in range(N_BACKPRESSURE)]
     jobs += [{"seed": seed + 2000 + 100 * i, "steps": STEPS, "mutation": kind, "label": "mutation"}

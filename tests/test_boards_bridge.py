@@ -313,3 +313,30 @@ def test_clear_zeroes_state_and_step(seed):
     before, after, st = run(host)
     assert any(before) and not any(after)
     assert st.step == 0
+
+
+def test_conv_network_loads_through_the_bridge_and_runs_like_golden(seed):
+    """A geometry with conv descriptors: the host loads the conv memory (FILL, WRITE, verify
+    READ of select 9) and the core scatters the descriptor like golden."""
+    g = G.replace(name="bridge-conv", n_conv=2)
+    rng = np.random.default_rng(seed)
+    b = NetworkBuilder(g)
+    p = b.add_profile(vth=40, du=2048, dv=512)
+    out = b.add_compartments(8, profile=p).reshape(2, 2, 2)
+    b.add_conv(np.arange(9).reshape(1, 3, 3), out, rng.integers(1, 256, size=(2, 1, 2, 2)),
+               weight_exp=2, delay=rng.integers(0, 2, size=(2, 1, 2, 2)))
+    b.route_to_output(out.reshape(-1), np.arange(8))
+    config = b.build()
+    x = rng.random((12, g.n_axons)) < 0.3
+    x[:, 9:] = False
+    gold = GoldenCore(config).run(x[None]).outputs[0]
+    assert gold.sum() >= 3
+
+    def host(t):
+        h = NeurocoreHost(t, timeout=None)
+        h.load(config, verify=True)
+        return h.run_raster(x)
+
+    r = simulate_host(NeurocoreSystem(g, divisor=DIV, timeout=TIMEOUT), host, divisor=DIV)
+    assert np.array_equal(r.outputs, gold)
+    assert r.status.core_errors == 0 and r.status.bridge_flags == 0

@@ -6,7 +6,7 @@ golden model (u, v of every compartment) and the cycle model (step lengths, outp
 with their cycles); networks that stress the accumulator forwarding path (runs of synapses
 onto one entry); the same networks under random output backpressure; and fault injection
 (one corrupted synapse weight, synapse delay or threshold per network) that must be
-detected.  Seeds derive from ``NEUROCORE_SEED`` (tests/conftest.py); ``WAVES=1`` writes FSTs.
+detected; a few conv networks (descriptors scattered by the conv walker).  Seeds derive from ``NEUROCORE_SEED`` (tests/conftest.py); ``WAVES=1`` writes FSTs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import base_seed, record_crosscheck
-from rtl_jobs import (LANE_CONFIGS, MUTATION_KINDS, N_BACKPRESSURE, N_FORWARDING,
+from rtl_jobs import (LANE_CONFIGS, MUTATION_KINDS, N_BACKPRESSURE, N_CONV, N_FORWARDING,
                       N_LANE_FORWARDING, N_LANE_NETWORKS, N_MUTATION_SEEDS, N_NETWORKS, STEPS,
                       lane_plan, plan)
 
@@ -35,6 +35,7 @@ def test_random_networks_match_golden_and_cycle_model(regression):
         pytest.fail(f"{regression['failure']} (base seed {regression['seed']})")
     plain = [n for n in regression["networks"] if n["label"] == "random"]
     assert len(plain) >= N_NETWORKS
+    assert len([n for n in regression["networks"] if n["label"] == "conv"]) == N_CONV
     steps = sum(len(n["cycles"]) for n in plain)
     assert steps == N_NETWORKS * STEPS
     record_crosscheck("golden + cycle model vs RTL (cocotb/Verilator)", networks=len(plain),

@@ -35,8 +35,8 @@ BOARD = "ulx3s"
 @pytest.fixture(scope="module")
 def ulx3s_program(digits_cnn, digits):
     from neurocore.sw.convert import from_model
-    # dense: the ulx3s preset has no conv descriptors (n_conv = 0)
-    return from_model(digits_cnn, 16, digits.x_train, geometry=BOARD, dense=True)
+    # conv descriptors (the ulx3s preset has 16): the RTL's conv walker scatters them
+    return from_model(digits_cnn, 16, digits.x_train, geometry=BOARD)
 
 
 def test_digits_cnn_on_rtl_every_spike_and_class(ulx3s_program, digits):

@@ -16,6 +16,8 @@ it saw the mutant.  The fault-free build passes the same networks (tests/test_rt
   cycle) must be caught by the counter comparison with the cycle model.
 * Idle skip: the scanner's "needs an update" bit of group 0 inverted (a wrong skip
   decision) must be caught.
+* Conv: the conv generator's target off by one (bit 0 of the chunk's target flipped) must be
+  caught by the conv regression's networks (tests/test_rtl_conv.py, same seeds, C++ harness).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import pytest
 from amaranth.back import verilog
 from conftest import base_seed
 from rtl_jobs import N_FORWARDING, forwarding_jobs, random_jobs
+from test_rtl_conv import TINY, conv_runs
 
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
 from neurocore.rtl.core import Neurocore
 from neurocore.rtl.fault import FAULT_SIGNALS, Fault
+from neurocore.sim.fast import run_many_fast
 from neurocore.sim.pysim import run_rtl
 from neurocore.sim.verilator import build_dir_for, run_regression
 from neurocore.spec.geometry import CoreGeometry
@@ -47,6 +51,8 @@ LANE1_NO_FORWARDING = Fault("fwd_hit", 0, stuck=0, lane=1)
 TWO_SYNAPSE_LANES = CoreGeometry.preset("tiny").replace(k_s=2)
 COUNTER_OFF_BY_ONE = Fault("counter_inc", 0)
 WRONG_SKIP = Fault("skip_need", 0)
+CONV_TARGET_OFF_BY_ONE = Fault("conv_target", 0)
+N_CONV_FOR_MUTANT = 8
 
 
 def test_no_fault_adds_nothing_and_each_fault_changes_the_design():
@@ -151,3 +157,14 @@ def test_wrong_skip_decision_is_detected():
     print(f"\nmutant {WRONG_SKIP.describe()}: caught by {len(caught)} of {len(nets)} networks; "
           f"first: {caught[0]['mismatch'] if caught else None}")
     assert len(caught) >= len(nets) // 2, (len(caught), seed)
+
+
+def test_conv_target_off_by_one_is_detected():
+    """The first networks of the conv regression (lanes 1/1) on a core whose conv generator
+    puts every pair on the neighbouring compartment (bit 0 of the target flipped)."""
+    runs = conv_runs(base_seed() + 4000, TINY, N_CONV_FOR_MUTANT)
+    reports = run_many_fast(TINY, runs, name="mutant_conv_target", fault=CONV_TARGET_OFF_BY_ONE)
+    caught = [r["failure"] for r in reports if r["failure"]]
+    print(f"\nmutant {CONV_TARGET_OFF_BY_ONE.describe()}: caught by {len(caught)} of "
+          f"{len(runs)} conv networks; first: {caught[0] if caught else None}")
+    assert len(caught) >= len(runs) // 2, (len(caught), base_seed())

@@ -59,9 +59,10 @@ def test_layouts_fit_64_bits_and_do_not_overlap(preset):
 
 def test_tiny_field_widths():
     """Widths follow from the tiny geometry (64 cx, 128 axons, 2048 synapses, 256 routes,
-    4 profiles, 8 delay slots, 64 outputs, fan-out 256, 8 routes)."""
+    4 profiles, 8 delay slots, 64 outputs, fan-out 256, 8 routes, 8 conv descriptors)."""
     want = {
-        "synapse_map": [("base", 11), ("length", 9)],
+        "synapse_map": [("base", 11), ("length", 9), ("conv", 4), ("ci", 8), ("iy", 6),
+                        ("ix", 6)],
         "synapses": [("target", 6), ("weight", 8), ("weight_exp", 3), ("delay", 3),
                      ("sign_mode", 2)],
         "compartments": [("bias_mant", 13), ("bias_exp", 3), ("profile", 2)],
@@ -70,6 +71,8 @@ def test_tiny_field_widths():
         "routes": [("target", 7), ("kind", 1)],
         "state": [("u", 24), ("v", 24)],
         "accumulators": [("acc", 18)],
+        "conv": [("out_base", 6), ("kernel_base", 11), ("out_c", 8), ("out_h", 6), ("out_w", 6),
+                 ("kernel_h", 4), ("kernel_w", 4), ("pad", 3), ("stride_shift", 2), ("kind", 2)],
     }
     mems = memories(TINY)
     assert sorted(mems) == sorted(want)
@@ -392,7 +395,8 @@ def test_from_words_wrong_depth_and_invalid_content():
     layout = memories(TINY)["synapse_map"].layout
     bad = dict(words)
     bad["synapse_map"] = words["synapse_map"].copy()
-    bad["synapse_map"][3] = pack(layout, dict(base=[2047], length=[2]))[0]
+    bad["synapse_map"][3] = pack(layout, dict(base=[2047], length=[2], conv=[0], ci=[0], iy=[0],
+                                              ix=[0]))[0]
     with pytest.raises(ConfigError, match=re.escape("synapse_map[3] list synapses[2047:2049]")):
         CoreConfig.from_words(TINY, bad)
 

@@ -78,7 +78,8 @@ def digits_throughput(board: str, clock_hz: float, baud: int, samples: int) -> d
     data = load_digits_split()
     model = load_or_train(name, data=data)
     g = board_geometry(board)
-    # dense synapse lists: the board presets have no conv descriptors yet (n_conv = 0)
+    # dense synapse lists (icebreaker has no conv descriptors; ulx3s runs the conv mapping in
+    # tests/test_rtl_digits.py): these figures stay those of the dense mapping
     program = from_model(model, T, data.x_train, geometry=g, dense=True)
     x = data.x_test[:samples]
     raster = program.encode(x)
