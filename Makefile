@@ -79,7 +79,7 @@ clean:
 
 .PHONY: sim
 sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression, C++ harness vs cocotb, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
-	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py
+	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py tests/test_rtl_conv.py
 
 .PHONY: bitstream boards-report
 BOARD ?= icebreaker
