@@ -63,16 +63,19 @@ def fmax_row(f: dict) -> str:
 
 
 def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
-            cocotb_images: int = 2, geometry: str = "ulx3s", mapping: str = "dense") -> dict:
+            cocotb_images: int = 2, geometry: str = "ulx3s", mapping: str = "dense",
+            opt: str = "fast") -> dict:
     """Run the benchmark; ``program``/``data`` (a QuartzProgram at ``t_max`` and the digits
     split) skip the training/conversion (tests pass their session fixtures).  ``mapping``:
     convolutions as dense synapse lists (``"dense"``) or as conv descriptors (``"conv"``,
-    spec §3.5)."""
+    spec §3.5).  ``opt``: the Verilator models' C++ profile (sim/verilator.py ``CXX_OPT``;
+    ``fast`` measures simulation speed, tests use ``quick``).  ``cocotb_images=0`` skips the
+    cocotb harness (and its build)."""
     if mapping not in MAPPINGS:
         raise ValueError(f"mapping {mapping!r} is not one of {MAPPINGS}")
     from ..sim.fast import crosscheck_cocotb, run_stored_fast
     from ..sim.stored import StoredRun
-    from ..sim.verilator import geometry_key
+    from ..sim.verilator import build_dir_for
     from ..sw.convert import from_model
     from ..sw.datasets import load_digits_split
     from ..sw.models import load_or_train
@@ -95,11 +98,13 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
 
     t0 = time.perf_counter()
     report = run_stored_fast(config, x, name=f"rtl_perf_t{t_max}", label=f"digits T={t_max}",
-                             keep_outputs=program.n_outputs)
+                             keep_outputs=program.n_outputs, opt=opt)
     total_s = time.perf_counter() - t0
     k = min(cocotb_images, len(x))
-    cross = crosscheck_cocotb(StoredRun(config, x[:k], f"digits T={t_max}", 0,
-                                        program.n_outputs), name=f"rtl_perf_t{t_max}_cocotb")
+    cross = (crosscheck_cocotb(StoredRun(config, x[:k], f"digits T={t_max}", 0,
+                                         program.n_outputs), name=f"rtl_perf_t{t_max}_cocotb",
+                               opt=opt) if k else
+             {"difference": None, "error": None, "cocotb_cycles": 0, "cocotb_wall_s": 0.0})
     rec = report["networks"][0] if report["networks"] else {"samples": []}
     samples = rec["samples"]
     B, steps = x.shape[:2]
@@ -131,7 +136,8 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
         "network": f"digits CNN, T={t_max}, {steps} steps per inference, "
                    f"{used} compartments used of {g.n_compartments} (n_active "
                    f"{config.n_active()}), {program.config.summary()['synapses_used']} synapses",
-        "geometry": geometry, "build": geometry_key(g), "lanes": f"k_u={g.k_u}, k_s={g.k_s}",
+        "geometry": geometry, "build": build_dir_for(g, opt=opt).name, "opt": opt,
+        "lanes": f"k_u={g.k_u}, k_s={g.k_s}",
         "mapping": mapping, "synapse_words": sum(
             v for k, v in program.config.summary().items()
             if k in ("synapses_used", "kernel_words_used", "conv_descriptors_used")),
@@ -174,7 +180,8 @@ def markdown(r: dict) -> str:
         f"--geometry {f['geometry']} --update-docs` (`make bench-rtl`). Network: "
         f"{f['network']}; geometry `{f['geometry']}` ({f['lanes']}); {f['images']} test "
         f"images, one after another; Verilator builds `sim_build/{f['build']}-cxx` (C++ "
-        f"harness) and `sim_build/{f['build']}` (cocotb).",
+        f"harness) and `sim_build/{f['build']}` (cocotb), C++ profile `{f['opt']}` "
+        f"(`CXX_OPT` in sim/verilator.py).",
         "",
         f"Every figure is **counted by the RTL's hardware counters** (read through the "
         f"configuration port after each image), and each counter equals the cycle model's "
@@ -241,6 +248,7 @@ def mapping_table(dense: dict, conv: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from ..sim.verilator import CXX_OPT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=20, help="digits test images (default 20)")
     ap.add_argument("--t", type=int, default=16, dest="t_max", help="Quartz T (default 16)")
@@ -249,17 +257,19 @@ def main(argv=None) -> int:
     ap.add_argument("--geometry", default="ulx3s", help="core preset (default ulx3s)")
     ap.add_argument("--cocotb-images", type=int, default=2,
                     help="images also run through the cocotb harness (default 2)")
+    ap.add_argument("--opt", default="fast", choices=sorted(CXX_OPT),
+                    help="C++ profile of the Verilator models (default fast)")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the table into docs/performance.md")
     args = ap.parse_args(argv)
     r = measure(args.images, args.t_max, args.cache, cocotb_images=args.cocotb_images,
-                geometry=args.geometry)
+                geometry=args.geometry, opt=args.opt)
     results = {"dense": r}
     text = markdown(r)
     if CoreGeometry.preset(args.geometry).n_conv:
         results["conv"] = c = measure(args.images, args.t_max, args.cache,
                                       cocotb_images=args.cocotb_images,
-                                      geometry=args.geometry, mapping="conv")
+                                      geometry=args.geometry, mapping="conv", opt=args.opt)
         text += "\n" + mapping_table(r, c)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

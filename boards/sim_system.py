@@ -17,7 +17,7 @@ import time
 
 from amaranth.back import verilog
 
-from ..sim.verilator import BUILD_ARGS, NO_SPLIT, ROOT
+from ..sim.verilator import BUILD_ARGS, NO_SPLIT, ROOT, make_flags
 from ..spec.geometry import CoreGeometry
 from .ice40 import SinglePortRAM
 from .top import MemoryOverride, core_memory_selector
@@ -71,8 +71,9 @@ def build(geometry: CoreGeometry, *, divisor: int = 4, timeout: int | None = Non
         src.write_text(text)
     runner = get_runner("verilator")
     t0 = time.perf_counter()
-    runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir, build_args=BUILD_ARGS + NO_SPLIT,
-                 timescale=("1ns", "1ps"))
+    with make_flags():
+        runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                     build_args=BUILD_ARGS + NO_SPLIT, timescale=("1ns", "1ps"))
     return runner, bdir, time.perf_counter() - t0
 
 

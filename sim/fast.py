@@ -19,7 +19,7 @@ from ..rtl.fault import Fault
 from ..spec.geometry import CoreGeometry
 from .jobfile import Job, Record, read_results, record_difference
 from .stored import StoredRun, run_many_on, run_speed, run_stored_on, stored_job
-from .verilator import (BUILD_ARGS, NO_SPLIT, TOPLEVEL, TRACE_ARGS, build_dir_for,
+from .verilator import (BUILD_ARGS, CXX_OPT, cxx_opt, NO_SPLIT, TOPLEVEL, TRACE_ARGS, build_dir_for,
                         fst_build_args, run_job_cocotb, verilator_on_path, waves_enabled,
                         write_verilog)
 
@@ -28,28 +28,26 @@ __all__ = ["build_fast", "run_job_fast", "run_stored_fast", "run_many_fast", "cr
 
 TESTBENCH = Path(__file__).resolve().parent / "cxx" / "neurocore_tb.cpp"
 EXE = "neurocore_tb"
-#: C++ optimisation of the model and testbench (the wheel's verilated.mk defaults to -Os).
-OPT = ["-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"]
-
-
 def cxx_dir_for(geometry: CoreGeometry | str, waves: bool = False,
-                fault: Fault | None = None) -> Path:
+                fault: Fault | None = None, opt: str | None = None) -> Path:
     """``sim_build/<cocotb build dir name>-cxx``: the harness's build of that geometry."""
-    d = build_dir_for(geometry, waves, fault)
+    d = build_dir_for(geometry, waves, fault, opt)
     return d.with_name(d.name + "-cxx")
 
 
 def build_fast(geometry: CoreGeometry | str, *, waves: bool | None = None,
-               fault: Fault | None = None) -> tuple[Path, float]:
-    """Build (incrementally) the harness; return ``(executable, seconds)``."""
+               fault: Fault | None = None, opt: str | None = None) -> tuple[Path, float]:
+    """Build (incrementally) the harness with the C++ profile ``opt`` (:data:`CXX_OPT`:
+    ``quick`` for tests, ``fast`` for benchmarks); return ``(executable, seconds)``."""
     verilator_on_path()
     waves = waves_enabled() if waves is None else waves
-    bdir = cxx_dir_for(geometry, waves, fault)
+    bdir = cxx_dir_for(geometry, waves, fault, opt)
     src = write_verilog(geometry, bdir, fault)
     exe = bdir / EXE
     t0 = time.perf_counter()
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "1", "--top-module", TOPLEVEL,
-           "-Mdir", str(bdir), "-o", EXE, *BUILD_ARGS, *NO_SPLIT, *OPT,
+           "-Mdir", str(bdir), "-o", EXE, *BUILD_ARGS, *NO_SPLIT,
+           "-MAKEFLAGS", CXX_OPT[cxx_opt(opt)],
            *(TRACE_ARGS + fst_build_args(bdir) if waves else []), str(src), str(TESTBENCH)]
     done = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True)
     if done.returncode != 0 or not exe.exists():
@@ -60,13 +58,13 @@ def build_fast(geometry: CoreGeometry | str, *, waves: bool | None = None,
 
 def run_job_fast(geometry: CoreGeometry | str, job: Job, *, name: str = "job",
                  waves: bool | None = None, fault: Fault | None = None,
-                 ) -> tuple[list[Record], dict]:
+                 opt: str | None = None) -> tuple[list[Record], dict]:
     """Run ``job``; return its records and ``{"build_s", "wall_s", "waves", "error"}``.
 
     ``error`` is the harness's message when it stopped early (the records before it stay).
     """
     waves = waves_enabled() if waves is None else waves
-    exe, build_s = build_fast(geometry, waves=waves, fault=fault)
+    exe, build_s = build_fast(geometry, waves=waves, fault=fault, opt=opt)
     bdir = exe.parent
     job.check_ports(json.loads((bdir / f"{TOPLEVEL}.json").read_text())["ports"])
     job_path = job.save(bdir / f"{name}.job")
@@ -83,29 +81,30 @@ def run_job_fast(geometry: CoreGeometry | str, job: Job, *, name: str = "job",
 
 def run_stored_fast(config, inputs, *, name: str = "stored", label: str = "stored",
                     state_every: int = 0, keep_outputs: int = 0, waves: bool | None = None,
-                    fault: Fault | None = None, reads=()) -> dict:
+                    fault: Fault | None = None, reads=(), opt: str | None = None) -> dict:
     """:func:`~neurocore.sim.verilator.run_stored` on the C++ harness (same arguments/report)."""
     return run_stored_on(run_job_fast, "C++", config, inputs, name=name, label=label,
                          state_every=state_every, keep_outputs=keep_outputs, waves=waves,
-                         fault=fault, reads=reads)
+                         fault=fault, reads=reads, opt=opt)
 
 
 def run_many_fast(geometry: CoreGeometry | str, runs: list[StoredRun], *, name: str = "many",
-                  fault: Fault | None = None) -> list[dict]:
+                  fault: Fault | None = None, opt: str | None = None) -> list[dict]:
     """Many stored runs in one job on the C++ harness (:func:`~neurocore.sim.stored.run_many_on`):
     one build, one harness start; one report per run."""
-    return run_many_on(run_job_fast, geometry, runs, name=name, fault=fault, waves=False)
+    return run_many_on(run_job_fast, geometry, runs, name=name, fault=fault, waves=False,
+                       opt=opt)
 
 
-def crosscheck_cocotb(run: StoredRun, *, name: str = "crosscheck") -> dict:
+def crosscheck_cocotb(run: StoredRun, *, name: str = "crosscheck", opt: str | None = None) -> dict:
     """Run the job of ``run`` on both harnesses (C++ and cocotb, no waves).
 
     Returns ``difference`` (the first differing record, None when identical), each harness's
     error, and per harness the simulated cycles and wall seconds of the samples' runs.
     """
     job, _ = stored_job(run)
-    fast, fast_info = run_job_fast(run.config.geometry, job, name=name, waves=False)
-    slow, slow_info = run_job_cocotb(run.config.geometry, job, name=name, waves=False)
+    fast, fast_info = run_job_fast(run.config.geometry, job, name=name, waves=False, opt=opt)
+    slow, slow_info = run_job_cocotb(run.config.geometry, job, name=name, waves=False, opt=opt)
     (fc, fw), (sc, sw) = run_speed(fast), run_speed(slow)
     return {"difference": record_difference(fast, slow), "error": fast_info["error"]
             or slow_info["error"], "cxx_cycles": fc, "cxx_wall_s": fw, "cocotb_cycles": sc,

@@ -212,14 +212,16 @@ def run_speed(records: list[Record]) -> tuple[int, float]:
 
 
 def run_stored_on(run_job, harness: str, config: CoreConfig, inputs, *, name: str, label: str,
-                  state_every: int, keep_outputs: int, waves, fault, reads=()) -> dict:
+                  state_every: int, keep_outputs: int, waves, fault, reads=(),
+                  opt: str | None = None) -> dict:
     """Build the job of a stored run, run it with ``run_job`` (``run_job_fast`` or
-    ``run_job_cocotb``), check it; the report names the ``harness`` and its error if any."""
+    ``run_job_cocotb``, C++ profile ``opt``), check it; the report names the ``harness`` and
+    its error if any."""
     x = np.asarray(inputs, dtype=bool)
     run = StoredRun(config, x[None] if x.ndim == 2 else x, label, int(state_every),
                     int(keep_outputs), tuple(tuple(int(v) for v in r) for r in reads))
     job, loaded = stored_job(run)
-    records, info = run_job(config.geometry, job, name=name, waves=waves, fault=fault)
+    records, info = run_job(config.geometry, job, name=name, waves=waves, fault=fault, opt=opt)
     report = stored_report(run, records, loaded, waves=info["waves"])
     if info["error"]:
         report["failure"] = f"{label}: {harness} harness: {info['error']}"
@@ -229,7 +231,7 @@ def run_stored_on(run_job, harness: str, config: CoreConfig, inputs, *, name: st
 
 
 def run_many_on(run_job, geometry, runs: list[StoredRun], *, name: str, fault=None,
-                waves=False) -> list[dict]:
+                waves=False, opt: str | None = None) -> list[dict]:
     """Every run of ``runs`` (one geometry) in **one** job and one harness start: each run
     loads only the words that differ from the image before it.  Returns one
     :func:`stored_report` per run (a run the harness did not finish reports so)."""
@@ -239,7 +241,7 @@ def run_many_on(run_job, geometry, runs: list[StoredRun], *, name: str, fault=No
         previous = run.config.to_words()
         loaded.append(n)
         spans.append(np.asarray(run.inputs).shape[0])
-    records, info = run_job(geometry, job, name=name, waves=waves, fault=fault)
+    records, info = run_job(geometry, job, name=name, waves=waves, fault=fault, opt=opt)
     starts = [i for i, r in enumerate(records)
               if r.op == Op.MARK and MARKS[r.tag] == "start"] + [len(records)]
     reports, first = [], 0

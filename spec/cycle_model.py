@@ -78,6 +78,7 @@ class _Lists:
         self.rkind, self.rtarget = rt["kind"], rt["target"]
         self.conv = sm["conv"] if g.n_conv else np.zeros(g.n_axons, dtype=np.int64)
         self.scatter = conv_cycles(config)
+        self.n_active = config.n_active()       # the n_active register (spec §2.5)
 
 
 def conv_cycles(config) -> dict[int, list[list[tuple[int, int]]]]:
@@ -129,10 +130,11 @@ def update_scan(need: np.ndarray, groups: int, window: int) -> tuple[int, list[i
             return cycles, issued
 
 
-def group_need(config, u_prev, v_prev, landing_groups) -> np.ndarray:
+def group_need(config, u_prev, v_prev, landing_groups, lists: _Lists | None = None,
+               ) -> np.ndarray:
     """Groups that need an update: not quiet after the last step (``u_prev``/``v_prev``, None
     right after ``ctrl.clear``) or with input landing now (``landing_groups``); every group
-    when the geometry has no idle skip."""
+    when the geometry has no idle skip.  ``lists``: the config's :class:`_Lists`, if built."""
     g = config.geometry
     rows = g.bank_depth
     if u_prev is None or not g.idle_skip:
@@ -141,7 +143,8 @@ def group_need(config, u_prev, v_prev, landing_groups) -> np.ndarray:
     dv = config.mem["profiles"]["dv"][cx["profile"]]
     quiet = (np.asarray(u_prev) == 0) & (cx["bias_mant"] == 0) & ((np.asarray(v_prev) == 0)
                                                                   | (dv == 0))
-    quiet[min(config.n_active(), g.n_compartments):] = True      # never updated
+    n_active = lists.n_active if lists is not None else config.n_active()
+    quiet[min(n_active, g.n_compartments):] = True      # never updated
     need = ~quiet.reshape(rows, g.k_u).all(axis=1)
     need[list(landing_groups)] = True
     return need
@@ -159,8 +162,8 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
     g = L.g
     k_u, k_s, D, n = g.k_u, g.k_s, g.n_delay_slots, g.n_compartments
     slot = step % D
-    n_active = min(config.n_active(), n)
-    groups = min(-(-config.n_active() // k_u), g.bank_depth)
+    n_active = min(L.n_active, n)
+    groups = min(-(-L.n_active // k_u), g.bank_depth)
     need = np.ones(g.bank_depth, dtype=bool) if need is None else need
     scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
     updates = sum(min(k_u, n_active - r * k_u) for r in issued)
@@ -297,7 +300,7 @@ def schedule(config, inputs: np.ndarray, gold=None, *,
     for t in range(x.shape[0]):
         need = group_need(config, None if t == 0 else gold.u[t - 1],
                           None if t == 0 else gold.v[t - 1],
-                          {grp for s, grp in landing if s == t})
+                          {grp for s, grp in landing if s == t}, lists)
         sched = step_schedule(config, gold.spikes[t], np.flatnonzero(x[t]), step=t, need=need,
                               lists=lists, out_ready=None if out_ready is None else
                               (lambda cyc, t=t: out_ready(t, cyc)))

@@ -84,13 +84,13 @@ def test_digits_cnn_on_rtl_every_spike_and_class(ulx3s_program, digits):
 
 
 def test_rtl_perf_bench_on_two_images(ulx3s_program, digits):
-    """bench/rtl_perf.py (same Verilator build): its figures are the hardware counters, equal
+    """bench/rtl_perf.py (same Verilator build, C++ profile ``quick``): its figures are the hardware counters, equal
     to the cycle model's, and the cocotb harness gives the C++ harness's records."""
     from neurocore.bench.rtl_perf import markdown, measure
     from neurocore.spec.cycle_model import counter_totals, schedule
 
     program = ulx3s_program
-    r = measure(2, 16, program=program, data=digits, geometry=BOARD)
+    r = measure(2, 16, program=program, data=digits, geometry=BOARD, opt="quick")
     assert r["agrees"] and r["counters_agree"], r["failure"]
     x = program.encode(digits.x_test[:2])
     gold = GoldenCore(program.config).run(x)
