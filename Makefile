@@ -44,8 +44,10 @@ lava: install  ## golden vs Lava cross-check only
 
 .PHONY: lava-long fuzz-long test-boards reliability-doc
 LAVA_NETWORKS ?= 1000
-lava-long: install  ## golden vs Lava on LAVA_NETWORKS (default 1000) random networks (CI: 200)
-	NEUROCORE_LAVA_NETWORKS=$(LAVA_NETWORKS) $(BIN)/python -m pytest tests/test_lava_crosscheck.py -m lava -q
+LAVA_DIGITS_IMAGES ?= 100
+lava-long: install  ## golden vs Lava on LAVA_NETWORKS (default 1000) random networks and LAVA_DIGITS_IMAGES (default 100) digits images (CI: 200 and 12)
+	NEUROCORE_LAVA_NETWORKS=$(LAVA_NETWORKS) NEUROCORE_LAVA_DIGITS_IMAGES=$(LAVA_DIGITS_IMAGES) \
+		$(BIN)/python -m pytest tests/test_lava_crosscheck.py tests/test_quartz_core.py -m lava -q
 
 FUZZ_LONG ?= 10000
 fuzz-long: install  ## the fuzzers with FUZZ_LONG (default 10000) cases each (CI: 1000), then docs/reliability.md
@@ -78,8 +80,8 @@ clean:
 	rm -rf sim_build build bench/results .pytest_cache
 
 .PHONY: sim
-sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression, C++ harness vs cocotb, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
-	$(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py tests/test_rtl_conv.py
+sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression (all 9 lane configurations), C++ harness vs cocotb, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
+	NEUROCORE_LANE_CONFIGS=all $(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py tests/test_rtl_conv.py
 
 .PHONY: bitstream boards-report
 BOARD ?= icebreaker

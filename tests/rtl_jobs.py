@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 N_NETWORKS = 120          # seeded random networks on the tiny preset
 N_FORWARDING = 24         # forwarding-stress networks (golden.random_networks.forwarding_network)
 STEPS = 24
@@ -14,7 +16,16 @@ MUTATION_KINDS = ("weight", "delay", "threshold")
 #: Lane configurations (k_u, k_s) of the regression: (1, 1) runs the whole plan, every other
 #: one ``N_LANE_NETWORKS`` random, ``N_LANE_FORWARDING`` forwarding-stress and one
 #: backpressure network (its own Verilator build each).
-LANE_CONFIGS = [(ku, ks) for ku in (1, 2, 4) for ks in (1, 2, 4)]
+ALL_LANE_CONFIGS = [(ku, ks) for ku in (1, 2, 4) for ks in (1, 2, 4)]
+#: ``make test`` runs a covering subset: every k_u and every k_s value, equal and unequal;
+#: (2, 4) and (4, 2) run in the Amaranth-simulator tests (tests/test_rtl_core.py) and the conv
+#: regression (tests/test_rtl_conv.py); (1, 2) and (2, 1) only in ``make sim``
+#: (``NEUROCORE_LANE_CONFIGS=all``: all nine here, one Verilator build each).
+COVER_LANE_CONFIGS = [(1, 1), (1, 4), (2, 2), (4, 1), (4, 4)]
+_LANES = os.environ.get("NEUROCORE_LANE_CONFIGS", "cover")
+if _LANES not in ("cover", "all"):
+    raise ValueError(f"NEUROCORE_LANE_CONFIGS is {_LANES!r}; choose 'cover' or 'all'")
+LANE_CONFIGS = ALL_LANE_CONFIGS if _LANES == "all" else COVER_LANE_CONFIGS
 N_LANE_NETWORKS = 16
 N_LANE_FORWARDING = 4
 
