@@ -1,0 +1,204 @@
+"""Place a compiled Quartz program on the cores of a chip (docs/spec.md §10).
+
+:func:`place` walks the program's stages in network order and gives each a core: a stage
+goes whole onto the core of the previous stage when it fits there (its input spikes then stay
+inside the core), else it is split — a conv stage (its outputs a conv descriptor's group) by
+whole output channels, so each core keeps one descriptor over its channels, any other stage
+by runs of neurons — and each piece goes to the core with room that already holds most of its
+input axons (each axon it lacks is one more copy, and one more flit per spike), ties to the
+previous piece's core, then to the lowest index.  A stage's clock compartments travel with it.  Room is counted in compartments,
+synapse words (dense lists plus the kernel columns of the channels), conv descriptors and
+axons.  A piece that fits no core raises :class:`MappingError` naming the stage and how much
+the chip lacks.
+
+:func:`chip_load` estimates each core's synaptic operations and flits per image from a golden
+run of calibration images (an estimate: other images spike differently).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+from ..golden.chip import ChipConfig, Partition
+from ..golden.conv import _scatter, conv_connections
+from ..golden.core import GoldenCore
+from ..spec.geometry import ChipGeometry
+from .compiler import MappingError, QuartzProgram
+
+__all__ = ["place", "chip_load"]
+
+
+class _Costs:
+    """Per logical compartment: synapse words, the descriptors and axons that reach it."""
+
+    def __init__(self, config):
+        g = config.geometry
+        n = g.n_compartments
+        s = config.synapse_list(conv=False)
+        self.words = np.bincount(s.target, minlength=n).astype(np.int64)
+        pairs_a, pairs_t = [s.axon], [s.target]
+        self.groups = []                              # (out_base, outputs, h·w) per descriptor
+        for c in conv_connections(config):
+            hw = c.out_shape[1] * c.out_shape[2]
+            kh, kw = c.kernel_shape
+            first = c.out_base + np.arange(c.out_shape[0]) * hw
+            self.words[first] += c.in_channels * kh * kw
+            self.groups.append((c.out_base, c.n_outputs, hw))
+            j, target, _ = _scatter(c)
+            pairs_a.append(c.axons[j])
+            pairs_t.append(target)
+        a, t = np.concatenate(pairs_a), np.concatenate(pairs_t)
+        self.reach = scipy.sparse.csr_matrix((np.ones(a.size, dtype=bool), (t, a)),
+                                             shape=(n, g.n_axons))
+
+    def piece(self, ids: np.ndarray) -> tuple[int, int, set, np.ndarray]:
+        """(compartments, words, descriptors, axons) of a piece."""
+        descs = {i for i, (base, n, _) in enumerate(self.groups)
+                 if ((ids >= base) & (ids < base + n)).any()}
+        axons = np.unique(self.reach[ids].indices)
+        return ids.size, int(self.words[ids].sum()), descs, axons
+
+
+def _stage_pieces(program: QuartzProgram, costs: _Costs, live: np.ndarray):
+    """[(stage name, [piece ids, ...] whole-stage first split)]: each stage with its clock
+    compartments (the live ones between its neurons and the next stage's)."""
+    stages = list(program.neuron_ids.items())
+    starts = [int(ids[0]) for _, ids in stages] + [live.size]
+    out = []
+    conv_groups = {base: (n, hw) for base, n, hw in costs.groups}
+    for i, (name, ids) in enumerate(stages):
+        extra = np.flatnonzero(live[starts[i]:starts[i + 1]]) + starts[i]
+        extra = extra[~np.isin(extra, ids)]
+        ids = np.asarray(ids, dtype=np.int64)
+        base = int(ids[0])
+        if base in conv_groups and conv_groups[base][0] == ids.size:
+            hw = conv_groups[base][1]
+            split = [ids[c * hw:(c + 1) * hw] for c in range(ids.size // hw)]
+        else:
+            split = None   # runs of neurons, sized to the room left
+        out.append((name, ids, extra, split))
+    return out
+
+
+def place(program: QuartzProgram, chip: ChipGeometry) -> Partition:
+    """A :class:`Partition` of ``program.config`` onto ``chip`` (see the module docstring)."""
+    config = program.config
+    g, cg = config.geometry, chip.core
+    live = config._used_compartments() | (config.mem["compartments"]["bias_mant"] != 0)
+    costs = _Costs(config)
+    core_of = np.full(g.n_compartments, -1, dtype=np.int64)
+    used_cx = np.zeros(chip.n_cores, dtype=np.int64)
+    used_w = np.zeros(chip.n_cores, dtype=np.int64)
+    descs = [set() for _ in range(chip.n_cores)]
+    axons = [np.zeros(g.n_axons, dtype=bool) for _ in range(chip.n_cores)]
+
+    def fits(k, ids):
+        n, w, d, a = costs.piece(ids)
+        new_axons = int((~axons[k][a]).sum())
+        return (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
+                and len(descs[k] | d) <= cg.n_conv
+                and int(axons[k].sum()) + new_axons <= cg.n_axons)
+
+    def put(k, ids):
+        n, w, d, a = costs.piece(ids)
+        core_of[ids] = k
+        used_cx[k] += n
+        used_w[k] += w
+        descs[k] |= d
+        axons[k][a] = True
+
+    def order(prev, ids=None):
+        """Cores to try: those already holding most of the piece's input axons first (fewer
+        axon copies, fewer flits), then the previous piece's core, then by index."""
+        if ids is None:
+            return [prev] + [k for k in range(chip.n_cores) if k != prev]
+        a = costs.piece(ids)[3]
+        return sorted(range(chip.n_cores), key=lambda k: (int((~axons[k][a]).sum()), k != prev, k))
+
+    current = 0
+    stages = _stage_pieces(program, costs, live)
+    for si, (name, ids, extra, split) in enumerate(stages):
+        whole = np.concatenate([ids, extra])
+        if fits(current, whole):
+            put(current, whole)
+            continue
+        if split is None:   # runs of neurons as large as the room of each core allows
+            split = _runs(ids, lambda k, part: fits(k, part), order(current))
+        for part in split:
+            k = next((k for k in order(current, part) if fits(k, part)), None)
+            if k is None:
+                raise _overflow(program, chip, stages[si:], name, costs, used_cx, used_w)
+            put(k, part)
+            current = k
+        if extra.size:
+            k = next((k for k in order(current, extra) if fits(k, extra)), None)
+            if k is None:
+                raise _overflow(program, chip, stages[si:], name, costs, used_cx, used_w)
+            put(k, extra)
+    missing = live & (core_of < 0)
+    if missing.any():
+        raise MappingError(f"compartment {int(np.flatnonzero(missing)[0])} belongs to no stage "
+                           "and was not placed")
+    return Partition(chip=chip, core_of=core_of)
+
+
+def _runs(ids, fits, cores) -> list:
+    """Split ``ids`` into runs, each as long as fits one core (binary search per run)."""
+    runs, start = [], 0
+    while start < ids.size:
+        best = 0
+        for k in cores:
+            lo, hi = 0, ids.size - start
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(k, ids[start:start + mid]):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            best = max(best, lo)
+            if best:
+                break
+        if best == 0:
+            runs.append(ids[start:start + 1])   # fits nowhere: place() names the stage
+            break
+        runs.append(ids[start:start + best])
+        start += best
+    return runs
+
+
+def _overflow(program, chip, rest, name, costs, used_cx, used_w) -> MappingError:
+    cg = chip.core
+    need_cx = sum(ids.size + extra.size for _, ids, extra, _ in rest)
+    need_w = sum(int(costs.words[np.concatenate([ids, extra])].sum()) for _, ids, extra, _ in rest)
+    free_cx = int(chip.n_cores * cg.n_compartments - used_cx.sum())
+    free_w = int(chip.n_cores * cg.n_synapses - used_w.sum())
+    short = []
+    if need_cx > free_cx:
+        short.append(f"{need_cx - free_cx} compartments")
+    if need_w > free_w:
+        short.append(f"{need_w - free_w} synapse words")
+    by = (" and ".join(short) if short else
+          "no total (the pieces do not pack into the cores' descriptors or axons)")
+    return MappingError(
+        f"{name} overflows chip {chip.name!r} ({chip.n_cores} cores of {cg.n_compartments} "
+        f"compartments, {cg.n_synapses} synapse words): it and the stages after it need "
+        f"{need_cx} compartments and {need_w} words, {free_cx} and {free_w} are left; short "
+        f"by {by}")
+
+
+def chip_load(program: QuartzProgram, chip_config: ChipConfig, images) -> dict:
+    """Per-core synaptic operations and flits per image, averaged over ``images`` from a golden
+    run of the logical network (an estimate for other images)."""
+    cfg = program.config
+    res = GoldenCore(cfg).run(program.encode(images))
+    spikes = res.spikes.sum(axis=1).astype(np.int64)          # (B, n_compartments)
+    R, _ = cfg.route_matrices(sparse=True)
+    x = program.encode(images).sum(axis=1).astype(np.int64)   # host spikes per axon
+    deliveries = x + np.asarray((scipy.sparse.csr_matrix(spikes) @ R).todense())
+    sops = deliveries @ chip_config.fanout().T                # (B, n_cores)
+    remote = chip_config.remote_routes()
+    flits = np.stack([spikes[:, cxs] @ remote[cxs] for cxs in chip_config.compartments], axis=1)
+    n = spikes.shape[0]
+    return {"images": int(n), "sops": [float(v) for v in sops.mean(axis=0)],
+            "flits": [float(v) for v in flits.mean(axis=0)]}
