@@ -334,9 +334,10 @@ CHIP_PRESETS: dict[str, ChipGeometry] = {
     # drops the lanes (1 and 1) and keeps 2 delay slots (the Quartz compiler uses delays 0
     # and 1): 1024 compartments, 2048 axons (a Quartz neuron's own axon carries its
     # self-inhibition, so a core needs its compartments' axons plus its inputs'), 8192
-    # synapse words: an estimated 27 EBR per core, so 7 cores take an estimated 189 of the
-    # 208 EBR and leave 19 for the UART bridge, the spike buffers and the router FIFOs (8 cores
-    # would need an estimated 216).  Logic and multipliers are not the bound: one board core
+    # synapse words: an estimated 28 EBR per core, so 7 cores take an estimated 196 of the
+    # 208 EBR and leave 12 for the UART bridge, the spike buffers and the router FIFOs (the
+    # single board core measures about 9 EBR above its memories' estimate; 8 cores would need
+    # an estimated 224).  Logic and multipliers are not the bound: one board core
     # uses 6 % of the LUT4 and 4 of the 156 multipliers (docs/boards.md).
     # Estimates, not a place-and-route result: the RTL chip does not exist yet.
     "ulx3s": ChipGeometry(name="ulx3s", n_cores=7, mesh=(4, 2), core=CoreGeometry(

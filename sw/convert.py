@@ -121,14 +121,22 @@ def _chip_logical(stages, conv: bool, chip: ChipGeometry) -> CoreGeometry:
     return g if cg.n_conv else g.replace(n_conv=0)
 
 
-def _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x):
+def _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
+                      single_error: MappingError):
     """Compile onto a logical geometry, place the stages on ``chip``'s cores
-    (:func:`~neurocore.sw.place.place`), check every core and estimate the load."""
+    (:func:`~neurocore.sw.place.place`), check every core and estimate the load.  A layer that
+    no core of the chip can express at any size raises ``single_error`` (the single core's
+    reason); a network the cores cannot hold raises the placement's error, which names the
+    layer that overflows and by how much."""
     from .place import chip_load, place
-    program = compile_(stages, shape, t_max, _chip_logical(stages, conv, chip),
-                       input_max=input_max)
-    program = compile_(stages, shape, t_max, fitted_geometry(program, f"{chip.name}-logical"),
-                       input_max=input_max)
+    try:
+        program = compile_(stages, shape, t_max, _chip_logical(stages, conv, chip),
+                           input_max=input_max)
+        program = compile_(stages, shape, t_max,
+                           fitted_geometry(program, f"{chip.name}-logical"),
+                           input_max=input_max)
+    except MappingError:
+        raise single_error from None
     partition = place(program, chip)
     try:
         chip_config = build_chip(program.config, partition)
@@ -232,18 +240,23 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         conv = False
         chip = None
     shape = tuple(x.shape[1:])
-    try:
-        if geometry is None and chip is not None:
-            raise MappingError(f"chip {chip.name!r} has no single-core preset")
-        program = compile_(stages, shape, t_max, geometry or _unbounded(stages, conv),
-                           input_max=input_max)
-        if geometry is None:
-            program = compile_(stages, shape, t_max, fitted_geometry(program),
+    single_error = None
+    if geometry is None and chip is not None:
+        single_error = MappingError(f"chip {chip.name!r} has no single-core preset")
+    else:
+        try:
+            program = compile_(stages, shape, t_max, geometry or _unbounded(stages, conv),
                                input_max=input_max)
-    except MappingError:
-        if chip is None:
-            raise
-        program = _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x)
+            if geometry is None:
+                program = compile_(stages, shape, t_max, fitted_geometry(program),
+                                   input_max=input_max)
+        except MappingError as err:
+            if chip is None:
+                raise
+            single_error = err
+    if single_error is not None:   # the board's single core cannot hold it: its chip
+        program = _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
+                                    single_error)
     program = dataclasses.replace(program, normalized_model=net, fold_report=fold,
                                   lambdas=list(lambdas))
     if fold is not None:

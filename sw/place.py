@@ -118,7 +118,7 @@ def place(program: QuartzProgram, chip: ChipGeometry) -> Partition:
 
     current = 0
     stages = _stage_pieces(program, costs, live)
-    for si, (name, ids, extra, split) in enumerate(stages):
+    for name, ids, extra, split in stages:
         whole = np.concatenate([ids, extra])
         if fits(current, whole):
             put(current, whole)
@@ -128,13 +128,13 @@ def place(program: QuartzProgram, chip: ChipGeometry) -> Partition:
         for part in split:
             k = next((k for k in order(current, part) if fits(k, part)), None)
             if k is None:
-                raise _overflow(program, chip, stages[si:], name, costs, used_cx, used_w)
+                raise _overflow(chip, name, costs, live)
             put(k, part)
             current = k
         if extra.size:
             k = next((k for k in order(current, extra) if fits(k, extra)), None)
             if k is None:
-                raise _overflow(program, chip, stages[si:], name, costs, used_cx, used_w)
+                raise _overflow(chip, name, costs, live)
             put(k, extra)
     missing = live & (core_of < 0)
     if missing.any():
@@ -167,24 +167,23 @@ def _runs(ids, fits, cores) -> list:
     return runs
 
 
-def _overflow(program, chip, rest, name, costs, used_cx, used_w) -> MappingError:
+def _overflow(chip, name, costs, live) -> MappingError:
+    """The error of a stage no core has room for: the network's totals against the chip's."""
     cg = chip.core
-    need_cx = sum(ids.size + extra.size for _, ids, extra, _ in rest)
-    need_w = sum(int(costs.words[np.concatenate([ids, extra])].sum()) for _, ids, extra, _ in rest)
-    free_cx = int(chip.n_cores * cg.n_compartments - used_cx.sum())
-    free_w = int(chip.n_cores * cg.n_synapses - used_w.sum())
+    need_cx, need_w = int(live.sum()), int(costs.words[live].sum())
+    cap_cx, cap_w = chip.n_cores * cg.n_compartments, chip.n_cores * cg.n_synapses
     short = []
-    if need_cx > free_cx:
-        short.append(f"{need_cx - free_cx} compartments")
-    if need_w > free_w:
-        short.append(f"{need_w - free_w} synapse words")
-    by = (" and ".join(short) if short else
-          "no total (the pieces do not pack into the cores' descriptors or axons)")
+    if need_cx > cap_cx:
+        short.append(f"{need_cx - cap_cx} compartments")
+    if need_w > cap_w:
+        short.append(f"{need_w - cap_w} synapse words")
+    by = (f"short by {' and '.join(short)}" if short else
+          "the totals fit, but the pieces do not pack into the cores' compartments, words, "
+          "descriptors and axons")
     return MappingError(
-        f"{name} overflows chip {chip.name!r} ({chip.n_cores} cores of {cg.n_compartments} "
-        f"compartments, {cg.n_synapses} synapse words): it and the stages after it need "
-        f"{need_cx} compartments and {need_w} words, {free_cx} and {free_w} are left; short "
-        f"by {by}")
+        f"{name} overflows chip {chip.name!r}: the network needs {need_cx} compartments and "
+        f"{need_w} synapse words, the chip's {chip.n_cores} cores hold {cap_cx} and {cap_w} "
+        f"({cg.n_compartments} and {cg.n_synapses} each); {by}")
 
 
 def chip_load(program: QuartzProgram, chip_config: ChipConfig, images) -> dict:
