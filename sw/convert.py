@@ -137,7 +137,7 @@ def _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
                            input_max=input_max)
     except MappingError:
         raise single_error from None
-    partition = place(program, chip)
+    partition, balance = place(program, chip)
     try:
         chip_config = build_chip(program.config, partition)
     except ConfigError as err:
@@ -145,7 +145,7 @@ def _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
     load = chip_load(program, chip_config, x[:CALIBRATION_IMAGES])
     program = dataclasses.replace(program, partition=partition, chip_load=load)
     program.notes.append(f"placed on {partition.cores_used()} of the {chip.n_cores} cores of "
-                         f"chip {chip.name!r}")
+                         f"chip {chip.name!r}; {balance}")
     return program
 
 

@@ -7,8 +7,8 @@ whole output channels, so each core keeps one descriptor over its channels, any 
 by runs of neurons — and each piece goes to the core with room that already holds most of its
 input axons (each axon it lacks is one more copy, and one more flit per spike), ties to the
 previous piece's core, then to the lowest index.  A stage's clock compartments travel with it.  Room is counted in compartments,
-synapse words (dense lists plus the kernel columns of the channels), conv descriptors and
-axons.  A piece that fits no core raises :class:`MappingError` naming the stage and how much
+synapse words (dense lists plus the kernel columns of the channels), conv descriptors, axons,
+profiles and a static SOP estimate (balanced across cores when the pieces allow; :func:`place`).  A piece that fits no core raises :class:`MappingError` naming the stage and how much
 the chip lacks.
 
 :func:`chip_load` estimates each core's synaptic operations and flits per image from a golden
@@ -26,7 +26,10 @@ from ..golden.core import GoldenCore
 from ..spec.geometry import ChipGeometry
 from .compiler import MappingError, QuartzProgram
 
-__all__ = ["place", "chip_load"]
+__all__ = ["place", "chip_load", "SOP_SLACK"]
+
+#: A core may take this many times an even share of the network's static SOP estimate.
+SOP_SLACK = 1.25
 
 
 class _Costs:
@@ -51,6 +54,9 @@ class _Costs:
         a, t = np.concatenate(pairs_a), np.concatenate(pairs_t)
         self.reach = scipy.sparse.csr_matrix((np.ones(a.size, dtype=bool), (t, a)),
                                              shape=(n, g.n_axons))
+        #: static SOP estimate: (axon, target) pairs into each compartment (a Quartz axon
+        #: carries about one spike per image)
+        self.sops = np.bincount(t, minlength=n).astype(np.int64)
 
     def piece(self, ids: np.ndarray) -> tuple[int, int, set, np.ndarray]:
         """(compartments, words, descriptors, axons) of a piece."""
@@ -81,23 +87,45 @@ def _stage_pieces(program: QuartzProgram, costs: _Costs, live: np.ndarray):
     return out
 
 
-def place(program: QuartzProgram, chip: ChipGeometry) -> Partition:
-    """A :class:`Partition` of ``program.config`` onto ``chip`` (see the module docstring)."""
+def place(program: QuartzProgram, chip: ChipGeometry) -> tuple[Partition, str]:
+    """A :class:`Partition` of ``program.config`` onto ``chip`` (see the module docstring) and
+    a note on the SOP balance: first with every core's static SOP estimate (synapse pairs
+    into its compartments) capped at :data:`SOP_SLACK` times an even share, and if the
+    pieces do not pack under that cap, without it."""
     config = program.config
-    g, cg = config.geometry, chip.core
     live = config._used_compartments() | (config.mem["compartments"]["bias_mant"] != 0)
     costs = _Costs(config)
+    share = int(costs.sops[live].sum()) / chip.n_cores
+    try:
+        part = _place(program, chip, costs, live, SOP_SLACK * share)
+        note = (f"SOPs balanced: each core at most {SOP_SLACK} x an even share of the static "
+                f"estimate ({share:.0f} synapse pairs)")
+    except MappingError:
+        part = _place(program, chip, costs, live, np.inf)
+        note = (f"SOPs not balanced: the pieces do not pack with each core at most {SOP_SLACK} "
+                f"x an even share of the static estimate ({share:.0f} synapse pairs)")
+    return part, note
+
+
+def _place(program, chip, costs, live, sop_cap) -> Partition:
+    config = program.config
+    g, cg = config.geometry, chip.core
+    used_sops = np.zeros(chip.n_cores, dtype=np.int64)
     core_of = np.full(g.n_compartments, -1, dtype=np.int64)
     used_cx = np.zeros(chip.n_cores, dtype=np.int64)
     used_w = np.zeros(chip.n_cores, dtype=np.int64)
     descs = [set() for _ in range(chip.n_cores)]
+    profiles = [set() for _ in range(chip.n_cores)]
+    profile_of = config.mem["compartments"]["profile"]
     axons = [np.zeros(g.n_axons, dtype=bool) for _ in range(chip.n_cores)]
 
     def fits(k, ids):
         n, w, d, a = costs.piece(ids)
         new_axons = int((~axons[k][a]).sum())
         return (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
+                and used_sops[k] + int(costs.sops[ids].sum()) <= sop_cap
                 and len(descs[k] | d) <= cg.n_conv
+                and len(profiles[k] | set(profile_of[ids].tolist())) <= cg.n_profiles
                 and int(axons[k].sum()) + new_axons <= cg.n_axons)
 
     def put(k, ids):
@@ -105,7 +133,9 @@ def place(program: QuartzProgram, chip: ChipGeometry) -> Partition:
         core_of[ids] = k
         used_cx[k] += n
         used_w[k] += w
+        used_sops[k] += int(costs.sops[ids].sum())
         descs[k] |= d
+        profiles[k] |= set(profile_of[ids].tolist())
         axons[k][a] = True
 
     def order(prev, ids=None):
