@@ -28,7 +28,7 @@ import scipy.sparse
 from ..spec.geometry import ChipGeometry, ConfigError, CoreGeometry
 from ..spec.words import ConvKind, RouteKind
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
-from .conv import _scatter, conv_connections
+from .conv import conv_connections, scatter
 from .core import RunResult
 from .network import CoreConfig
 
@@ -121,7 +121,7 @@ def build_chip(config: CoreConfig, partition: Partition) -> ChipConfig:
         bad = int(core_of[(core_of >= chip.n_cores) | (core_of < -1)][0])
         raise ConfigError(f"partition names core {bad}; chip {chip.name!r} has "
                           f"{chip.n_cores} cores")
-    live = config._used_compartments() | (config.mem["compartments"]["bias_mant"] != 0)
+    live = config.live_compartments()
     if (live & (core_of < 0)).any():
         raise ConfigError(f"compartment {int(np.flatnonzero(live & (core_of < 0))[0])} is "
                           "live (synapses, routes or bias) but not placed on any core")
@@ -140,7 +140,7 @@ def build_chip(config: CoreConfig, partition: Partition) -> ChipConfig:
     dense = [[(s.axon[on == k], s.target[on == k], s.address[on == k])] for k in range(n_cores)]
     descs = [[] for _ in range(n_cores)]   # (connection, c0, c1)
     for c in conv_connections(config):
-        j, target, addr = _scatter(c)
+        j, target, addr = scatter(c)
         axon = c.axons[j]
         hw = c.out_shape[1] * c.out_shape[2]
         per_ch = core_of[c.out_base:c.out_base + c.n_outputs].reshape(c.out_shape[0], hw)

@@ -323,9 +323,13 @@ class CoreConfig:
         """Compartments the core must sweep (spec §2.5): one past the highest compartment that
         is a synapse target, has routes or has a non-zero bias.  Every compartment above it
         has no input and no bias, so from the cleared state it never changes."""
-        live = self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)
-        idx = np.flatnonzero(live)
+        idx = np.flatnonzero(self.live_compartments())
         return int(idx[-1]) + 1 if idx.size else 0
+
+    def live_compartments(self) -> np.ndarray:
+        """Mark the compartments that can ever change or act: a synapse (or conv) target, a
+        route owner or a non-zero bias.  Every other one stays at rest and never spikes."""
+        return self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)
 
     def _used_compartments(self) -> np.ndarray:
         s = self.synapse_list()

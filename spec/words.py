@@ -293,11 +293,16 @@ def unpack(layout: data.StructLayout, words: np.ndarray) -> dict[str, np.ndarray
     return out
 
 
-def markdown_tables(g: CoreGeometry) -> str:
-    """Render one bit-field table per memory (for docs/spec.md)."""
+def markdown_tables(g: CoreGeometry, only: tuple[str, ...] | None = None,
+                    title: str = "") -> str:
+    """Render one bit-field table per memory (for docs/spec.md); ``only``: these memories;
+    ``title``: a suffix for each heading (e.g. the chip the core belongs to)."""
     lines = []
     for mem in memories(g).values():
-        lines.append(f"#### `{mem.name}`: {mem.depth} × {mem.layout.size} bits — {mem.doc}\n")
+        if only is not None and mem.name not in only:
+            continue
+        lines.append(f"#### `{mem.name}`{title}: {mem.depth} × {mem.layout.size} bits — "
+                     f"{mem.doc}\n")
         lines.append("| bits | field | shape |")
         lines.append("|---|---|---|")
         for name, offset, width, shape in _fields(mem.layout):

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse
 
 from ..golden.chip import ChipConfig, Partition
-from ..golden.conv import _scatter, conv_connections
+from ..golden.conv import conv_connections, scatter
 from ..golden.core import GoldenCore
 from ..spec.geometry import ChipGeometry
 from .compiler import MappingError, QuartzProgram
@@ -48,7 +48,7 @@ class _Costs:
             first = c.out_base + np.arange(c.out_shape[0]) * hw
             self.words[first] += c.in_channels * kh * kw
             self.groups.append((c.out_base, c.n_outputs, hw))
-            j, target, _ = _scatter(c)
+            j, target, _ = scatter(c)
             pairs_a.append(c.axons[j])
             pairs_t.append(target)
         a, t = np.concatenate(pairs_a), np.concatenate(pairs_t)
@@ -93,7 +93,7 @@ def place(program: QuartzProgram, chip: ChipGeometry) -> tuple[Partition, str]:
     into its compartments) capped at :data:`SOP_SLACK` times an even share, and if the
     pieces do not pack under that cap, without it."""
     config = program.config
-    live = config._used_compartments() | (config.mem["compartments"]["bias_mant"] != 0)
+    live = config.live_compartments()
     costs = _Costs(config)
     share = int(costs.sops[live].sum()) / chip.n_cores
     try:
