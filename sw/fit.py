@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..spec.geometry import PRESETS, CoreGeometry
 from ..spec.words import conv_layout, synapse_layout
 
@@ -83,4 +85,9 @@ def chip_rows(program) -> list[str]:
                     f"{s['axons_used']:>6} {s['routes_used']:>7} "
                     f"{(sops[k] if sops else float('nan')):>9.0f} "
                     f"{(flits[k] if flits else float('nan')):>9.0f}")
+    core_of = program.partition.core_of
+    for name, ids in program.neuron_ids.items():
+        cores = np.unique(core_of[np.asarray(ids)])
+        rows.append(f"  {name:<29} on core{'s' if cores.size > 1 else ''} "
+                    + ", ".join(str(int(k)) for k in cores))
     return rows

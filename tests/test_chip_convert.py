@@ -68,6 +68,7 @@ def test_paper_convnet_fits_the_ulx3s_chip(paper_chip):
     text = p.fit_report()
     print(text)
     assert "chip 'ulx3s'" in text and "estimate" in text
+    assert "model[0] (Conv2d)             on cores 0, 1, 2, 3, 4, 5" in text   # by channels
     assert len(p.chip_load["sops"]) == len(p.chip_load["flits"]) == 7
     assert sum(p.chip_load["flits"]) > 0
 
@@ -108,6 +109,17 @@ def test_chip_program_image_round_trip(tmp_path):
     assert loaded.partition.chip == p.partition.chip
     np.testing.assert_array_equal(loaded.partition.core_of, p.partition.core_of)
     assert loaded.chip_load == p.chip_load and loaded.fit_report() == p.fit_report()
+    # a chip section that names a core the chip does not have is refused, naming the value
+    import json
+    from image_helpers import reseal, split
+    from neurocore.sw.image import ImageFormatError
+    path = tmp_path / "chip.ncimg"
+    _, _, meta, payload, _ = split(path.read_bytes())
+    live = int(np.flatnonzero(np.asarray(meta["chip"]["core_of"]) >= 0)[0])
+    meta["chip"]["core_of"][live] = 9
+    path.write_bytes(reseal(json.dumps(meta).encode(), payload))
+    with pytest.raises(ImageFormatError, match="chip section is invalid: partition names core 9"):
+        load_program(path)
 
 
 @pytest.mark.lava
