@@ -76,14 +76,16 @@ class ChipConfig:
             np.add.at(out[k], self.axons[k][s.axon], 1)
         return out
 
-    def remote_routes(self) -> np.ndarray:
+    def remote_routes(self, hops: bool = False) -> np.ndarray:
         """(logical n_compartments,): route words of each compartment that leave its core
-        (one flit per spike each)."""
+        (one flit per spike each); with ``hops``, the mesh hops of those flits summed."""
         out = np.zeros(self.logical.geometry.n_compartments, dtype=np.int64)
         for k, cfg in enumerate(self.cores):
             cx, kind, _, core = cfg.route_list()
             remote = (kind == RouteKind.AXON.value) & (core != k)
-            np.add.at(out, self.compartments[k][cx[remote]], 1)
+            weight = (np.array([self.chip.hops(k, int(j)) for j in core[remote]], dtype=np.int64)
+                      if hops else 1)
+            np.add.at(out, self.compartments[k][cx[remote]], weight)
         return out
 
 

@@ -11,8 +11,8 @@ synapse words (dense lists plus the kernel columns of the channels), conv descri
 profiles and a static SOP estimate (balanced across cores when the pieces allow; :func:`place`).  A piece that fits no core raises :class:`MappingError` naming the stage and how much
 the chip lacks.
 
-:func:`chip_load` estimates each core's synaptic operations and flits per image from a golden
-run of calibration images (an estimate: other images spike differently).
+:func:`chip_load` estimates each core's synaptic operations, flits and flit hops per image
+from a golden run of calibration images (an estimate: other images spike differently).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def _overflow(chip, name, costs, live) -> MappingError:
 
 
 def chip_load(program: QuartzProgram, chip_config: ChipConfig, images) -> dict:
-    """Per-core synaptic operations and flits per image, averaged over ``images`` from a golden
+    """Per-core synaptic operations, flits and flit hops (mesh distance) per image, averaged over ``images`` from a golden
     run of the logical network (an estimate for other images)."""
     cfg = program.config
     res = GoldenCore(cfg).run(program.encode(images))
@@ -226,8 +226,9 @@ def chip_load(program: QuartzProgram, chip_config: ChipConfig, images) -> dict:
     x = program.encode(images).sum(axis=1).astype(np.int64)   # host spikes per axon
     deliveries = x + np.asarray((scipy.sparse.csr_matrix(spikes) @ R).todense())
     sops = deliveries @ chip_config.fanout().T                # (B, n_cores)
-    remote = chip_config.remote_routes()
-    flits = np.stack([spikes[:, cxs] @ remote[cxs] for cxs in chip_config.compartments], axis=1)
-    n = spikes.shape[0]
-    return {"images": int(n), "sops": [float(v) for v in sops.mean(axis=0)],
-            "flits": [float(v) for v in flits.mean(axis=0)]}
+    per_core = lambda w: np.stack([spikes[:, cxs] @ w[cxs]          # noqa: E731
+                                   for cxs in chip_config.compartments], axis=1).mean(axis=0)
+    flits = per_core(chip_config.remote_routes())
+    hops = per_core(chip_config.remote_routes(hops=True))
+    return {"images": int(spikes.shape[0]), "sops": [float(v) for v in sops.mean(axis=0)],
+            "flits": [float(v) for v in flits], "hops": [float(v) for v in hops]}
