@@ -26,10 +26,11 @@ from ..golden.core import GoldenCore
 from ..spec.geometry import ChipGeometry
 from .compiler import MappingError, QuartzProgram
 
-__all__ = ["place", "chip_load", "SOP_SLACK"]
+__all__ = ["place", "chip_load", "SOP_SLACKS"]
 
-#: A core may take this many times an even share of the network's static SOP estimate.
-SOP_SLACK = 1.25
+#: A core may take this many times an even share of the network's static SOP estimate: the
+#: first that lets the pieces pack is used (then none).
+SOP_SLACKS = (1.25, 1.5, 2.0, 3.0)
 
 
 class _Costs:
@@ -89,22 +90,24 @@ def _stage_pieces(program: QuartzProgram, costs: _Costs, live: np.ndarray):
 
 def place(program: QuartzProgram, chip: ChipGeometry) -> tuple[Partition, str]:
     """A :class:`Partition` of ``program.config`` onto ``chip`` (see the module docstring) and
-    a note on the SOP balance: first with every core's static SOP estimate (synapse pairs
-    into its compartments) capped at :data:`SOP_SLACK` times an even share, and if the
-    pieces do not pack under that cap, without it."""
+    a note on the SOP balance: every core's static SOP estimate (synapse pairs into its
+    compartments) is capped at the first of :data:`SOP_SLACKS` times an even share under
+    which the pieces pack, else left uncapped."""
     config = program.config
     live = config.live_compartments()
     costs = _Costs(config)
     share = int(costs.sops[live].sum()) / chip.n_cores
-    try:
-        part = _place(program, chip, costs, live, SOP_SLACK * share)
-        note = (f"SOPs balanced: each core at most {SOP_SLACK} x an even share of the static "
-                f"estimate ({share:.0f} synapse pairs)")
-    except MappingError:
-        part = _place(program, chip, costs, live, np.inf)
-        note = (f"SOPs not balanced: the pieces do not pack with each core at most {SOP_SLACK} "
-                f"x an even share of the static estimate ({share:.0f} synapse pairs)")
-    return part, note
+    for slack in SOP_SLACKS:
+        try:
+            part = _place(program, chip, costs, live, slack * share)
+        except MappingError:
+            continue
+        return part, (f"SOPs balanced: each core at most {slack} x an even share of the "
+                      f"static estimate ({share:.0f} synapse pairs)")
+    part = _place(program, chip, costs, live, np.inf)
+    return part, (f"SOPs not balanced: the pieces do not pack with each core at most "
+                  f"{SOP_SLACKS[-1]} x an even share of the static estimate ({share:.0f} "
+                  "synapse pairs)")
 
 
 def _place(program, chip, costs, live, sop_cap) -> Partition:
