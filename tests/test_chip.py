@@ -22,11 +22,16 @@ from neurocore.spec.words import memories
 N_RANDOM, N_CONV, N_FORWARDING = 26, 16, 10
 
 
-def chip_for(g: CoreGeometry, n_cores: int) -> ChipGeometry:
+def chip_for(config, n_cores: int) -> ChipGeometry:
     """A chip of ``n_cores`` cores of the network's own geometry, with room for the routes a
-    partition multiplies (one per core that holds a target axon)."""
+    partition multiplies (one per core that holds a target axon) and for conv outputs that a
+    random partition splits inside a channel (written out as dense synapses)."""
+    g = config.geometry
+    words = g.n_synapses + config.synapse_list(conv=True).axon.size
+    n_syn = 1 << (words - 1).bit_length()
     core = g.replace(name=f"{g.name}-chip", n_cores=n_cores, max_routes=64,
-                     n_routes=g.n_routes * n_cores)
+                     n_routes=g.n_routes * n_cores, n_synapses=n_syn, max_fanout=n_syn,
+                     k_s=1)
     return ChipGeometry(name=f"test{n_cores}", core=core, n_cores=n_cores, mesh=(n_cores, 1))
 
 
@@ -63,7 +68,7 @@ def test_partition_invariance(seed):
         net = gen(s, batch=2, **kw)
         rng = np.random.default_rng(s)
         n_cores = int(rng.integers(2, 9))
-        part = Partition(chip_for(net.config.geometry, n_cores),
+        part = Partition(chip_for(net.config, n_cores),
                          random_partition(rng, net.config, n_cores))
         chip = build_chip(net.config, part)
         where = f"{gen.__name__} seed {s} on {n_cores} cores (NEUROCORE_SEED={seed})"
@@ -84,7 +89,7 @@ def test_whole_channels_keep_their_descriptor(seed):
     hw = c.out_shape[1] * c.out_shape[2]
     half = c.out_shape[0] // 2
     core_of[c.out_base + half * hw:] = 1
-    chip = build_chip(cfg, Partition(chip_for(cfg.geometry, 2), core_of))
+    chip = build_chip(cfg, Partition(chip_for(cfg, 2), core_of))
     dense = sum(k.summary()["synapses_used"] for k in chip.cores)
     assert dense == cfg.summary()["synapses_used"], f"seed {seed}: conv outputs went dense"
     ref = GoldenCore(cfg).run(net.inputs, record=("u", "v"))
@@ -102,7 +107,7 @@ def test_digits_cnn_program_partitioned_equals_one_core(seed):
     rng = np.random.default_rng(seed)
     n_cores = 5
     core_of = random_partition(rng, cfg, n_cores)
-    chip = build_chip(cfg, Partition(chip_for(cfg.geometry, n_cores), core_of))
+    chip = build_chip(cfg, Partition(chip_for(cfg, n_cores), core_of))
     x = program.encode(torch.rand(4, 1, 8, 8))
     ref = GoldenCore(cfg).run(x, record=("u", "v"))
     res = GoldenChip(chip).run(x, record=("u", "v"))
@@ -122,7 +127,7 @@ def test_route_word_has_a_core_field_only_on_a_chip():
 def test_unplaced_live_compartment_and_bad_core_are_named():
     net = random_network(3, "tiny")
     cfg = net.config
-    chip = chip_for(cfg.geometry, 2)
+    chip = chip_for(cfg, 2)
     core_of = np.full(cfg.geometry.n_compartments, -1)
     with pytest.raises(ConfigError, match="is live .* but not placed"):
         build_chip(cfg, Partition(chip, core_of))
