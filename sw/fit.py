@@ -65,7 +65,8 @@ def memory_rows(layers, summary: dict) -> list[dict]:
 def chip_rows(program) -> list[str]:
     """Fit report lines of a chip program: per core its compartments, dense and kernel synapse
     words, descriptors, axons and route words against the core's capacity, and the estimated
-    synaptic operations (SOPs), flits and flit hops (mesh distance) per image (:func:`~neurocore.sw.place.chip_load`)."""
+    synaptic operations (SOPs), flits and flit hops (mesh distance) per image
+    (:func:`~neurocore.sw.place.chip_load`); then the cores each layer sits on."""
     chip_cfg = program.chip_config()
     chip, cg = chip_cfg.chip, chip_cfg.chip.core
     load = program.chip_load or {}

@@ -6,10 +6,11 @@ inside the core), else it is split — a conv stage (its outputs a conv descript
 whole output channels, so each core keeps one descriptor over its channels, any other stage
 by runs of neurons — and each piece goes to the core with room that already holds most of its
 input axons (each axon it lacks is one more copy, and one more flit per spike), ties to the
-previous piece's core, then to the lowest index.  A stage's clock compartments travel with it.  Room is counted in compartments,
-synapse words (dense lists plus the kernel columns of the channels), conv descriptors, axons,
-profiles and a static SOP estimate (balanced across cores when the pieces allow; :func:`place`).  A piece that fits no core raises :class:`MappingError` naming the stage and how much
-the chip lacks.
+previous piece's core, then to the lowest index.  A stage's clock compartments travel with
+it.  Room is counted in compartments, synapse words (dense lists plus the kernel columns of
+the channels), conv descriptors, axons, profiles and a static SOP estimate (balanced across
+cores when the pieces allow; :func:`place`).  A piece that fits no core raises
+:class:`MappingError` naming the stage and how much the chip lacks.
 
 :func:`chip_load` estimates each core's synaptic operations, flits and flit hops per image
 from a golden run of calibration images (an estimate: other images spike differently).
@@ -220,8 +221,9 @@ def _overflow(chip, name, costs, live) -> MappingError:
 
 
 def chip_load(program: QuartzProgram, chip_config: ChipConfig, images) -> dict:
-    """Per-core synaptic operations, flits and flit hops (mesh distance) per image, averaged over ``images`` from a golden
-    run of the logical network (an estimate for other images)."""
+    """Per-core synaptic operations, flits and flit hops (mesh distance) per image, averaged
+    over ``images`` from a golden run of the logical network (an estimate for other
+    images)."""
     cfg = program.config
     res = GoldenCore(cfg).run(program.encode(images))
     spikes = res.spikes.sum(axis=1).astype(np.int64)          # (B, n_compartments)
