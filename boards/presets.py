@@ -25,6 +25,10 @@ What bounds each board:
   small multipliers (docs/rtl.md §2.3) — not yet measured by ``make boards-report``.
   ``icebreaker`` has none (``n_conv = 0``: no logic or EBR to spare).
 
+A network one board core cannot hold goes onto the board's chip: the ``ulx3s`` and
+``icebreaker`` presets of :data:`neurocore.spec.geometry.CHIP_PRESETS` (their rationale, an
+EBR estimate, sits beside their numbers there; docs/spec.md §10).
+
 Resource use and timing of each build: docs/boards.md (``make boards-report``).
 """
 

@@ -32,7 +32,7 @@ from ..spec.words import ConvKind, SignMode
 from .arith import effective_weight
 
 __all__ = ["ConvConnection", "conv_connections", "expand", "ConvDelivery", "kernel_extent",
-           "conv_errors"]
+           "conv_errors", "scatter"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def conv_connections(config) -> list[ConvConnection]:
     return out
 
 
-def _scatter(c: ConvConnection):
+def scatter(c: ConvConnection):
     """(axon index into c.axons, target, kernel word) of every pair, in spec scatter order
     per axon (y, x, kernel position, co)."""
     C, H, W = c.out_shape
@@ -180,7 +180,7 @@ def expand(config):
     ``(axon, target, address)`` (``address``: the kernel word), in scatter order."""
     parts = []
     for c in conv_connections(config):
-        j, target, addr = _scatter(c)
+        j, target, addr = scatter(c)
         parts.append((c.axons[j], target, addr))
     if not parts:
         e = np.zeros(0, dtype=np.int64)

@@ -152,6 +152,9 @@ class CoreConfig:
                         "routes", f"< n_axons={g.n_axons} for an AXON route")
         self._first_bad(used_r & ~is_axon & (r["target"] >= g.n_outputs), "target", r["target"],
                         "routes", f"< n_outputs={g.n_outputs} for an OUTPUT route")
+        if g.n_cores > 1:
+            self._first_bad(used_r & is_axon & (r["core"] >= g.n_cores), "core", r["core"],
+                            "routes", f"< n_cores={g.n_cores} for an AXON route")
         return self
 
     def _check_shape(self, mem: Memory):
@@ -224,18 +227,30 @@ class CoreConfig:
                         weight_exp=syn["weight_exp"][addr], delay=syn["delay"][addr],
                         sign_mode=syn["sign_mode"][addr], address=addr)
 
-    def route_matrices(self, sparse: bool = False):
-        """Return (R, O): route counts compartment→axon and compartment→output.
-
-        Dense ``int64`` arrays, or ``scipy.sparse`` CSR matrices with ``sparse=True``.
-        """
+    def route_list(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every live route as arrays (compartment, kind, target, core), in route-list order;
+        ``core`` is 0 on a single core (its route words have no core field)."""
         g = self.geometry
         am, r = self.mem["axon_map"], self.mem["routes"]
         lengths = am["length"]
         cx = np.repeat(np.arange(g.n_compartments), lengths)
         addr = np.repeat(am["base"], lengths) + (
             np.arange(cx.size) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-        kind, target = r["kind"][addr], r["target"][addr]
+        core = r["core"][addr] if g.n_cores > 1 else np.zeros(cx.size, dtype=np.int64)
+        return cx, r["kind"][addr], r["target"][addr], core
+
+    def route_matrices(self, sparse: bool = False):
+        """Return (R, O): route counts compartment→axon and compartment→output.
+
+        Dense ``int64`` arrays, or ``scipy.sparse`` CSR matrices with ``sparse=True``.  Only
+        for a single core: a chip core's AXON routes name other cores (use
+        :meth:`route_list`, or :class:`~neurocore.golden.chip.GoldenChip`).
+        """
+        g = self.geometry
+        if g.n_cores > 1:
+            raise ConfigError(f"geometry {g.name!r} is a core of a {g.n_cores}-core chip: its "
+                              "routes name cores; run it in GoldenChip, not alone")
+        cx, kind, target, _ = self.route_list()
         ax = kind == RouteKind.AXON.value
         ones = np.ones(cx.size, dtype=np.int64)
         R = scipy.sparse.csr_matrix((ones[ax], (cx[ax], target[ax])),
@@ -308,9 +323,13 @@ class CoreConfig:
         """Compartments the core must sweep (spec §2.5): one past the highest compartment that
         is a synapse target, has routes or has a non-zero bias.  Every compartment above it
         has no input and no bias, so from the cleared state it never changes."""
-        live = self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)
-        idx = np.flatnonzero(live)
+        idx = np.flatnonzero(self.live_compartments())
         return int(idx[-1]) + 1 if idx.size else 0
+
+    def live_compartments(self) -> np.ndarray:
+        """Mark the compartments that can ever change or act: a synapse (or conv) target, a
+        route owner or a non-zero bias.  Every other one stays at rest and never spikes."""
+        return self._used_compartments() | (self.mem["compartments"]["bias_mant"] != 0)
 
     def _used_compartments(self) -> np.ndarray:
         s = self.synapse_list()

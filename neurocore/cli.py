@@ -67,7 +67,12 @@ def _convert(args) -> int:
     print(program.fit_report())
     save_program(args.out, program)
     print(f"wrote {args.out}")
-    if args.hex:
+    if args.hex and program.partition is not None:   # one folder per chip core
+        for k, core in enumerate(program.chip_config().cores):
+            write_hex(Path(args.hex) / f"core{k}", core)
+        print(f"wrote hex memories of {len(program.chip_config().cores)} chip cores to "
+              f"{args.hex}/core<k>")
+    elif args.hex:
         write_hex(args.hex, program.config)
         print(f"wrote hex memories to {args.hex}")
     return 0
@@ -112,7 +117,7 @@ def _file_to_read(option: str, path) -> None:
 
 def _check_arguments(args) -> None:
     """Check every path and name before any long work (training, conversion, evaluation)."""
-    from .spec.geometry import PRESETS
+    from .spec.geometry import CHIP_PRESETS, PRESETS
 
     if getattr(args, "cache", None):
         _folder("--cache", args.cache)
@@ -122,9 +127,9 @@ def _check_arguments(args) -> None:
         _file_to_write("--out", args.out)
         if args.hex:
             _folder("--hex", args.hex)
-        if args.geometry is not None and args.geometry not in PRESETS:
+        if args.geometry is not None and args.geometry not in {**PRESETS, **CHIP_PRESETS}:
             raise UsageError(f"--geometry {args.geometry!r} is not a preset; known: "
-                             f"{', '.join(sorted(PRESETS))}")
+                             f"{', '.join(sorted({**PRESETS, **CHIP_PRESETS}))}")
     elif args.command == "report":
         _file_to_read("image", args.image)
     elif args.command in ("nir", "plot"):
@@ -170,7 +175,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("convert", help="convert a model and write its core image")
     _common(p, None)
     p.add_argument("--t-max", type=int, default=16)
-    p.add_argument("--geometry", default=None, help="geometry preset (default: fitted)")
+    p.add_argument("--geometry", default=None,
+                   help="geometry preset (default: fitted); a board name (ulx3s, icebreaker) "
+                        "places a network its single core cannot hold on the board's chip")
     p.add_argument("--dense", action="store_true",
                    help="map convolutions as dense synapse lists, not conv descriptors (needed "
                         "for a geometry without conv memory)")

@@ -15,7 +15,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["CoreGeometry", "PRESETS", "bits_for", "ConfigError", "LANE_CHOICES", "MAX_FIELD"]
+__all__ = ["CoreGeometry", "PRESETS", "bits_for", "ConfigError", "LANE_CHOICES", "MAX_FIELD",
+           "ChipGeometry", "CHIP_PRESETS", "MAX_CORES"]
+
+#: Largest number of cores a chip may have (Loihi 1: 128 neurocores).
+MAX_CORES = 128
 
 #: Allowed numbers of parallel update lanes (``k_u``) and synapse lanes (``k_s``).
 LANE_CHOICES = (1, 2, 4, 8)
@@ -27,7 +31,7 @@ MAX_DEPTH = 1 << 24
 MAX_FIELD = {"state_bits": 32, "decay_bits": 24, "vth_bits": 31, "bias_mant_bits": 31,
              "bias_exp_bits": 5, "weight_bits": 16, "weight_exp_bits": 4, "act_shift": 31,
              "vth_shift": 31, "decay_shift": 24, "conv_channel_bits": 12, "conv_side_bits": 12,
-             "n_conv": 1 << 10}
+             "n_conv": 1 << 10, "n_cores": MAX_CORES}
 
 
 class ConfigError(ValueError):
@@ -76,6 +80,10 @@ class CoreGeometry:
     its synapse-map words no conv fields), ``conv_channel_bits`` (channel counts and channel
     coordinates, ≤ 2**bits − 1) and ``conv_side_bits`` (heights, widths and row/column
     coordinates).
+
+    Chips (spec §10): ``n_cores`` is the number of cores of the chip this core sits in; with
+    ``n_cores > 1`` every route word has a ``core`` field (the destination core of an AXON
+    route), with 1 (a single core) it has none and AXON means "this core".
     """
 
     name: str = "custom"
@@ -107,6 +115,8 @@ class CoreGeometry:
     n_conv: int = 0
     conv_channel_bits: int = 8
     conv_side_bits: int = 6
+
+    n_cores: int = 1
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -209,6 +219,11 @@ class CoreGeometry:
         return (self.conv_channel_bits, self.conv_side_bits) if self.n_conv else (0, 0)
 
     @property
+    def core_bits(self) -> int:
+        """Width of a route word's ``core`` field: 0 bits on a single core."""
+        return bits_for(self.n_cores) if self.n_cores > 1 else 0
+
+    @property
     def max_delay(self) -> int:
         return self.n_delay_slots - 1
 
@@ -256,4 +271,82 @@ PRESETS: dict[str, CoreGeometry] = {
     "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
                           n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,
                           max_fanout=1024, max_routes=4),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChipGeometry:
+    """A chip: ``n_cores`` neurocores of one geometry joined by a mesh router (spec §10).
+
+    - ``core``: every core's geometry; its ``n_cores`` equals the chip's, so the route words
+      carry a ``core`` field exactly when the chip has more than one core.
+    - ``mesh``: the router's (columns, rows); core ``c`` sits at ``(c mod columns,
+      c // columns)`` and a flit travels ``|dx| + |dy|`` hops (dimension-order routing).
+
+    A flit is one spike crossing to another core through one route word; routes to the
+    spiking core's own axons stay inside the core.
+    """
+
+    name: str = "custom"
+    core: CoreGeometry
+    n_cores: int
+    mesh: tuple[int, int]
+
+    def __post_init__(self):
+        if not isinstance(self.n_cores, int) or not 1 <= self.n_cores <= MAX_CORES:
+            raise ConfigError(f"ChipGeometry.n_cores={self.n_cores!r} must be an integer in "
+                              f"1..{MAX_CORES}")
+        if self.core.n_cores != self.n_cores:
+            raise ConfigError(f"chip {self.name!r} has {self.n_cores} cores but its core "
+                              f"geometry {self.core.name!r} has n_cores={self.core.n_cores}")
+        cols, rows = self.mesh
+        if cols < 1 or rows < 1 or cols * rows < self.n_cores:
+            raise ConfigError(f"chip {self.name!r}: mesh {self.mesh} has fewer than "
+                              f"{self.n_cores} places")
+
+    def position(self, core: int) -> tuple[int, int]:
+        """(column, row) of ``core`` on the mesh."""
+        return core % self.mesh[0], core // self.mesh[0]
+
+    def hops(self, a: int, b: int) -> int:
+        """Router hops of a flit from core ``a`` to core ``b``."""
+        (xa, ya), (xb, yb) = self.position(a), self.position(b)
+        return abs(xa - xb) + abs(ya - yb)
+
+    @classmethod
+    def preset(cls, name: str) -> "ChipGeometry":
+        """Return the named chip preset (see :data:`CHIP_PRESETS`)."""
+        try:
+            return CHIP_PRESETS[name]
+        except KeyError:
+            raise KeyError(f"unknown chip preset {name!r}; known: {sorted(CHIP_PRESETS)}"
+                           ) from None
+
+
+CHIP_PRESETS: dict[str, ChipGeometry] = {
+    # Unit tests: four tiny cores on a 2 x 2 mesh.
+    "chip-test": ChipGeometry(name="chip-test", n_cores=4, mesh=(2, 2),
+                              core=PRESETS["tiny"].replace(name="chip-test-core", n_cores=4)),
+    # ULX3S (ECP5-85F: 208 x 18 kbit DP16KD EBR, 156 MULT18X18D, 83640 LUT4).  One board core
+    # (the "ulx3s" preset) keeps 8 update and 4 synapse lanes, each synapse lane with its own
+    # accumulators: its memories take an estimated 120 EBR (tests/test_chip.py computes the
+    # estimate: per memory the best DP16KD shape, per bank), so two do not fit.  A chip core
+    # drops the lanes (1 and 1) and keeps 2 delay slots (the Quartz compiler uses delays 0
+    # and 1): 1024 compartments, 2048 axons (a Quartz neuron's own axon carries its
+    # self-inhibition, so a core needs its compartments' axons plus its inputs'), 8192
+    # synapse words: an estimated 28 EBR per core, so 7 cores take an estimated 196 of the
+    # 208 EBR and leave 12 for the UART bridge, the spike buffers and the router FIFOs (the
+    # single board core measures about 9 EBR above its memories' estimate; 8 cores would need
+    # an estimated 224).  Logic and multipliers are not the bound: one board core
+    # uses 6 % of the LUT4 and 4 of the 156 multipliers (docs/boards.md).
+    # Estimates, not a place-and-route result: the RTL chip does not exist yet.
+    "ulx3s": ChipGeometry(name="ulx3s", n_cores=7, mesh=(4, 2), core=CoreGeometry(
+        name="ulx3s-chip-core", n_compartments=1024, n_axons=2048, n_synapses=8192,
+        n_routes=2048, n_profiles=16, n_delay_slots=2, n_outputs=256, max_fanout=1024,
+        max_routes=16, k_u=1, k_s=1, n_conv=16, n_cores=7)),
+    # iCEBreaker (iCE40UP5K): one core already uses 83 % of the 5280 logic cells and 28 of the
+    # 30 EBR (docs/boards.md), so the chip is that one core: a network it cannot hold gets a
+    # fit report naming the layer that overflows.
+    "icebreaker": ChipGeometry(name="icebreaker", n_cores=1, mesh=(1, 1),
+                               core=PRESETS["icebreaker"]),
 }

@@ -51,7 +51,8 @@ class SignMode(enum.Enum, shape=2):
 class RouteKind(enum.Enum, shape=1):
     """Where a route (axon-config entry) sends a compartment's spike."""
 
-    #: Back into this core's synapse map, on axon ``target``.
+    #: Into the synapse map of core ``core`` (this core when the geometry has one core), on
+    #: axon ``target``.
     AXON = 0
     #: Out of the core, as an output event with id ``target``.
     OUTPUT = 1
@@ -131,11 +132,15 @@ def axon_map_layout(g: CoreGeometry) -> data.StructLayout:
 
 
 def route_layout(g: CoreGeometry) -> data.StructLayout:
-    """One destination of a compartment's spike (axon-config word)."""
-    return data.StructLayout({
+    """One destination of a compartment's spike (axon-config word); on a chip core
+    (``n_cores > 1``) an AXON route also names the destination core (spec §10)."""
+    fields = {
         "target": _u(g.route_target_bits),
         "kind": RouteKind,
-    })
+    }
+    if g.n_cores > 1:  # a single core has no core field: AXON means this core
+        fields["core"] = _u(g.core_bits)
+    return data.StructLayout(fields)
 
 
 def compartment_layout(g: CoreGeometry) -> data.StructLayout:
@@ -199,7 +204,8 @@ def memories(g: CoreGeometry) -> dict[str, Memory]:
         Memory("axon_map", axon_map_layout(g), g.n_compartments,
                "per compartment: where its route list starts and how long it is"),
         Memory("routes", route_layout(g), g.n_routes,
-               "route list entries: axon of this core, or output port"),
+               "route list entries: axon of this core (or of core `core` on a chip), or output "
+               "port"),
         Memory("state", state_layout(g), g.n_compartments, "per compartment: current u, voltage v"),
         Memory("accumulators", accumulator_layout(g), g.n_compartments * g.n_delay_slots,
                "dendritic accumulators, entry (slot * n_compartments + compartment)"),
@@ -287,11 +293,16 @@ def unpack(layout: data.StructLayout, words: np.ndarray) -> dict[str, np.ndarray
     return out
 
 
-def markdown_tables(g: CoreGeometry) -> str:
-    """Render one bit-field table per memory (for docs/spec.md)."""
+def markdown_tables(g: CoreGeometry, only: tuple[str, ...] | None = None,
+                    title: str = "") -> str:
+    """Render one bit-field table per memory (for docs/spec.md); ``only``: these memories;
+    ``title``: a suffix for each heading (e.g. the chip the core belongs to)."""
     lines = []
     for mem in memories(g).values():
-        lines.append(f"#### `{mem.name}`: {mem.depth} × {mem.layout.size} bits — {mem.doc}\n")
+        if only is not None and mem.name not in only:
+            continue
+        lines.append(f"#### `{mem.name}`{title}: {mem.depth} × {mem.layout.size} bits — "
+                     f"{mem.doc}\n")
         lines.append("| bits | field | shape |")
         lines.append("|---|---|---|")
         for name, offset, width, shape in _fields(mem.layout):

@@ -271,6 +271,20 @@ class QuartzProgram:
     normalized_model: object = None
     fold_report: object = None
     lambdas: list = field(default_factory=list)
+    #: Set when the network is spread over a chip (docs/spec.md §10): the
+    #: :class:`~neurocore.golden.chip.Partition` of ``config`` (the logical network) onto the
+    #: chip's cores, and the per-core load estimate of :func:`~neurocore.sw.place.chip_load`
+    #: (``{"images": N, "sops": [...], "flits": [...]}`` per image).  None and {} on one core.
+    partition: object = None
+    chip_load: dict = field(default_factory=dict)
+
+    def chip_config(self):
+        """The per-core configs (:func:`~neurocore.golden.chip.build_chip`) of a chip program;
+        None for a single-core program."""
+        if self.partition is None:
+            return None
+        from ..golden.chip import build_chip
+        return build_chip(self.config, self.partition)
 
     # ---- host side ---------------------------------------------------------------
     def encode(self, images) -> np.ndarray:
@@ -315,7 +329,8 @@ class QuartzProgram:
         """Return a text table: memory use against capacity, each layer's mapping, and the
         synapse side per layer and in total — compartments, conv descriptors, kernel words,
         dense synapse words, and their bits and block RAMs per board preset
-        (:mod:`neurocore.sw.fit`)."""
+        (:mod:`neurocore.sw.fit`); for a chip program, the same per core with the estimated
+        synaptic operations and flits per image (:func:`~neurocore.sw.fit.chip_rows`)."""
         from .fit import BOARDS, memory_rows
         g = self.config.geometry
         s = self.config.summary()
@@ -344,6 +359,9 @@ class QuartzProgram:
                         f"{m['kernel_words']:>9} {m['dense_words']:>8} {m['words']:>7}"
                         + "".join(f"  {m[b + '_bits']:>15} {m[b + '_blocks']:>5}"
                                   for b in boards))
+        if self.partition is not None:
+            from .fit import chip_rows
+            rows += chip_rows(self)
         rows += [f"  note: {n}" for n in self.notes]
         return "\n".join(rows)
 

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..golden.chip import ARITHMETIC_FIELDS, build_chip
 from ..golden.conv import conv_connections
-from ..spec.geometry import CoreGeometry, bits_for
+from ..spec.geometry import CHIP_PRESETS, PRESETS, ChipGeometry, ConfigError, CoreGeometry, bits_for
 from ..spec.words import WORD_LIMIT_BITS, conv_layout
-from .compiler import QuartzProgram, compile_stages
+from .compiler import MappingError, QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
 from .rate import compile_rate
@@ -43,6 +44,8 @@ _UNBOUNDED = CoreGeometry(name="unbounded", n_compartments=1 << 16, n_axons=1 <<
                           n_outputs=1 << 10, max_fanout=1 << 14, max_routes=8)
 #: Descriptors of the provisional geometry of a network with convolutions.
 _UNBOUNDED_CONV = 64
+#: Sample images whose golden run estimates a chip program's SOPs and flits per core.
+CALIBRATION_IMAGES = 16
 
 
 def _unbounded(stages, conv: bool) -> CoreGeometry:
@@ -94,6 +97,58 @@ def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometr
         max_routes=_pow2(routes, 1), **conv_fields)
 
 
+def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
+    """``from_model``'s ``geometry``: a core geometry, a chip, or a preset name.  A board name
+    (``"ulx3s"``, ``"icebreaker"``) is both the board's single core and its chip: the network
+    goes onto the single core when it fits there, else onto the chip."""
+    if isinstance(geometry, ChipGeometry):
+        return None, geometry
+    if isinstance(geometry, str):
+        chip = CHIP_PRESETS.get(geometry)
+        if geometry not in PRESETS and chip is not None:
+            return None, chip
+        return CoreGeometry.preset(geometry), chip
+    return geometry, None
+
+
+def _chip_logical(stages, conv: bool, chip: ChipGeometry) -> CoreGeometry:
+    """The provisional logical geometry of a chip program: as deep as :func:`_unbounded`, with
+    the chip core's arithmetic, delay ring, output ids and conv fields."""
+    cg = chip.core
+    keep = {f: getattr(cg, f) for f in ARITHMETIC_FIELDS + (
+        "n_delay_slots", "conv_channel_bits", "conv_side_bits", "n_outputs")}
+    g = _unbounded(stages, conv and cg.n_conv > 0).replace(name=f"{chip.name}-logical", **keep)
+    return g if cg.n_conv else g.replace(n_conv=0)
+
+
+def _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
+                      single_error: MappingError):
+    """Compile onto a logical geometry, place the stages on ``chip``'s cores
+    (:func:`~neurocore.sw.place.place`), check every core and estimate the load.  A layer that
+    no core of the chip can express at any size raises ``single_error`` (the single core's
+    reason); a network the cores cannot hold raises the placement's error, which names the
+    layer that overflows and by how much."""
+    from .place import chip_load, place
+    try:
+        program = compile_(stages, shape, t_max, _chip_logical(stages, conv, chip),
+                           input_max=input_max)
+        program = compile_(stages, shape, t_max,
+                           fitted_geometry(program, f"{chip.name}-logical"),
+                           input_max=input_max)
+    except MappingError:
+        raise single_error from None
+    partition, balance = place(program, chip)
+    try:
+        chip_config = build_chip(program.config, partition)
+    except ConfigError as err:
+        raise MappingError(f"chip {chip.name!r}: {err}") from None
+    load = chip_load(program, chip_config, x[:CALIBRATION_IMAGES])
+    program = dataclasses.replace(program, partition=partition, chip_load=load)
+    program.notes.append(f"placed on {partition.cores_used()} of the {chip.n_cores} cores of "
+                         f"chip {chip.name!r}; {balance}")
+    return program
+
+
 def _check_t_max(t_max) -> None:
     if isinstance(t_max, bool) or not isinstance(t_max, (int, np.integer)) or t_max < 2:
         raise ValueError(f"t_max must be an integer >= 2, not {t_max!r}")
@@ -137,7 +192,8 @@ def _checked_sample_data(model: nn.Sequential, sample_data) -> torch.Tensor:
 
 
 def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | None = None, *,
-               percentile: float = DEFAULT_PERCENTILE, geometry: CoreGeometry | str | None = None,
+               percentile: float = DEFAULT_PERCENTILE,
+               geometry: CoreGeometry | ChipGeometry | str | None = None,
                normalized: bool = False, coding: str = "quartz",
                input_coding: str = "poisson", dense: bool = False) -> QuartzProgram:
     """Convert ``model`` (an ``nn.Sequential``) to a :class:`QuartzProgram` with ``T = t_max``.
@@ -176,18 +232,31 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         raise ValueError(f"sample_data reaches {input_max:.4g}; Quartz encodes inputs in "
                          "(-2, 2] — scale the data first")
     input_max = max(input_max, 1e-6)
-    if isinstance(geometry, str):
-        geometry = CoreGeometry.preset(geometry)
+    geometry, chip = _core_and_chip(geometry)
     conv = not dense
     compile_ = functools.partial(compile_stages, conv=conv)
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
         conv = False
-    program = compile_(stages, tuple(x.shape[1:]), t_max, geometry or _unbounded(stages, conv),
-                       input_max=input_max)
-    if geometry is None:
-        program = compile_(stages, tuple(x.shape[1:]), t_max, fitted_geometry(program),
-                           input_max=input_max)
+        chip = None
+    shape = tuple(x.shape[1:])
+    single_error = None
+    if geometry is None and chip is not None:
+        single_error = MappingError(f"chip {chip.name!r} has no single-core preset")
+    else:
+        try:
+            program = compile_(stages, shape, t_max, geometry or _unbounded(stages, conv),
+                               input_max=input_max)
+            if geometry is None:
+                program = compile_(stages, shape, t_max, fitted_geometry(program),
+                                   input_max=input_max)
+        except MappingError as err:
+            if chip is None:
+                raise
+            single_error = err
+    if single_error is not None:   # the board's single core cannot hold it: its chip
+        program = _compile_for_chip(compile_, stages, shape, t_max, input_max, conv, chip, x,
+                                    single_error)
     program = dataclasses.replace(program, normalized_model=net, fold_report=fold,
                                   lambdas=list(lambdas))
     if fold is not None:

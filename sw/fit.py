@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..spec.geometry import PRESETS, CoreGeometry
 from ..spec.words import conv_layout, synapse_layout
 
-__all__ = ["BOARDS", "memory_rows", "blocks", "word_bits"]
+__all__ = ["BOARDS", "memory_rows", "blocks", "word_bits", "chip_rows"]
 
 #: Board preset → (block name, the block's (depth, width) shapes) of the memory that holds the
 #: synapse side: ECP5 EBR (18 kbit) on the ULX3S, SPRAM (256 kbit, 16 K × 16) on the iCEBreaker.
@@ -57,4 +59,37 @@ def memory_rows(layers, summary: dict) -> list[dict]:
             syn_words = row["kernel_words"] + row["dense_words"]
             row[f"{board}_bits"] = syn_words * syn_bits + row["descriptors"] * conv_bits
             row[f"{board}_blocks"] = blocks(syn_words, syn_bits, shapes)
+    return rows
+
+
+def chip_rows(program) -> list[str]:
+    """Fit report lines of a chip program: per core its compartments, dense and kernel synapse
+    words, descriptors, axons and route words against the core's capacity, and the estimated
+    synaptic operations (SOPs), flits and flit hops (mesh distance) per image
+    (:func:`~neurocore.sw.place.chip_load`); then the cores each layer sits on."""
+    chip_cfg = program.chip_config()
+    chip, cg = chip_cfg.chip, chip_cfg.chip.core
+    load = program.chip_load or {}
+    sops, flits, hops = load.get("sops"), load.get("flits"), load.get("hops")
+    est = (f"SOPs, flits and hops per image: an estimate from a golden run of {load['images']} "
+           "calibration images" if sops else "SOPs and flits: no calibration run")
+    rows = [f"chip {chip.name!r}: {program.partition.cores_used()} of {chip.n_cores} cores of "
+            f"{cg.n_compartments} compartments, {cg.n_synapses} synapse words, {cg.n_conv} "
+            f"descriptors, {cg.n_axons} axons, {cg.n_routes} routes; {est}",
+            "  core  compartments  dense w  kernel w    words  descr  axons  routes      SOPs"
+            "     flits  flit hops"]
+    for k, cfg in enumerate(chip_cfg.cores):
+        s = cfg.summary()
+        words = s["synapses_used"] + s["kernel_words_used"]
+        rows.append(f"  {k:>4} {s['compartments_used']:>13} {s['synapses_used']:>8} "
+                    f"{s['kernel_words_used']:>9} {words:>8} {s['conv_descriptors_used']:>6} "
+                    f"{s['axons_used']:>6} {s['routes_used']:>7} "
+                    f"{(sops[k] if sops else float('nan')):>9.0f} "
+                    f"{(flits[k] if flits else float('nan')):>9.0f} "
+                    f"{(hops[k] if hops else float('nan')):>10.0f}")
+    core_of = program.partition.core_of
+    for name, ids in program.neuron_ids.items():
+        cores = np.unique(core_of[np.asarray(ids)])
+        rows.append(f"  {name:<29} on core{'s' if cores.size > 1 else ''} "
+                    + ", ".join(str(int(k)) for k in cores))
     return rows

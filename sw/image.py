@@ -1,6 +1,6 @@
 """Core images: every configuration memory of one neurocore in one checksummed file.
 
-An image file (format version 2, docs/image_format.md) is, in this order:
+An image file (format version 3, docs/image_format.md) is, in this order:
 
 =========  ==================  ===========================================================
 offset     size (bytes)        content
@@ -29,6 +29,11 @@ has a ``conv`` memory and wider ``synapse_map`` words.  Version 1 images (writte
 still read: their geometry lacks those three fields and is read with ``n_conv = 0``, whose
 memories and words are exactly version 1's.
 
+Version 3 came with chips (docs/spec.md §10): the geometry has the field ``n_cores`` (1 for
+every image of one core: its words are version 2's), and a program spread over a chip has the
+metadata key ``chip`` (:data:`CHIP_PROGRAM_FIELDS`): the chip geometry, the core of every
+compartment and the load estimate.  Version 1 and 2 images are read with ``n_cores = 1``.
+
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
 
@@ -55,19 +60,25 @@ from .compiler import QuartzProgram
 from .program_fields import ProgramFieldError, decode_program
 
 __all__ = ["ImageFormatError", "save_config", "load_config", "save_program", "load_program",
-           "program_metadata", "write_hex", "read_hex", "MAGIC", "FORMAT_VERSION", "READ_VERSIONS",
-           "UNSTORED_PROGRAM_ATTRIBUTES", "UNSTORED_PROGRAM_FIELDS"]
+           "program_metadata", "chip_metadata", "write_hex", "read_hex", "MAGIC",
+           "FORMAT_VERSION", "READ_VERSIONS", "UNSTORED_PROGRAM_ATTRIBUTES",
+           "UNSTORED_PROGRAM_FIELDS", "CHIP_PROGRAM_FIELDS"]
 
 #: First 8 bytes of every image file.
 MAGIC = b"NCIMAGE\x00"
 #: The image format version this build writes.
-FORMAT_VERSION = 2
-#: The format versions this build reads (:data:`V1_GEOMETRY_DEFAULTS`).
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+#: The format versions this build reads (:data:`V1_GEOMETRY_DEFAULTS`,
+#: :data:`V2_GEOMETRY_DEFAULTS`).
+READ_VERSIONS = (1, 2, 3)
 #: Geometry fields that a version-1 image does not have (it predates conv descriptors, spec
 #: §3.5), and the values it is read with: no conv memory, version 1's memories and words.
 V1_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
                         if f.name in ("n_conv", "conv_channel_bits", "conv_side_bits")}
+#: Geometry fields that version 1 and 2 images do not have (they predate chips, spec §10), and
+#: the values they are read with: a single core, whose route words have no core field.
+V2_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
+                        if f.name == "n_cores"}
 #: Fixed header: magic, format version (uint32 LE), metadata length in bytes (uint32 LE).
 HEADER = struct.Struct("<8sII")
 #: Storage type of one memory word in the payload.
@@ -80,7 +91,9 @@ CHECKSUM_BYTES = hashlib.sha256().digest_size
 MEMORY_ENTRY_KEYS = ("name", "depth", "word_bits", "offset", "length")
 #: Top-level metadata keys: required, then optional.
 REQUIRED_METADATA_KEYS = ("geometry", "memories")
-OPTIONAL_METADATA_KEYS = ("program",)
+OPTIONAL_METADATA_KEYS = ("program", "chip")
+#: QuartzProgram fields stored in the metadata's ``chip`` section rather than ``program``.
+CHIP_PROGRAM_FIELDS = ("partition", "chip_load")
 #: Attributes attached to a QuartzProgram after construction: none any more (every one is a
 #: declared field; the unstored ones are in :data:`UNSTORED_PROGRAM_FIELDS`).
 UNSTORED_PROGRAM_ATTRIBUTES = ()
@@ -131,6 +144,8 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
     names = [f.name for f in dataclasses.fields(CoreGeometry)]
     if version == 1 and isinstance(raw, dict) and not set(V1_GEOMETRY_DEFAULTS) & set(raw):
         raw = {**raw, **V1_GEOMETRY_DEFAULTS}      # a geometry from before conv descriptors
+    if version <= 2 and isinstance(raw, dict) and not set(V2_GEOMETRY_DEFAULTS) & set(raw):
+        raw = {**raw, **V2_GEOMETRY_DEFAULTS}      # a geometry from before chips
     if not isinstance(raw, dict) or sorted(raw) != sorted(names):
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise _fail(where, f"metadata geometry {keys!r} does not have exactly the fields "
@@ -171,7 +186,7 @@ def _build_config(where, geometry: CoreGeometry, words: dict[str, np.ndarray]) -
 
 # ---- image files -----------------------------------------------------------------------
 def save_config(path: str | os.PathLike, config: CoreConfig, program_meta: dict | None = None,
-                ) -> Path:
+                chip: dict | None = None) -> Path:
     """Write ``config`` (validated first) as an image file; return its path.
 
     ``program_meta``, if given, must be JSON-able after numpy arrays become lists; it is
@@ -189,6 +204,8 @@ def save_config(path: str | os.PathLike, config: CoreConfig, program_meta: dict 
     meta = {"geometry": dataclasses.asdict(config.geometry), "memories": table}
     if program_meta is not None:
         meta["program"] = _jsonable(program_meta, "program metadata")
+    if chip is not None:
+        meta["chip"] = _jsonable(chip, "chip metadata")
     meta_bytes = json.dumps(meta, allow_nan=False).encode("utf-8")
     body = HEADER.pack(MAGIC, FORMAT_VERSION, len(meta_bytes)) + meta_bytes + b"".join(chunks)
     path = Path(path)
@@ -360,7 +377,8 @@ def load_config(path: str | os.PathLike) -> CoreConfig:
 def _program_fields() -> list[dataclasses.Field]:
     """QuartzProgram fields that an image stores: all but ``config`` and the unstored ones."""
     return [f for f in dataclasses.fields(QuartzProgram)
-            if f.name != "config" and f.name not in UNSTORED_PROGRAM_FIELDS]
+            if f.name != "config" and f.name not in UNSTORED_PROGRAM_FIELDS
+            and f.name not in CHIP_PROGRAM_FIELDS]
 
 
 def program_metadata(program: QuartzProgram) -> dict:
@@ -376,7 +394,8 @@ def save_program(path: str | os.PathLike, program: QuartzProgram) -> Path:
     which the memories hold, the normalised torch model, the BatchNorm fold report and the
     normalisation factors).
     """
-    return save_config(path, program.config, program_meta=program_metadata(program))
+    return save_config(path, program.config, program_meta=program_metadata(program),
+                       chip=chip_metadata(program))
 
 
 def load_program(path: str | os.PathLike) -> QuartzProgram:
@@ -400,7 +419,52 @@ def load_program(path: str | os.PathLike) -> QuartzProgram:
         values = decode_program(stored, config)
     except ProgramFieldError as e:
         raise _fail(where, str(e)) from None
+    if "chip" in meta:
+        values.update(_chip_from_metadata(where, meta["chip"], config))
     return QuartzProgram(config=config, **values)
+
+
+def chip_metadata(program: QuartzProgram) -> dict | None:
+    """The ``chip`` section of a program spread over a chip (None on one core): the chip
+    geometry, each compartment's core (-1: not placed) and the load estimate."""
+    part = program.partition
+    if part is None:
+        return None
+    chip = part.chip
+    return {"geometry": {"name": chip.name, "n_cores": chip.n_cores, "mesh": list(chip.mesh),
+                         "core": dataclasses.asdict(chip.core)},
+            "core_of": part.core_of, "load": program.chip_load}
+
+
+def _chip_from_metadata(where, raw, config: CoreConfig) -> dict:
+    """``partition`` and ``chip_load`` from a ``chip`` section, checked by building every core
+    (:func:`~neurocore.golden.chip.build_chip`)."""
+    from ..golden.chip import Partition, build_chip
+    from ..spec.geometry import ChipGeometry
+    keys = ("geometry", "core_of", "load")
+    if not isinstance(raw, dict) or sorted(raw) != sorted(keys):
+        raise _fail(where, f"chip section {sorted(raw) if isinstance(raw, dict) else raw!r} "
+                           f"does not have exactly the keys {sorted(keys)}")
+    geo = raw["geometry"]
+    if not isinstance(geo, dict) or sorted(geo) != ["core", "mesh", "n_cores", "name"]:
+        raise _fail(where, f"chip geometry {geo!r:.80} does not have exactly the keys "
+                           "['core', 'mesh', 'n_cores', 'name']")
+    core = _geometry_from_metadata(where, geo["core"])
+    core_of = raw["core_of"]
+    if (not isinstance(core_of, list) or len(core_of) != config.geometry.n_compartments
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in core_of)):
+        raise _fail(where, f"chip core_of must be {config.geometry.n_compartments} integers "
+                           "(one core per compartment, -1 for none)")
+    try:
+        chip = ChipGeometry(name=geo["name"], core=core, n_cores=geo["n_cores"],
+                            mesh=tuple(geo["mesh"]))
+        part = Partition(chip=chip, core_of=np.asarray(core_of, dtype=np.int64))
+        build_chip(config, part)
+    except (TypeError, ValueError) as e:
+        raise _fail(where, f"chip section is invalid: {e}") from None
+    if not isinstance(raw["load"], dict):
+        raise _fail(where, f"chip load {raw['load']!r:.60} is not an object")
+    return {"partition": part, "chip_load": raw["load"]}
 
 
 # ---- $readmemh export ------------------------------------------------------------------

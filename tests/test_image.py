@@ -74,7 +74,7 @@ def test_config_round_trip(tmp_path, config):
 def test_file_layout_matches_the_documented_byte_table(image, config):
     _, data = image
     magic, version, meta, payload, digest = split(data)
-    assert (magic, version) == (DOC_MAGIC, 2)
+    assert (magic, version) == (DOC_MAGIC, 3)
     assert digest == hashlib.sha256(data[:-DOC_DIGEST_BYTES]).digest()
     assert meta["geometry"] == dataclasses.asdict(config.geometry)
     assert "program" not in meta
@@ -156,7 +156,7 @@ def test_conv_config_round_trip(tmp_path, seed):
     assert config.summary()["conv_descriptors_used"] >= 2
     path = save_config(tmp_path / "conv.ncimg", config)
     _, version, meta, _, _ = split(path.read_bytes())
-    assert version == FORMAT_VERSION == 2
+    assert version == FORMAT_VERSION == 3
     entries = {m["name"]: m for m in meta["memories"]}
     mems = memories(config.geometry)
     assert entries["conv"]["depth"] == config.geometry.n_conv
@@ -212,6 +212,23 @@ def test_conv_fields_missing_from_a_version_2_image(tmp_path, seed):
              "does not have exactly the fields")
 
 
+def test_version_2_images_are_read_as_one_core(tmp_path, seed):
+    """A version-2 image (before chips: no n_cores) is read with n_cores = 1, word for word;
+    a version-3 image without n_cores is the usual geometry error."""
+    config = random_conv_network(seed, "small", steps=12).config
+    path = save_config(tmp_path / "v3.ncimg", config)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    assert meta["geometry"]["n_cores"] == 1
+    del meta["geometry"]["n_cores"]
+    old = tmp_path / "v2.ncimg"
+    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=2))
+    loaded = load_config(old)
+    assert loaded.geometry == config.geometry and loaded.geometry.n_cores == 1
+    assert_same_config(config, loaded)
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
+             "does not have exactly the fields")
+
+
 # ---- rejections ----------------------------------------------------------------------
 def test_image_format_error_is_a_value_error():
     assert issubclass(ImageFormatError, ValueError)
@@ -227,7 +244,7 @@ def test_unsupported_version(image):
     path, data = image
     bad = bytearray(data)
     struct.pack_into("<I", bad, 8, 7)
-    rejected(path, bytes(bad), "format version 7; this build reads versions 1, 2")
+    rejected(path, bytes(bad), "format version 7; this build reads versions 1, 2, 3")
 
 
 @pytest.mark.parametrize("where", ["empty", "in magic", "in header", "in metadata",

@@ -6,16 +6,21 @@ Run ``python tools/gen_docs.py``; ``tests/test_spec_doc.py`` fails when docs/ is
 from pathlib import Path
 
 from neurocore.bench.report import update_doc_section
-from neurocore.spec.geometry import CoreGeometry
+from neurocore.spec.geometry import CHIP_PRESETS, CoreGeometry
 from neurocore.spec.words import markdown_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "spec.md"
 SPEC_PRESET = "small"
+#: The chip whose core's route word (with its ``core`` field, spec §10) is shown as well.
+SPEC_CHIP = "ulx3s"
 
 
 def word_tables() -> str:
-    return markdown_tables(CoreGeometry.preset(SPEC_PRESET))
+    chip = CHIP_PRESETS[SPEC_CHIP]
+    return (markdown_tables(CoreGeometry.preset(SPEC_PRESET)) + "\n"
+            + markdown_tables(chip.core, only=("routes",),
+                              title=f" on a core of chip `{chip.name}` ({chip.n_cores} cores)"))
 
 
 def main() -> None:

@@ -1,0 +1,158 @@
+"""``from_model`` onto a chip (docs/spec.md §10): placement, fit report, overflow errors,
+images, and the Lava harness on a partitioned network's logical config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurocore.golden.chip import GoldenChip, Partition, build_chip
+from neurocore.golden.core import GoldenCore
+from neurocore.golden.random_networks import random_network
+from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
+from neurocore.sw.compiler import MappingError
+from neurocore.sw.convert import from_model
+from neurocore.sw.fit import BOARDS, blocks
+from neurocore.sw.image import load_program, save_program
+from neurocore.sw.models import mnist_convnet
+from neurocore.spec.words import memories
+
+#: The EBR the ULX3S chip leaves for the UART bridge, spike buffers and router FIFOs at least
+#: (estimate; spec/geometry.py).
+ULX3S_EBR, ULX3S_EBR_SPARE = 208, 12
+
+
+def ebr_estimate(g: CoreGeometry) -> int:
+    """Estimated DP16KD blocks of one core's memories (spec/geometry.py's rationale): per
+    memory and bank the best block shape; profiles and conv descriptors sit in LUT RAM."""
+    shapes = BOARDS["ulx3s"][1]
+    total = 0
+    for m in memories(g).values():
+        if m.name in ("profiles", "conv"):
+            continue
+        banks = {"state": g.k_u, "compartments": g.k_u, "axon_map": g.k_u,
+                 "synapses": g.k_s, "accumulators": g.k_u * g.k_s}.get(m.name, 1)
+        total += banks * blocks(-(-m.depth // banks), m.layout.size, shapes)
+    return total
+
+
+def test_ulx3s_chip_preset_fits_the_ebr_budget_estimate():
+    chip = CHIP_PRESETS["ulx3s"]
+    per_core = ebr_estimate(chip.core)
+    print(f"ulx3s chip: {chip.n_cores} cores x {per_core} EBR (estimate); one board core "
+          f"{ebr_estimate(CoreGeometry.preset('ulx3s'))}")
+    assert per_core == 28 and ebr_estimate(CoreGeometry.preset("ulx3s")) == 120
+    assert chip.n_cores * per_core <= ULX3S_EBR - ULX3S_EBR_SPARE
+    assert (chip.n_cores + 1) * per_core > ULX3S_EBR
+
+
+@pytest.fixture(scope="module")
+def paper_chip():
+    torch.manual_seed(0)
+    return from_model(mnist_convnet(bias=True).eval(), 16, torch.rand(64, 1, 28, 28),
+                      geometry="ulx3s")
+
+
+def test_paper_convnet_fits_the_ulx3s_chip(paper_chip):
+    p = paper_chip
+    chip_cfg = p.chip_config()
+    assert p.partition.chip is CHIP_PRESETS["ulx3s"] and p.partition.cores_used() > 1
+    s = p.config.summary()
+    per_core = [c.summary() for c in chip_cfg.cores]
+    assert sum(c["compartments_used"] for c in per_core) == s["compartments_used"] == 5418
+    # conv stages split by whole channels keep their descriptors: no kernel goes dense
+    assert sum(c["kernel_words_used"] for c in per_core) == s["kernel_words_used"]
+    assert sum(c["synapses_used"] for c in per_core) == s["synapses_used"]
+    text = p.fit_report()
+    print(text)
+    assert "chip 'ulx3s'" in text and "estimate" in text
+    assert "model[0] (Conv2d)             on cores 0, 1, 2, 3, 4, 5" in text   # by channels
+    assert len(p.chip_load["sops"]) == len(p.chip_load["flits"]) == 7
+    assert sum(p.chip_load["flits"]) > 0
+
+
+def test_paper_convnet_on_the_chip_equals_one_core(paper_chip):
+    p = paper_chip
+    torch.manual_seed(1)
+    x = p.encode(torch.rand(2, 1, 28, 28))
+    ref = GoldenCore(p.config).run(x, record=("v",))
+    res = GoldenChip(p.chip_config()).run(x, record=("v",))
+    for name in ("spikes", "outputs", "v"):
+        np.testing.assert_array_equal(getattr(res, name), getattr(ref, name), err_msg=name)
+
+
+def test_a_network_the_chip_cannot_hold_names_the_layer_and_the_shortfall():
+    model = nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 10)).eval()
+    x = torch.rand(16, 64)
+    with pytest.raises(MappingError) as e:
+        from_model(model, 8, x, geometry="icebreaker")
+    msg = str(e.value)
+    assert "model[0] (Linear) overflows chip 'icebreaker'" in msg, msg
+    assert "short by 184 compartments" in msg, msg   # 300 + 10 + 3 clocks + ... vs 128
+
+
+def test_a_board_core_that_holds_the_network_stays_one_core():
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry="ulx3s")
+    assert p.partition is None and p.config.geometry is CoreGeometry.preset("ulx3s")
+
+
+def test_chip_program_image_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 1, 6, 6), geometry=CHIP_PRESETS["chip-test"])
+    assert p.partition is not None and p.partition.cores_used() > 1
+    loaded = load_program(save_program(tmp_path / "chip.ncimg", p))
+    assert loaded.partition.chip == p.partition.chip
+    np.testing.assert_array_equal(loaded.partition.core_of, p.partition.core_of)
+    assert loaded.chip_load == p.chip_load and loaded.fit_report() == p.fit_report()
+    # a chip section that names a core the chip does not have is refused, naming the value
+    import json
+    from image_helpers import reseal, split
+    from neurocore.sw.image import ImageFormatError
+    path = tmp_path / "chip.ncimg"
+    _, _, meta, payload, _ = split(path.read_bytes())
+    live = int(np.flatnonzero(np.asarray(meta["chip"]["core_of"]) >= 0)[0])
+    meta["chip"]["core_of"][live] = 9
+    path.write_bytes(reseal(json.dumps(meta).encode(), payload))
+    with pytest.raises(ImageFormatError, match="chip section is invalid: partition names core 9"):
+        load_program(path)
+
+
+@pytest.mark.lava
+def test_partitioned_network_in_lava_equals_the_golden_chip(seed):
+    """The Lava harness runs the logical config of a partitioned network (one run) and gives
+    the golden chip's spikes, outputs, u and v."""
+    from neurocore.sim.lava_harness import run_lava
+    net = random_network(seed, "small", steps=16, max_compartments=48)
+    cfg = net.config
+    n_cores = 3
+    core = cfg.geometry.replace(name="lava-chip-core", n_cores=n_cores, max_routes=64,
+                                n_routes=cfg.geometry.n_routes * n_cores)
+    chip = ChipGeometry(name="lava-chip", core=core, n_cores=n_cores, mesh=(n_cores, 1))
+    core_of = np.random.default_rng(seed).integers(0, n_cores, size=cfg.geometry.n_compartments)
+    res = GoldenChip(build_chip(cfg, Partition(chip, core_of))).run(net.inputs[0],
+                                                                    record=("u", "v"))
+    lava = run_lava(cfg, net.inputs[0], record=("u", "v"))
+    for name in ("spikes", "outputs", "u", "v"):
+        np.testing.assert_array_equal(getattr(lava, name), getattr(res, name),
+                                      err_msg=f"{name}, NEUROCORE_SEED={seed}")
+
+
+def test_placement_balances_sops_when_the_pieces_allow():
+    """An MLP over the four chip-test cores: every core within the tightest slack of an even
+    share of the static estimate, which the calibration run (every neuron spikes once)
+    follows."""
+    from neurocore.sw.place import SOP_SLACKS
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 30), nn.ReLU(),
+                          nn.Linear(30, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry=CHIP_PRESETS["chip-test"])
+    assert any(f"SOPs balanced: each core at most {SOP_SLACKS[0]} x" in n for n in p.notes), \
+        p.notes
+    sops = np.array(p.chip_load["sops"])
+    assert p.partition.cores_used() == 4
+    assert sops.max() <= SOP_SLACKS[0] * sops.sum() / 4 * 1.05, sops   # measured ≈ static
