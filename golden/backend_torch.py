@@ -13,9 +13,11 @@ It differs from the NumPy loop only in how the integers are carried, never in th
   bound on ``|u|``, ``|v|`` (re-measured when it reaches the limit) or on one step's synaptic
   sum (:func:`~neurocore.golden.random_networks.max_synaptic_sum`) says they can change a
   value; when they cannot, they are the identity;
-- sparse networks deliver spikes event by event (``index_add_`` of each spiking axon's
-  synapse list into the accumulator ring); dense networks use float products in the dtype
-  the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`);
+- sparse networks deliver spikes event by event: the synapse lists of every delay are one
+  CSR (:class:`_Csr`), and the host spikes and compartment spikes sent at step ``t`` are
+  ``index_add_``-ed into the accumulator ring after step ``t`` (one gather places every
+  delay; host spikes are expanded for all steps at once); dense networks use float products
+  in the dtype the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`);
 - conv descriptors (docs/spec.md §3.5) run as ``torch.nn.functional.conv2d`` in float64, one
   per descriptor and delay, on the same gathered input maps and kernels as the NumPy core's
   :class:`~neurocore.golden.conv.ConvDelivery` (host spikes of all steps at once, routed
@@ -25,6 +27,7 @@ It differs from the NumPy loop only in how the integers are carried, never in th
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -70,28 +73,68 @@ def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
     return (p >> g.decay_shift).to(torch.int32)
 
 
+#: ``_Csr.expand`` packs two per-event terms into one int64: bits of the low half.
+_HALF = 32
+_BIAS = 1 << (_HALF - 1)
+_LOW = (1 << _HALF) - 1
+
+
 class _Csr:
-    """One (sources × compartments) synapse matrix as torch CSR arrays, for event delivery."""
+    """The synapse matrices of every delay (sources × compartments), merged into one CSR.
 
-    def __init__(self, m, dev):
-        m = m.tocsr()
+    An event (batch row ``b``, source ``src``) sent at step ``t`` adds each synapse's
+    contribution to the accumulator ring ``(D, B, n)`` at flat position
+    ``((t + 1 + delay) mod D)·B·n + b·n + target``; :meth:`columns` tabulates the part that
+    does not depend on ``b`` for each ring slot of ``t + 1``, so one gather places every delay.
+    """
+
+    def __init__(self, mats: dict, n: int, D: int, dev):
+        ds = sorted(mats)
+        m = scipy.sparse.hstack([mats[d].tocsr() for d in ds], format="csr")
+        which, target = np.divmod(m.indices.astype(np.int64), n)
+        self.delays = ds
+        self.n, self.D, self.device = n, D, dev
         self.indptr = torch.as_tensor(m.indptr, dtype=torch.int64, device=dev)
-        # row 0: target compartment, row 1: contribution (one gather fetches both)
-        self.target_data = torch.as_tensor(np.stack([m.indices, m.data]), dtype=torch.int64,
-                                           device=dev)
+        self._delay = np.asarray(ds, dtype=np.int64)[which]
+        self._target = target
+        self.fan = torch.as_tensor(np.diff(m.indptr), dtype=torch.int64, device=dev)
+        # contributions, tiled once per ring slot like the column table (one gather each)
+        self.data = torch.as_tensor(np.tile(m.data, D), dtype=torch.int64, device=dev)
+        self.nnz = int(m.nnz)
+        self._columns: tuple[int, torch.Tensor] | None = None
 
-    def expand(self, batch: torch.Tensor, src: torch.Tensor, n: int):
-        """Return (flat index ``b·n + target``, contribution) of every synapse of the events."""
+    def columns(self, B: int) -> torch.Tensor:
+        """Flat (D·nnz) table: entry ``slot·nnz + k`` is synapse k's ring position for an event
+        whose step ``t + 1`` falls in ``slot``, batch row 0."""
+        if self._columns is None or self._columns[0] != B:
+            slot = np.arange(self.D)[:, None]
+            tab = ((slot + self._delay[None]) % self.D) * (B * self.n) + self._target[None]
+            self._columns = B, torch.as_tensor(tab.reshape(-1), device=self.device)
+        return self._columns[1]
+
+    def slots(self, t: int) -> list[int]:
+        """Ring slots that events sent at step ``t`` can write."""
+        return [(t + 1 + d) % self.D for d in self.delays]
+
+    def expand(self, batch: torch.Tensor, src: torch.Tensor, slot, B: int):
+        """Return (flat ring index, contribution) of every synapse of the events ``(batch,
+        src)``; ``slot`` is the ring slot of step ``t + 1`` (an int, or a tensor per event)."""
         start = self.indptr[src]
-        count = self.indptr[src + 1] - start
+        count = self.fan[src]
         total = int(count.sum())
-        event = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), count,
-                                        output_size=total)
+        if total + self.D * self.nnz >= _BIAS:
+            raise OverflowError(f"{total} synapse events in one delivery exceed the packed "
+                                f"index range (2**{_HALF - 1}); run a smaller batch")
         first = torch.cumsum(count, 0) - count
-        per_event = torch.stack([start - first, batch * n]).index_select(1, event)
-        idx = per_event[0] + torch.arange(total, device=src.device)
-        tgt = self.target_data.index_select(1, idx)
-        return per_event[1] + tgt[0], tgt[1]
+        # One repeat_interleave carries both per-event terms, packed in one int64: the batch
+        # row's offset ``b·n`` (high half) and the event's position in the slot's column
+        # table minus its first output position (low half, biased to be non-negative).
+        key = ((batch * self.n) << _HALF) + (slot * self.nnz + start - first + _BIAS)
+        packed = torch.repeat_interleave(key, count, output_size=total)
+        pos = (packed & _LOW) - _BIAS
+        pos += torch.arange(total, device=src.device)
+        index = (packed >> _HALF).add_(self.columns(B).index_select(0, pos))
+        return index, self.data.index_select(0, pos)
 
 
 class _TorchConv:
@@ -158,6 +201,16 @@ class _TorchConv:
         return out
 
 
+def _flat_nonzero(s: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the true entries of the contiguous bool tensor ``s`` (int64).
+
+    On the CPU NumPy's ``flatnonzero`` (on the same memory) is several times faster than
+    ``torch.nonzero`` for a batch of mostly silent compartments."""
+    if s.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(s.numpy()))
+    return torch.nonzero(s.view(-1)).flatten()
+
+
 class TorchRunner:
     """Runs one :class:`~neurocore.golden.core.GoldenCore`'s network with torch tensors."""
 
@@ -174,8 +227,9 @@ class TorchRunner:
             self.RW = {d: torch.as_tensor(m.toarray(), dtype=self.fdtype, device=dev)
                        for d, m in core.RW.items()}
         else:
-            self.W = {d: _Csr(Wd, dev) for d, Wd in core.W.items()}
-            self.RW = {d: _Csr(m, dev) for d, m in core.RW.items()}
+            n, D = g.n_compartments, g.n_delay_slots
+            self.W = _Csr(core.W, n, D, dev) if core.W else None
+            self.RW = _Csr(core.RW, n, D, dev) if core.RW else None
         O = core.O.tocsr()
         self.out_cx = torch.as_tensor(np.flatnonzero(np.diff(O.indptr)), device=dev)
         self.O = torch.as_tensor(O[self.out_cx.cpu().numpy()].toarray(), dtype=torch.float32,
@@ -216,27 +270,25 @@ class TorchRunner:
         return ext
 
     # ---- host spikes: all steps at once ----------------------------------------------
-    def _host_events(self, x: np.ndarray, T: int, n: int):
-        """Host spikes per delay: {d: (per-step bounds, flat index, contribution)}.
+    def _host_events(self, x: np.ndarray, B: int, T: int):
+        """Host spikes as ring events: (per-step bounds, flat ring index, contribution).
 
-        Entries of delay ``d`` are sorted by send step ``k``; ``bounds[k]:bounds[k+1]`` are the
-        synapse events of host spikes sent at step ``k`` (they land at step ``k + 1 + d``).
+        Entries are sorted by send step ``k``; ``bounds[k]:bounds[k+1]`` are the synapse events
+        of host spikes sent at step ``k``, added to the ring after step ``k`` like that step's
+        compartment spikes.
         """
         flat = np.flatnonzero(x)                                 # x is (B, T, n_axons)
         b, rest = np.divmod(flat, x.shape[1] * x.shape[2])
         t, axon = np.divmod(rest, x.shape[2])
         order = np.argsort(t, kind="stable")
         t, b, axon = t[order], b[order], axon[order]
+        slot = torch.as_tensor((t + 1) % self.g.n_delay_slots, device=self.device)
         t, b, axon = (torch.as_tensor(a, device=self.device) for a in (t, b, axon))
-        events = {}
-        steps = torch.arange(T + 1, device=self.device)
-        for d, Wd in self.W.items():
-            idx, val = Wd.expand(b, axon, n)
-            count = Wd.indptr[axon + 1] - Wd.indptr[axon]
-            send = torch.repeat_interleave(t, count, output_size=idx.numel())
-            bounds = torch.searchsorted(send, steps).cpu().tolist()
-            events[d] = (bounds, idx, val.to(self.acc_dtype))
-        return events
+        idx, val = self.W.expand(b, axon, slot, B)
+        count = self.W.fan[axon]
+        send = torch.repeat_interleave(t, count, output_size=idx.numel())
+        bounds = torch.searchsorted(send, torch.arange(T + 1, device=self.device)).cpu().tolist()
+        return bounds, idx, val.to(self.acc_dtype)
 
     def _host_dense(self, x: np.ndarray, B: int, T: int):
         """ext[d][k] ((T−1−d, B, n)): what host spikes of step k add at step k + 1 + d."""
@@ -257,8 +309,8 @@ class TorchRunner:
         n, D = g.n_compartments, g.n_delay_slots
         if self.dense:
             ext = self._host_dense(x, B, T)
-        else:
-            host = self._host_events(x, T, n)
+        elif self.W is not None:
+            bounds, h_idx, h_val = self._host_events(x, B, T)
         conv_ext = self._host_conv(x, B, T) if self.conv else {}
         ring = torch.zeros((D, B, n), dtype=self.acc_dtype, device=dev)
         dirty = [False] * D                     # slot written since it was last read
@@ -278,13 +330,6 @@ class TorchRunner:
                 for d, e in ext.items():
                     if t >= 1 + d:
                         a += e[t - 1 - d].to(a.dtype)
-                        has_input = True
-            else:
-                for d, (bounds, h_idx, h_val) in host.items():
-                    k = t - 1 - d
-                    if k >= 0 and bounds[k + 1] > bounds[k]:
-                        lo, hi = bounds[k], bounds[k + 1]
-                        a.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
                         has_input = True
             for d, e in conv_ext.items():
                 if t >= 1 + d:
@@ -320,12 +365,17 @@ class TorchRunner:
                 lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
                 u_bound = max(hi, -lo)
             s = torch.gt(v, self.vth, out=spikes[t])
-            fired = torch.nonzero(s.view(-1)).flatten()          # b·n + cx of every spike
+            fired = _flat_nonzero(s)                              # b·n + cx of every spike
             v.view(-1)[fired] = 0
             if "u" in rec:
                 rec["u"][t] = u
             if "v" in rec:
                 rec["v"][t] = v
+            if not self.dense and self.W is not None and bounds[t + 1] > bounds[t]:
+                lo, hi = bounds[t], bounds[t + 1]               # host spikes sent at step t
+                ring.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
+                for k in self.W.slots(t):
+                    dirty[k] = True
             if self.RW and fired.numel():
                 self._deliver(s, fired, ring, dirty, t, n, D)
             if self.conv_recurrent and fired.numel():
@@ -366,9 +416,8 @@ class TorchRunner:
                 dirty[slot] = True
             return
         b, cx = torch.div(fired, n, rounding_mode="floor"), fired % n
-        for d, RWd in self.RW.items():
-            idx, val = RWd.expand(b, cx, n)
-            if idx.numel():
-                slot = (t + 1 + d) % D
-                ring[slot].view(-1).index_add_(0, idx, val.to(ring.dtype))
-                dirty[slot] = True
+        idx, val = self.RW.expand(b, cx, (t + 1) % D, s.shape[0])
+        if idx.numel():
+            ring.view(-1).index_add_(0, idx, val.to(ring.dtype))
+            for k in self.RW.slots(t):
+                dirty[k] = True
