@@ -75,7 +75,6 @@ def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
 
 #: ``_Csr.expand`` packs two per-event terms into one int64: bits of the low half.
 _HALF = 32
-_BIAS = 1 << (_HALF - 1)
 _LOW = (1 << _HALF) - 1
 
 
@@ -107,6 +106,9 @@ class _Csr:
         """Flat (D·nnz) table: entry ``slot·nnz + k`` is synapse k's ring position for an event
         whose step ``t + 1`` falls in ``slot``, batch row 0."""
         if self._columns is None or self._columns[0] != B:
+            if self.D * self.nnz > _LOW or B * self.n >= 1 << (63 - _HALF):
+                raise OverflowError(f"{self.nnz} synapses × {self.D} slots or a batch of {B} "
+                                    "exceeds the packed event index (_Csr.expand)")
             slot = np.arange(self.D)[:, None]
             tab = ((slot + self._delay[None]) % self.D) * (B * self.n) + self._target[None]
             self._columns = B, torch.as_tensor(tab.reshape(-1), device=self.device)
@@ -122,17 +124,18 @@ class _Csr:
         start = self.indptr[src]
         count = self.fan[src]
         total = int(count.sum())
-        if total + self.D * self.nnz >= _BIAS:
-            raise OverflowError(f"{total} synapse events in one delivery exceed the packed "
-                                f"index range (2**{_HALF - 1}); run a smaller batch")
-        first = torch.cumsum(count, 0) - count
-        # One repeat_interleave carries both per-event terms, packed in one int64: the batch
-        # row's offset ``b·n`` (high half) and the event's position in the slot's column
-        # table minus its first output position (low half, biased to be non-negative).
-        key = ((batch * self.n) << _HALF) + (slot * self.nnz + start - first + _BIAS)
-        packed = torch.repeat_interleave(key, count, output_size=total)
-        pos = (packed & _LOW) - _BIAS
-        pos += torch.arange(total, device=src.device)
+        # Each synapse event's packed int64: the batch row's offset ``b·n`` (high half) and
+        # its position in the slot's column table (low half) — the event's first value plus
+        # its rank in the synapse list.  A cumulative sum of ones, with each event's jump from
+        # the previous event's last value added at its first position, builds them in one pass.
+        key = ((batch * self.n) << _HALF) + (slot * self.nnz + start)
+        jump = key.clone()
+        jump[1:] -= key[:-1] + count[:-1]
+        jump[:1] -= 1
+        packed = torch.ones(total + 1, dtype=torch.int64, device=src.device)
+        packed.index_add_(0, torch.cumsum(count, 0) - count, jump)   # events without synapses
+        packed = torch.cumsum(packed[:total], 0)                     # add up, as they should
+        pos = packed & _LOW
         index = (packed >> _HALF).add_(self.columns(B).index_select(0, pos))
         return index, self.data.index_select(0, pos)
 
@@ -285,9 +288,9 @@ class TorchRunner:
         slot = torch.as_tensor((t + 1) % self.g.n_delay_slots, device=self.device)
         t, b, axon = (torch.as_tensor(a, device=self.device) for a in (t, b, axon))
         idx, val = self.W.expand(b, axon, slot, B)
-        count = self.W.fan[axon]
-        send = torch.repeat_interleave(t, count, output_size=idx.numel())
-        bounds = torch.searchsorted(send, torch.arange(T + 1, device=self.device)).cpu().tolist()
+        per_step = torch.zeros(T + 1, dtype=torch.int64, device=self.device)
+        per_step[1:].index_add_(0, t, self.W.fan[axon])      # synapse events sent per step
+        bounds = torch.cumsum(per_step, 0).cpu().tolist()
         return bounds, idx, val.to(self.acc_dtype)
 
     def _host_dense(self, x: np.ndarray, B: int, T: int):
@@ -316,7 +319,7 @@ class TorchRunner:
         dirty = [False] * D                     # slot written since it was last read
         u = torch.zeros((B, n), dtype=torch.int32, device=dev)
         v = torch.zeros((B, n), dtype=torch.int32, device=dev)
-        spikes = torch.zeros((T, B, n), dtype=torch.bool, device=dev)
+        spikes = torch.zeros((B, T, n), dtype=torch.bool, device=dev)     # the result's layout
         rec = {k: torch.zeros((T, B, n), dtype=torch.int32, device=dev) for k in record}
         half_acc, mask_acc = 1 << (g.acc_bits - 1), (1 << g.acc_bits) - 1
         m = g.state_max
@@ -364,7 +367,8 @@ class TorchRunner:
                 v_bound = max(hi, -lo)
                 lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
                 u_bound = max(hi, -lo)
-            s = torch.gt(v, self.vth, out=spikes[t])
+            s = torch.gt(v, self.vth)
+            spikes[:, t] = s
             fired = _flat_nonzero(s)                              # b·n + cx of every spike
             v.view(-1)[fired] = 0
             if "u" in rec:
@@ -380,13 +384,12 @@ class TorchRunner:
                 self._deliver(s, fired, ring, dirty, t, n, D)
             if self.conv_recurrent and fired.numel():
                 self._deliver_conv(s, ring, dirty, t, D)
-        out_spikes = spikes.transpose(0, 1)
-        outputs = (out_spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
+        outputs = (spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
 
         def host(a):
             return None if a is None else np.ascontiguousarray(a.transpose(0, 1).cpu().numpy())
 
-        return RunResult(spikes=np.ascontiguousarray(out_spikes.cpu().numpy()),
+        return RunResult(spikes=spikes.cpu().numpy(),
                          outputs=outputs.cpu().numpy(), u=host(rec.get("u")),
                          v=host(rec.get("v")))
 
