@@ -214,6 +214,12 @@ def to_nir_layers(program) -> LayerNirExport:
     host_clk = np.array(sorted(program.clock_axons.values()), dtype=np.int64)
     first = next(iter(pop_ids))
     conv_input = isinstance(stages[first], WeightStage) and stages[first].conv is not None
+    first_ids = set(pop_ids[first].tolist())
+    for (src, t, _d) in edges:
+        a = _HOST - src                                   # the host axon of a host edge
+        if src < 0 and not (a in host_clk or (a in host_img and t in first_ids)):
+            raise NirExportError(f"host axon {a} → compartment {t}: host axons feed the first "
+                                 "stage (image) or are its clocks")
     # clock populations: one per (offset, decay of u), shaped (m, 1, 1) (flat after a flat
     # input), threshold 1
     clock_groups: dict[tuple, list[int]] = {}
