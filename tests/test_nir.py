@@ -264,3 +264,18 @@ def test_nir_import_of_snntorch_conv_export_gives_the_expected_spikes(seed):
         assert want.any(), f"seed {seed}: layer {name} never spiked"
         assert np.array_equal(got, want), (f"seed {seed}: layer {name}: "
                                            f"{int((got != want).sum())} spikes differ")
+
+
+def test_nir_layered_offsets_compensate_timers_only():
+    """A compartment that must spike one NIR step later than its input gives: a timer
+    (non-leaky, one source) gets one more step of its current; a relay raises."""
+    from neurocore.sw.nir_layers import _offsets
+    # host axon 5 → compartment 1 → stage neuron 0 (stage 0 sits at offset 1), and host axon
+    # 6 → 0 directly: compartment 1 must sit at offset 0, its input would put it at 1
+    edges = {(-6, 1, 0): 1, (1, 0, 0): 5, (-7, 0, 0): 3}
+    zeros = np.zeros(2, dtype=np.int64)
+    k, raise_by = _offsets(edges, dict(du_eff=zeros, dv=zeros, bias_mant=zeros), [[0]])
+    assert (k[0], k[1], raise_by) == (1, 0, {1: 1})
+    relay = dict(du_eff=np.array([0, 4096]), dv=zeros, bias_mant=zeros)
+    with pytest.raises(NirExportError, match=r"synapse -6 → 1 .* compartment 1 is not a timer"):
+        _offsets(edges, relay, [[0]])
