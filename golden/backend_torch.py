@@ -87,7 +87,7 @@ class _Csr:
     does not depend on ``b`` for each ring slot of ``t + 1``, so one gather places every delay.
     """
 
-    def __init__(self, mats: dict, n: int, D: int, dev):
+    def __init__(self, mats: dict, n: int, D: int, dev, dtype: torch.dtype):
         ds = sorted(mats)
         m = scipy.sparse.hstack([mats[d].tocsr() for d in ds], format="csr")
         which, target = np.divmod(m.indices.astype(np.int64), n)
@@ -97,8 +97,9 @@ class _Csr:
         self._delay = np.asarray(ds, dtype=np.int64)[which]
         self._target = target
         self.fan = torch.as_tensor(np.diff(m.indptr), dtype=torch.int64, device=dev)
-        # contributions, tiled once per ring slot like the column table (one gather each)
-        self.data = torch.as_tensor(np.tile(m.data, D), dtype=torch.int64, device=dev)
+        # contributions in the ring's dtype (each is at most one step's bound), tiled once per
+        # ring slot like the column table (one gather each)
+        self.data = torch.as_tensor(np.tile(m.data, D), dtype=dtype, device=dev)
         self.nnz = int(m.nnz)
         self._columns: tuple[int, torch.Tensor] | None = None
 
@@ -204,14 +205,16 @@ class _TorchConv:
         return out
 
 
-def _flat_nonzero(s: torch.Tensor) -> torch.Tensor:
-    """Flat indices of the true entries of the contiguous bool tensor ``s`` (int64).
+def _fire(v: torch.Tensor, vth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``v > vth`` (B, n) bool and the flat indices ``b·n + cx`` of its true entries (int64).
 
-    On the CPU NumPy's ``flatnonzero`` (on the same memory) is several times faster than
-    ``torch.nonzero`` for a batch of mostly silent compartments."""
-    if s.device.type == "cpu":
-        return torch.from_numpy(np.flatnonzero(s.numpy()))
-    return torch.nonzero(s.view(-1)).flatten()
+    On the CPU NumPy computes both on the same memory: its broadcast comparison and its
+    ``flatnonzero`` are several times faster than ``torch.gt`` and ``torch.nonzero`` here."""
+    if v.device.type == "cpu":
+        s = np.greater(v.numpy(), vth.numpy())
+        return torch.from_numpy(s), torch.from_numpy(np.flatnonzero(s))
+    s = torch.gt(v, vth)
+    return s, torch.nonzero(s.view(-1)).flatten()
 
 
 class TorchRunner:
@@ -224,6 +227,10 @@ class TorchRunner:
         self.dense = core.dense
         exact = exact_dtype(core.sum_bound + 1) if core.dense else None
         self.fdtype = torch.float32 if exact == np.float32 else torch.float64
+        # |synaptic sum of one step| ≤ step_bound; the accumulator wrap is the identity below
+        # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
+        self.step_bound = max_synaptic_sum(core.config)
+        self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
         if self.dense:
             self.W = {d: torch.as_tensor(Wd.toarray(), dtype=self.fdtype, device=dev)
                       for d, Wd in core.W.items()}
@@ -231,8 +238,8 @@ class TorchRunner:
                        for d, m in core.RW.items()}
         else:
             n, D = g.n_compartments, g.n_delay_slots
-            self.W = _Csr(core.W, n, D, dev) if core.W else None
-            self.RW = _Csr(core.RW, n, D, dev) if core.RW else None
+            self.W = _Csr(core.W, n, D, dev, self.acc_dtype) if core.W else None
+            self.RW = _Csr(core.RW, n, D, dev, self.acc_dtype) if core.RW else None
         O = core.O.tocsr()
         self.out_cx = torch.as_tensor(np.flatnonzero(np.diff(O.indptr)), device=dev)
         self.O = torch.as_tensor(O[self.out_cx.cpu().numpy()].toarray(), dtype=torch.float32,
@@ -242,10 +249,6 @@ class TorchRunner:
         self.bias_max = int(np.abs(core.bias).max(initial=0))
         self.du_plan = _decay_plan(core.du_eff, g, dev)
         self.dv_plan = _decay_plan(core.dv, g, dev)
-        # |synaptic sum of one step| ≤ step_bound; the accumulator wrap is the identity below
-        # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
-        self.step_bound = max_synaptic_sum(core.config)
-        self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
         # conv descriptors (spec §3.5): the NumPy core's gathered plans, run by conv2d
         self.conv = [_TorchConv(c, kernels, in_shape, core.R, dev)
                      for c, kernels, _gather, in_shape in core.conv._plans]
@@ -367,9 +370,8 @@ class TorchRunner:
                 v_bound = max(hi, -lo)
                 lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
                 u_bound = max(hi, -lo)
-            s = torch.gt(v, self.vth)
+            s, fired = _fire(v, self.vth)                       # fired: b·n + cx per spike
             spikes[:, t] = s
-            fired = _flat_nonzero(s)                              # b·n + cx of every spike
             v.view(-1)[fired] = 0
             if "u" in rec:
                 rec["u"][t] = u
