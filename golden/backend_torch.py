@@ -102,6 +102,7 @@ class _Csr:
         self.data = torch.as_tensor(np.tile(m.data, D), dtype=dtype, device=dev)
         self.nnz = int(m.nnz)
         self._columns: tuple[int, torch.Tensor] | None = None
+        self._cpu = torch.device(dev).type == "cpu"
 
     def columns(self, B: int) -> torch.Tensor:
         """Flat (D·nnz) table: entry ``slot·nnz + k`` is synapse k's ring position for an event
@@ -122,6 +123,9 @@ class _Csr:
     def expand(self, batch: torch.Tensor, src: torch.Tensor, slot, B: int):
         """Return (flat ring index, contribution) of every synapse of the events ``(batch,
         src)``; ``slot`` is the ring slot of step ``t + 1`` (an int, or a tensor per event)."""
+        if self._cpu:
+            return self._expand_numpy(batch.numpy(), src.numpy(),
+                                      slot if isinstance(slot, int) else slot.numpy(), B)
         start = self.indptr[src]
         count = self.fan[src]
         total = int(count.sum())
@@ -139,6 +143,20 @@ class _Csr:
         pos = packed & _LOW
         index = (packed >> _HALF).add_(self.columns(B).index_select(0, pos))
         return index, self.data.index_select(0, pos)
+
+    def _expand_numpy(self, batch: np.ndarray, src: np.ndarray, slot, B: int):
+        """:meth:`expand` on the CPU in NumPy (same packing; its repeat and take on the
+        tensors' memory cost less per call than torch's eager operations)."""
+        start = self.indptr.numpy()[src]
+        count = self.fan.numpy()[src]
+        first = np.cumsum(count) - count
+        packed = np.repeat(((batch * self.n) << _HALF) + (slot * self.nnz + start - first),
+                           count)
+        packed += np.arange(packed.size)
+        pos = packed & _LOW
+        packed >>= _HALF
+        packed += np.take(self.columns(B).numpy(), pos)
+        return torch.from_numpy(packed), torch.from_numpy(np.take(self.data.numpy(), pos))
 
 
 class _TorchConv:
