@@ -73,6 +73,9 @@ def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
     return (p >> g.decay_shift).to(torch.int32)
 
 
+#: On the CPU, spike detection and event expansion run in NumPy on the tensors' memory (faster
+#: per call than eager torch); False runs the torch code that CUDA devices use (tests).
+NUMPY_ON_CPU = True
 #: ``_Csr.expand`` packs two per-event terms into one int64: bits of the low half.
 _HALF = 32
 _LOW = (1 << _HALF) - 1
@@ -102,7 +105,6 @@ class _Csr:
         self.data = torch.as_tensor(np.tile(m.data, D), dtype=dtype, device=dev)
         self.nnz = int(m.nnz)
         self._columns: tuple[int, torch.Tensor] | None = None
-        self._cpu = torch.device(dev).type == "cpu"
 
     def columns(self, B: int) -> torch.Tensor:
         """Flat (D·nnz) table: entry ``slot·nnz + k`` is synapse k's ring position for an event
@@ -123,7 +125,7 @@ class _Csr:
     def expand(self, batch: torch.Tensor, src: torch.Tensor, slot, B: int):
         """Return (flat ring index, contribution) of every synapse of the events ``(batch,
         src)``; ``slot`` is the ring slot of step ``t + 1`` (an int, or a tensor per event)."""
-        if self._cpu:
+        if NUMPY_ON_CPU and src.device.type == "cpu":
             return self._expand_numpy(batch.numpy(), src.numpy(),
                                       slot if isinstance(slot, int) else slot.numpy(), B)
         start = self.indptr[src]
@@ -228,7 +230,7 @@ def _fire(v: torch.Tensor, vth: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
     On the CPU NumPy computes both on the same memory: its broadcast comparison and its
     ``flatnonzero`` are several times faster than ``torch.gt`` and ``torch.nonzero`` here."""
-    if v.device.type == "cpu":
+    if NUMPY_ON_CPU and v.device.type == "cpu":
         s = np.greater(v.numpy(), vth.numpy())
         return torch.from_numpy(s), torch.from_numpy(np.flatnonzero(s))
     s = torch.gt(v, vth)
