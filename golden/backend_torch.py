@@ -13,9 +13,11 @@ It differs from the NumPy loop only in how the integers are carried, never in th
   bound on ``|u|``, ``|v|`` (re-measured when it reaches the limit) or on one step's synaptic
   sum (:func:`~neurocore.golden.random_networks.max_synaptic_sum`) says they can change a
   value; when they cannot, they are the identity;
-- sparse networks deliver spikes event by event (``index_add_`` of each spiking axon's
-  synapse list into the accumulator ring); dense networks use float products in the dtype
-  the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`);
+- sparse networks deliver spikes event by event: the synapse lists of every delay are one
+  CSR (:class:`_Csr`), and the host spikes and compartment spikes sent at step ``t`` are
+  ``index_add_``-ed into the accumulator ring after step ``t`` (one gather places every
+  delay; host spikes are expanded for all steps at once); dense networks use float products
+  in the dtype the NumPy core proved exact (:func:`~neurocore.golden.core.exact_dtype`);
 - conv descriptors (docs/spec.md §3.5) run as ``torch.nn.functional.conv2d`` in float64, one
   per descriptor and delay, on the same gathered input maps and kernels as the NumPy core's
   :class:`~neurocore.golden.conv.ConvDelivery` (host spikes of all steps at once, routed
@@ -25,6 +27,7 @@ It differs from the NumPy loop only in how the integers are carried, never in th
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -70,28 +73,92 @@ def _decay_(x: torch.Tensor, plan, g) -> torch.Tensor:
     return (p >> g.decay_shift).to(torch.int32)
 
 
+#: On the CPU, spike detection and event expansion run in NumPy on the tensors' memory (faster
+#: per call than eager torch); False runs the torch code that CUDA devices use (tests).
+NUMPY_ON_CPU = True
+#: ``_Csr.expand`` packs two per-event terms into one int64: bits of the low half.
+_HALF = 32
+_LOW = (1 << _HALF) - 1
+
+
 class _Csr:
-    """One (sources × compartments) synapse matrix as torch CSR arrays, for event delivery."""
+    """The synapse matrices of every delay (sources × compartments), merged into one CSR.
 
-    def __init__(self, m, dev):
-        m = m.tocsr()
+    An event (batch row ``b``, source ``src``) sent at step ``t`` adds each synapse's
+    contribution to the accumulator ring ``(D, B, n)`` at flat position
+    ``((t + 1 + delay) mod D)·B·n + b·n + target``; :meth:`columns` tabulates the part that
+    does not depend on ``b`` for each ring slot of ``t + 1``, so one gather places every delay.
+    """
+
+    def __init__(self, mats: dict, n: int, D: int, dev, dtype: torch.dtype):
+        ds = sorted(mats)
+        m = scipy.sparse.hstack([mats[d].tocsr() for d in ds], format="csr")
+        which, target = np.divmod(m.indices.astype(np.int64), n)
+        self.delays = ds
+        self.n, self.D, self.device = n, D, dev
         self.indptr = torch.as_tensor(m.indptr, dtype=torch.int64, device=dev)
-        # row 0: target compartment, row 1: contribution (one gather fetches both)
-        self.target_data = torch.as_tensor(np.stack([m.indices, m.data]), dtype=torch.int64,
-                                           device=dev)
+        self._delay = np.asarray(ds, dtype=np.int64)[which]
+        self._target = target
+        self.fan = torch.as_tensor(np.diff(m.indptr), dtype=torch.int64, device=dev)
+        # contributions in the ring's dtype (each is at most one step's bound), tiled once per
+        # ring slot like the column table (one gather each)
+        self.data = torch.as_tensor(np.tile(m.data, D), dtype=dtype, device=dev)
+        self.nnz = int(m.nnz)
+        self._columns: tuple[int, torch.Tensor] | None = None
 
-    def expand(self, batch: torch.Tensor, src: torch.Tensor, n: int):
-        """Return (flat index ``b·n + target``, contribution) of every synapse of the events."""
+    def columns(self, B: int) -> torch.Tensor:
+        """Flat (D·nnz) table: entry ``slot·nnz + k`` is synapse k's ring position for an event
+        whose step ``t + 1`` falls in ``slot``, batch row 0."""
+        if self._columns is None or self._columns[0] != B:
+            if self.D * self.nnz > _LOW or B * self.n >= 1 << (63 - _HALF):
+                raise OverflowError(f"{self.nnz} synapses × {self.D} slots or a batch of {B} "
+                                    "exceeds the packed event index (_Csr.expand)")
+            slot = np.arange(self.D)[:, None]
+            tab = ((slot + self._delay[None]) % self.D) * (B * self.n) + self._target[None]
+            self._columns = B, torch.as_tensor(tab.reshape(-1), device=self.device)
+        return self._columns[1]
+
+    def slots(self, t: int) -> list[int]:
+        """Ring slots that events sent at step ``t`` can write."""
+        return [(t + 1 + d) % self.D for d in self.delays]
+
+    def expand(self, batch: torch.Tensor, src: torch.Tensor, slot, B: int):
+        """Return (flat ring index, contribution) of every synapse of the events ``(batch,
+        src)``; ``slot`` is the ring slot of step ``t + 1`` (an int, or a tensor per event)."""
+        if NUMPY_ON_CPU and src.device.type == "cpu":
+            return self._expand_numpy(batch.numpy(), src.numpy(),
+                                      slot if isinstance(slot, int) else slot.numpy(), B)
         start = self.indptr[src]
-        count = self.indptr[src + 1] - start
+        count = self.fan[src]
         total = int(count.sum())
-        event = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), count,
-                                        output_size=total)
-        first = torch.cumsum(count, 0) - count
-        per_event = torch.stack([start - first, batch * n]).index_select(1, event)
-        idx = per_event[0] + torch.arange(total, device=src.device)
-        tgt = self.target_data.index_select(1, idx)
-        return per_event[1] + tgt[0], tgt[1]
+        # Each synapse event's packed int64: the batch row's offset ``b·n`` (high half) and
+        # its position in the slot's column table (low half) — the event's first value plus
+        # its rank in the synapse list.  A cumulative sum of ones, with each event's jump from
+        # the previous event's last value added at its first position, builds them in one pass.
+        key = ((batch * self.n) << _HALF) + (slot * self.nnz + start)
+        jump = key.clone()
+        jump[1:] -= key[:-1] + count[:-1]
+        jump[:1] -= 1
+        packed = torch.ones(total + 1, dtype=torch.int64, device=src.device)
+        packed.index_add_(0, torch.cumsum(count, 0) - count, jump)   # events without synapses
+        packed = torch.cumsum(packed[:total], 0)                     # add up, as they should
+        pos = packed & _LOW
+        index = (packed >> _HALF).add_(self.columns(B).index_select(0, pos))
+        return index, self.data.index_select(0, pos)
+
+    def _expand_numpy(self, batch: np.ndarray, src: np.ndarray, slot, B: int):
+        """:meth:`expand` on the CPU in NumPy (same packing; its repeat and take on the
+        tensors' memory cost less per call than torch's eager operations)."""
+        start = self.indptr.numpy()[src]
+        count = self.fan.numpy()[src]
+        first = np.cumsum(count) - count
+        packed = np.repeat(((batch * self.n) << _HALF) + (slot * self.nnz + start - first),
+                           count)
+        packed += np.arange(packed.size)
+        pos = packed & _LOW
+        packed >>= _HALF
+        packed += np.take(self.columns(B).numpy(), pos)
+        return torch.from_numpy(packed), torch.from_numpy(np.take(self.data.numpy(), pos))
 
 
 class _TorchConv:
@@ -158,6 +225,18 @@ class _TorchConv:
         return out
 
 
+def _fire(v: torch.Tensor, vth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``v > vth`` (B, n) bool and the flat indices ``b·n + cx`` of its true entries (int64).
+
+    On the CPU NumPy computes both on the same memory: its broadcast comparison and its
+    ``flatnonzero`` are several times faster than ``torch.gt`` and ``torch.nonzero`` here."""
+    if NUMPY_ON_CPU and v.device.type == "cpu":
+        s = np.greater(v.numpy(), vth.numpy())
+        return torch.from_numpy(s), torch.from_numpy(np.flatnonzero(s))
+    s = torch.gt(v, vth)
+    return s, torch.nonzero(s.view(-1)).flatten()
+
+
 class TorchRunner:
     """Runs one :class:`~neurocore.golden.core.GoldenCore`'s network with torch tensors."""
 
@@ -168,14 +247,19 @@ class TorchRunner:
         self.dense = core.dense
         exact = exact_dtype(core.sum_bound + 1) if core.dense else None
         self.fdtype = torch.float32 if exact == np.float32 else torch.float64
+        # |synaptic sum of one step| ≤ step_bound; the accumulator wrap is the identity below
+        # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
+        self.step_bound = max_synaptic_sum(core.config)
+        self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
         if self.dense:
             self.W = {d: torch.as_tensor(Wd.toarray(), dtype=self.fdtype, device=dev)
                       for d, Wd in core.W.items()}
             self.RW = {d: torch.as_tensor(m.toarray(), dtype=self.fdtype, device=dev)
                        for d, m in core.RW.items()}
         else:
-            self.W = {d: _Csr(Wd, dev) for d, Wd in core.W.items()}
-            self.RW = {d: _Csr(m, dev) for d, m in core.RW.items()}
+            n, D = g.n_compartments, g.n_delay_slots
+            self.W = _Csr(core.W, n, D, dev, self.acc_dtype) if core.W else None
+            self.RW = _Csr(core.RW, n, D, dev, self.acc_dtype) if core.RW else None
         O = core.O.tocsr()
         self.out_cx = torch.as_tensor(np.flatnonzero(np.diff(O.indptr)), device=dev)
         self.O = torch.as_tensor(O[self.out_cx.cpu().numpy()].toarray(), dtype=torch.float32,
@@ -185,10 +269,6 @@ class TorchRunner:
         self.bias_max = int(np.abs(core.bias).max(initial=0))
         self.du_plan = _decay_plan(core.du_eff, g, dev)
         self.dv_plan = _decay_plan(core.dv, g, dev)
-        # |synaptic sum of one step| ≤ step_bound; the accumulator wrap is the identity below
-        # 2**(acc_bits-1), and the int32 ring cannot overflow below 2**31.
-        self.step_bound = max_synaptic_sum(core.config)
-        self.acc_dtype = torch.int32 if self.step_bound < (1 << 31) - 1 else torch.int64
         # conv descriptors (spec §3.5): the NumPy core's gathered plans, run by conv2d
         self.conv = [_TorchConv(c, kernels, in_shape, core.R, dev)
                      for c, kernels, _gather, in_shape in core.conv._plans]
@@ -216,27 +296,25 @@ class TorchRunner:
         return ext
 
     # ---- host spikes: all steps at once ----------------------------------------------
-    def _host_events(self, x: np.ndarray, T: int, n: int):
-        """Host spikes per delay: {d: (per-step bounds, flat index, contribution)}.
+    def _host_events(self, x: np.ndarray, B: int, T: int):
+        """Host spikes as ring events: (per-step bounds, flat ring index, contribution).
 
-        Entries of delay ``d`` are sorted by send step ``k``; ``bounds[k]:bounds[k+1]`` are the
-        synapse events of host spikes sent at step ``k`` (they land at step ``k + 1 + d``).
+        Entries are sorted by send step ``k``; ``bounds[k]:bounds[k+1]`` are the synapse events
+        of host spikes sent at step ``k``, added to the ring after step ``k`` like that step's
+        compartment spikes.
         """
         flat = np.flatnonzero(x)                                 # x is (B, T, n_axons)
         b, rest = np.divmod(flat, x.shape[1] * x.shape[2])
         t, axon = np.divmod(rest, x.shape[2])
         order = np.argsort(t, kind="stable")
         t, b, axon = t[order], b[order], axon[order]
+        slot = torch.as_tensor((t + 1) % self.g.n_delay_slots, device=self.device)
         t, b, axon = (torch.as_tensor(a, device=self.device) for a in (t, b, axon))
-        events = {}
-        steps = torch.arange(T + 1, device=self.device)
-        for d, Wd in self.W.items():
-            idx, val = Wd.expand(b, axon, n)
-            count = Wd.indptr[axon + 1] - Wd.indptr[axon]
-            send = torch.repeat_interleave(t, count, output_size=idx.numel())
-            bounds = torch.searchsorted(send, steps).cpu().tolist()
-            events[d] = (bounds, idx, val.to(self.acc_dtype))
-        return events
+        idx, val = self.W.expand(b, axon, slot, B)
+        per_step = torch.zeros(T + 1, dtype=torch.int64, device=self.device)
+        per_step[1:].index_add_(0, t, self.W.fan[axon])      # synapse events sent per step
+        bounds = torch.cumsum(per_step, 0).cpu().tolist()
+        return bounds, idx, val.to(self.acc_dtype)
 
     def _host_dense(self, x: np.ndarray, B: int, T: int):
         """ext[d][k] ((T−1−d, B, n)): what host spikes of step k add at step k + 1 + d."""
@@ -257,14 +335,14 @@ class TorchRunner:
         n, D = g.n_compartments, g.n_delay_slots
         if self.dense:
             ext = self._host_dense(x, B, T)
-        else:
-            host = self._host_events(x, T, n)
+        elif self.W is not None:
+            bounds, h_idx, h_val = self._host_events(x, B, T)
         conv_ext = self._host_conv(x, B, T) if self.conv else {}
         ring = torch.zeros((D, B, n), dtype=self.acc_dtype, device=dev)
         dirty = [False] * D                     # slot written since it was last read
         u = torch.zeros((B, n), dtype=torch.int32, device=dev)
         v = torch.zeros((B, n), dtype=torch.int32, device=dev)
-        spikes = torch.zeros((T, B, n), dtype=torch.bool, device=dev)
+        spikes = torch.zeros((B, T, n), dtype=torch.bool, device=dev)     # the result's layout
         rec = {k: torch.zeros((T, B, n), dtype=torch.int32, device=dev) for k in record}
         half_acc, mask_acc = 1 << (g.acc_bits - 1), (1 << g.acc_bits) - 1
         m = g.state_max
@@ -278,13 +356,6 @@ class TorchRunner:
                 for d, e in ext.items():
                     if t >= 1 + d:
                         a += e[t - 1 - d].to(a.dtype)
-                        has_input = True
-            else:
-                for d, (bounds, h_idx, h_val) in host.items():
-                    k = t - 1 - d
-                    if k >= 0 and bounds[k + 1] > bounds[k]:
-                        lo, hi = bounds[k], bounds[k + 1]
-                        a.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
                         has_input = True
             for d, e in conv_ext.items():
                 if t >= 1 + d:
@@ -319,24 +390,28 @@ class TorchRunner:
                 v_bound = max(hi, -lo)
                 lo, hi = (int(e) for e in torch.aminmax(u))   # tighten u's bound as well
                 u_bound = max(hi, -lo)
-            s = torch.gt(v, self.vth, out=spikes[t])
-            fired = torch.nonzero(s.view(-1)).flatten()          # b·n + cx of every spike
+            s, fired = _fire(v, self.vth)                       # fired: b·n + cx per spike
+            spikes[:, t] = s
             v.view(-1)[fired] = 0
             if "u" in rec:
                 rec["u"][t] = u
             if "v" in rec:
                 rec["v"][t] = v
+            if not self.dense and self.W is not None and bounds[t + 1] > bounds[t]:
+                lo, hi = bounds[t], bounds[t + 1]               # host spikes sent at step t
+                ring.view(-1).index_add_(0, h_idx[lo:hi], h_val[lo:hi])
+                for k in self.W.slots(t):
+                    dirty[k] = True
             if self.RW and fired.numel():
                 self._deliver(s, fired, ring, dirty, t, n, D)
             if self.conv_recurrent and fired.numel():
                 self._deliver_conv(s, ring, dirty, t, D)
-        out_spikes = spikes.transpose(0, 1)
-        outputs = (out_spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
+        outputs = (spikes[:, :, self.out_cx].to(torch.float32) @ self.O).to(torch.int32)
 
         def host(a):
             return None if a is None else np.ascontiguousarray(a.transpose(0, 1).cpu().numpy())
 
-        return RunResult(spikes=np.ascontiguousarray(out_spikes.cpu().numpy()),
+        return RunResult(spikes=spikes.cpu().numpy(),
                          outputs=outputs.cpu().numpy(), u=host(rec.get("u")),
                          v=host(rec.get("v")))
 
@@ -366,9 +441,8 @@ class TorchRunner:
                 dirty[slot] = True
             return
         b, cx = torch.div(fired, n, rounding_mode="floor"), fired % n
-        for d, RWd in self.RW.items():
-            idx, val = RWd.expand(b, cx, n)
-            if idx.numel():
-                slot = (t + 1 + d) % D
-                ring[slot].view(-1).index_add_(0, idx, val.to(ring.dtype))
-                dirty[slot] = True
+        idx, val = self.RW.expand(b, cx, (t + 1) % D, s.shape[0])
+        if idx.numel():
+            ring.view(-1).index_add_(0, idx, val.to(ring.dtype))
+            for k in self.RW.slots(t):
+                dirty[k] = True

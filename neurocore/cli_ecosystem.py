@@ -94,6 +94,15 @@ def _nir_export(args) -> int:
     from .sw.nir_export import to_nir
 
     program = _program(args, load_digits_split())
+    if args.layers:
+        from .sw.nir_layers import to_nir_layers
+        ex = to_nir_layers(program)
+        nir.write(args.output, ex.graph)
+        kinds = sorted({type(n).__name__ for n in ex.graph.nodes.values()})
+        print(f"wrote {args.output}: {len(ex.populations)} CubaLIF populations "
+              f"({', '.join(ex.populations)}), nodes {', '.join(kinds)}; NIR step τ of the "
+              f"output is core step τ + {ex.output_offset} (docs/nir.md)")
+        return 0
     ex = to_nir(program.config)
     nir.write(args.output, ex.graph)
     cx = ex.graph.nodes["cx"]
@@ -164,6 +173,9 @@ def add_parsers(sub) -> None:
     p = nsub.add_parser("export", help="write a converted network as a NIR graph")
     _source_args(p)
     p.add_argument("-o", "--output", required=True, help="NIR file to write (.nir)")
+    p.add_argument("--layers", action="store_true",
+                   help="one CubaLIF population per layer with Conv2d/SumPool2d/Flatten/Linear "
+                        "edges (needs MODEL.pt or a model name, not an image)")
     p.set_defaults(func=_nir_export)
     p = nsub.add_parser("import", help="map a NIR graph onto the core; print the report")
     p.add_argument("graph", help="NIR file")

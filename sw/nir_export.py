@@ -17,6 +17,9 @@ axon that a delayed synapse list shares between several senders raise :class:`Ni
 
 Timing: a host spike sent at core step ``t`` is NIR input at step ``t + 1`` (the core delivers
 it one step later); compartment spikes and output events keep their step.
+
+:func:`neurocore.sw.nir_layers.to_nir_layers` writes a program converted from a torch model
+layer by layer instead (Conv2d, SumPool2d, Flatten, Linear between per-layer populations).
 """
 
 from __future__ import annotations

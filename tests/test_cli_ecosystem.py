@@ -22,6 +22,16 @@ def test_nir_cli_export_writes_a_readable_graph_and_import_names_the_problem(
     assert "node 'cx': feeds" in capsys.readouterr().err
 
 
+def test_nir_cli_export_layers_writes_conv_and_pool_nodes(tmp_path, model_cache, digits_cnn,
+                                                          capsys):
+    out = tmp_path / "layers.nir"
+    assert main(["nir", "export", "--layers", "--cache", str(model_cache), "--t-max", "8",
+                 "-o", str(out)]) == 0
+    kinds = {type(n).__name__ for n in nir.read(out).nodes.values()}
+    assert {"Conv2d", "SumPool2d", "Flatten", "Linear", "CubaLIF"} <= kinds, kinds
+    assert "output is core step τ +" in capsys.readouterr().out
+
+
 def test_plot_cli_raster_and_timing_write_pngs(tmp_path, model_cache, digits_cnn, capsys):
     raster, timing = tmp_path / "raster.png", tmp_path / "timing.png"
     assert main(["plot", "raster", "--cache", str(model_cache), "--t-max", "8", "--sample", "5",

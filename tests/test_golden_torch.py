@@ -60,6 +60,21 @@ def test_torch_backend_equals_numpy_on_digits_cnn(digits_program_t16, digits):
                           )["predicted"].tolist()
 
 
+def test_torch_backend_device_code_path_equals_numpy(digits_program_t16, digits, monkeypatch,
+                                                     seed):
+    """The torch-only spike detection and event expansion (what CUDA runs; the CPU uses NumPy
+    for them) on the digits CNN and a delayed random network."""
+    from neurocore.golden import backend_torch
+    monkeypatch.setattr(backend_torch, "NUMPY_ON_CPU", False)
+    program, _ = digits_program_t16
+    assert _assert_same(program.config, program.encode(digits.x_test[:16]),
+                        "digits CNN, torch-only path").spikes.any()
+    for kind in sorted(GENERATORS):
+        net = GENERATORS[kind](seed, "tiny" if kind == "forwarding" else "small", steps=24,
+                               batch=3)
+        _assert_same(net.config, net.inputs, f"{kind} network, torch-only path", seed)
+
+
 def test_torch_backend_equals_numpy_on_conv_digits_cnn(digits_cnn, digits):
     """The digits CNN mapped to conv descriptors (the compiler's default mapping)."""
     from neurocore.sw.convert import from_model

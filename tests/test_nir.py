@@ -174,3 +174,108 @@ def test_nir_import_errors_name_the_node_and_the_limit(seed, kw, match):
     graph, _, _ = _conv_pool_graph(np.random.default_rng(seed), **kw)
     with pytest.raises(NirImportError, match=match):
         from_nir(graph, dt=DT)
+
+
+def test_nir_layered_export_has_conv_nodes_round_trips_and_runs_in_snntorch(
+        digits_program_t16, digits, tmp_path):
+    from neurocore.sw.nir_layers import batched_flatten, to_nir_layers
+    program, _ = digits_program_t16
+    ex = to_nir_layers(program)
+    kinds = {type(n).__name__ for n in ex.graph.nodes.values()}
+    assert {"Conv2d", "SumPool2d", "Flatten", "Linear", "CubaLIF", "Input", "Output"} <= kinds
+    for name in ("model_0_conv2d", "model_2_maxpool2d", "model_3_conv2d", "model_5_maxpool2d",
+                 "model_7_linear"):
+        assert type(ex.graph.nodes[name]).__name__ == "CubaLIF", name
+    assert type(ex.graph.nodes["model_2_maxpool2d.pool"]).__name__ == "SumPool2d"
+    assert ex.graph.nodes["model_3_conv2d.conv"].weight.shape == (16, 8, 3, 3)
+    path = tmp_path / "digits_layers.nir"
+    nir.write(path, ex.graph)
+    back = nir.read(path)
+    assert set(back.nodes) == set(ex.graph.nodes) and sorted(back.edges) == sorted(ex.graph.edges)
+    for name, node in ex.graph.nodes.items():
+        for key in ("weight", "v_threshold", "tau_syn", "w_in", "stride", "padding",
+                    "kernel_size"):
+            if getattr(node, key, None) is not None:
+                np.testing.assert_array_equal(np.asarray(getattr(back.nodes[name], key)),
+                                              np.asarray(getattr(node, key)), err_msg=name)
+    net = batched_flatten(_quiet(import_from_nir, back))
+    raster = program.encode(digits.x_test)
+    golden = GoldenCore(program.config, backend="torch").run(raster)
+    nir_events = run_imported(net, ex.inputs_from_raster(raster))
+    events = ex.outputs_to_core(nir_events.reshape(nir_events.shape[:2] + (-1,)),
+                                raster.shape[1])
+    n_out = events.shape[2]
+    padded = np.zeros_like(golden.outputs)
+    padded[:, :, :n_out] = events
+    agree = (program.decode(padded)["predicted"]
+             == program.decode(golden.outputs)["predicted"]).mean() * 100
+    exact = (events == golden.outputs[:, :, :n_out]).all(axis=(1, 2)).mean() * 100
+    print(f"layered NIR in snnTorch vs golden on {len(raster)} digits test images: class "
+          f"agreement {agree:.2f} %, identical output events {exact:.2f} %")
+    assert agree >= 99.0
+
+
+def test_nir_layered_export_needs_the_model(digits_program_t16):
+    import dataclasses
+
+    from neurocore.sw.nir_layers import to_nir_layers
+    program, _ = digits_program_t16
+    with pytest.raises(NirExportError, match="needs the program's torch model"):
+        to_nir_layers(dataclasses.replace(program, normalized_model=None))
+
+
+def test_nir_import_of_snntorch_conv_export_gives_the_expected_spikes(seed):
+    """Conv2d → Leaky → AvgPool2d → Flatten → Linear → Leaky, written by snnTorch's own
+    export_to_nir, runs on the golden core with snnTorch's spikes (shifted by the depth)."""
+    rng = np.random.default_rng(seed)
+    conv = torch.nn.Conv2d(1, 2, 3, bias=False)
+    conv.weight.data = torch.as_tensor(rng.integers(-6, 7, (2, 1, 3, 3)) / 4, dtype=torch.float32)
+    lin = torch.nn.Linear(8, 3, bias=False)
+    lin.weight.data = torch.as_tensor(rng.integers(-8, 9, (3, 8)) / 2, dtype=torch.float32)
+
+    def leaky(shape, out=False):
+        return snn.Leaky(beta=torch.ones(shape), threshold=torch.ones(shape),
+                         reset_mechanism="zero", reset_delay=False, init_hidden=True, output=out)
+
+    lif1, lif2 = leaky((2, 4, 4)), leaky((3,), out=True)
+    pool = torch.nn.AvgPool2d(2)
+    net = torch.nn.Sequential(conv, lif1, pool, torch.nn.Flatten(), lin, lif2)
+    graph = _quiet(export_to_nir, net, torch.zeros(1, 1, 6, 6), ignore_dims=[0])
+    kinds = {type(n).__name__ for n in graph.nodes.values()}
+    assert {"Conv2d", "AvgPool2d", "Flatten", "Linear"} <= kinds, kinds
+    program = from_nir(graph, dt=DT)
+    print(program.report_text())
+    assert [r.kind for r in program.report] == ["LIF", "LIF"]
+    assert max(r.weight_error for r in program.report) < 1e-6
+    T, B = 20, 3
+    x = (rng.random((B, T, 1, 6, 6)) < 0.4).astype(np.float32)
+    snn_utils.reset(net)
+    want1, want2 = [], []
+    with torch.no_grad():
+        for t in range(T):
+            h1 = lif1(conv(torch.as_tensor(x[:, t])))
+            out = lif2(lin(pool(h1).flatten(1)))
+            want1.append(h1.flatten(1).numpy() > 0)
+            want2.append((out[0] if isinstance(out, tuple) else out).numpy() > 0)
+    res = GoldenCore(program.config).run(program.encode(x))
+    for k, (name, want) in enumerate(zip(program.neuron_ids, (want1, want2))):
+        want = np.stack(want, axis=1)
+        got = res.spikes[:, k + 1:k + 1 + T, program.neuron_ids[name]]
+        assert want.any(), f"seed {seed}: layer {name} never spiked"
+        assert np.array_equal(got, want), (f"seed {seed}: layer {name}: "
+                                           f"{int((got != want).sum())} spikes differ")
+
+
+def test_nir_layered_offsets_compensate_timers_only():
+    """A compartment that must spike one NIR step later than its input gives: a timer
+    (non-leaky, one source) gets one more step of its current; a relay raises."""
+    from neurocore.sw.nir_layers import _offsets
+    # host axon 5 → compartment 1 → stage neuron 0 (stage 0 sits at offset 1), and host axon
+    # 6 → 0 directly: compartment 1 must sit at offset 0, its input would put it at 1
+    edges = {(-6, 1, 0): 1, (1, 0, 0): 5, (-7, 0, 0): 3}
+    zeros = np.zeros(2, dtype=np.int64)
+    k, raise_by = _offsets(edges, dict(du_eff=zeros, dv=zeros, bias_mant=zeros), [[0]])
+    assert (k[0], k[1], raise_by) == (1, 0, {1: 1})
+    relay = dict(du_eff=np.array([0, 4096]), dv=zeros, bias_mant=zeros)
+    with pytest.raises(NirExportError, match=r"synapse -6 → 1 .* compartment 1 is not a timer"):
+        _offsets(edges, relay, [[0]])
