@@ -94,7 +94,8 @@ def _nir_export(args) -> int:
     from .sw.nir_export import to_nir
 
     program = _program(args, load_digits_split())
-    if args.layers:
+    from_image = bool(args.source) and Path(args.source).suffix != ".pt"
+    if not args.flat and not from_image:
         from .sw.nir_layers import to_nir_layers
         ex = to_nir_layers(program)
         nir.write(args.output, ex.graph)
@@ -110,7 +111,8 @@ def _nir_export(args) -> int:
           f"({ex.compartments.size} compartments + {ex.n_relays} delay relays), "
           f"{ex.input_axons.size} inputs (core axons {ex.input_axons.tolist()[:8]}…), "
           f"{ex.graph.nodes['output'].output_type['output'][0]} outputs; a host spike of core "
-          "step t is NIR input at step t+1 (docs/nir.md)")
+          "step t is NIR input at step t+1 (docs/nir.md)"
+          + ("; an image holds no torch layers, so the graph is flat" if from_image else ""))
     return 0
 
 
@@ -173,9 +175,10 @@ def add_parsers(sub) -> None:
     p = nsub.add_parser("export", help="write a converted network as a NIR graph")
     _source_args(p)
     p.add_argument("-o", "--output", required=True, help="NIR file to write (.nir)")
-    p.add_argument("--layers", action="store_true",
-                   help="one CubaLIF population per layer with Conv2d/SumPool2d/Flatten/Linear "
-                        "edges (needs MODEL.pt or a model name, not an image)")
+    p.add_argument("--flat", action="store_true",
+                   help="one CubaLIF population of every compartment with Linear maps (what an "
+                        "IMAGE always gives: it holds no torch layers); by default a model is "
+                        "written per layer, with Conv2d/SumPool2d/Flatten/Linear edges")
     p.set_defaults(func=_nir_export)
     p = nsub.add_parser("import", help="map a NIR graph onto the core; print the report")
     p.add_argument("graph", help="NIR file")

@@ -11,7 +11,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_nir_cli_export_writes_a_readable_graph_and_import_names_the_problem(
         tmp_path, model_cache, digits_cnn, capsys):
     out = tmp_path / "net.nir"
-    assert main(["nir", "export", "--cache", str(model_cache), "--t-max", "8", "-o",
+    assert main(["nir", "export", "--flat", "--cache", str(model_cache), "--t-max", "8", "-o",
                  str(out)]) == 0
     graph = nir.read(out)
     assert type(graph.nodes["cx"]).__name__ == "CubaLIF"
@@ -25,7 +25,7 @@ def test_nir_cli_export_writes_a_readable_graph_and_import_names_the_problem(
 def test_nir_cli_export_layers_writes_conv_and_pool_nodes(tmp_path, model_cache, digits_cnn,
                                                           capsys):
     out = tmp_path / "layers.nir"
-    assert main(["nir", "export", "--layers", "--cache", str(model_cache), "--t-max", "8",
+    assert main(["nir", "export", "--cache", str(model_cache), "--t-max", "8",
                  "-o", str(out)]) == 0
     kinds = {type(n).__name__ for n in nir.read(out).nodes.values()}
     assert {"Conv2d", "SumPool2d", "Flatten", "Linear", "CubaLIF"} <= kinds, kinds
