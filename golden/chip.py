@@ -29,7 +29,7 @@ from ..spec.geometry import ChipGeometry, ConfigError, CoreGeometry
 from ..spec.words import ConvKind, RouteKind
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
 from .conv import conv_connections, scatter
-from .core import RunResult
+from .core import RunResult, spike_raster
 from .network import CoreConfig
 
 __all__ = ["Partition", "ChipConfig", "build_chip", "GoldenChip", "ARITHMETIC_FIELDS"]
@@ -325,13 +325,7 @@ class GoldenChip:
         ``record``: any of "u", "v"."""
         chip, g = self.chip, self.g
         lg = chip.logical.geometry
-        x = np.asarray(inputs)
-        single = x.ndim == 2
-        if single:
-            x = x[None]
-        if x.ndim != 3 or x.shape[2] != lg.n_axons:
-            raise ValueError(f"inputs must have shape (batch, steps, {lg.n_axons}), not "
-                             f"{np.shape(inputs)}")
+        x, single = spike_raster(inputs, lg.n_axons, record)
         B, T, _ = x.shape
         D = g.n_delay_slots
         n_cores = chip.chip.n_cores

@@ -36,6 +36,29 @@ _F64_EXACT = 1 << 53
 BACKENDS = ("numpy", "torch")
 
 
+def spike_raster(inputs, n_axons: int, record=()) -> tuple[np.ndarray, bool]:
+    """``inputs`` (B, T, n_axons) or (T, n_axons) of 0/1 host spikes as a (B, T, n_axons)
+    array, and whether it was one sample; ValueError naming the bad shape, value or
+    ``record`` entry (only "u" and "v" can be recorded)."""
+    x = np.asarray(inputs)
+    single = x.ndim == 2
+    if single:
+        x = x[None]
+    if x.ndim != 3 or x.shape[2] != n_axons:
+        raise ValueError(f"inputs must have shape (batch, steps, {n_axons}), "
+                         f"not {np.shape(inputs)}")
+    if x.dtype != bool and not ((x == 0) | (x == 1)).all():
+        bad = x[(x != 0) & (x != 1)].ravel()[0]
+        raise ValueError(f"inputs must be 0/1 spikes, found {bad!r}")
+    if 0 in x.shape[:2]:
+        raise ValueError(f"inputs of shape {np.shape(inputs)} hold no samples or no steps; "
+                         "run needs at least one of each")
+    unknown = set(record) - {"u", "v"}
+    if unknown:
+        raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
+    return x, single
+
+
 def exact_dtype(bound: int):
     """Return the narrowest float dtype whose integer sums are exact below ``bound``."""
     if bound < _F32_EXACT:
@@ -150,22 +173,7 @@ class GoldenCore:
         ``record``: any of ``"u"``, ``"v"``.
         """
         g = self.g
-        x = np.asarray(inputs)
-        single = x.ndim == 2
-        if single:
-            x = x[None]
-        if x.ndim != 3 or x.shape[2] != g.n_axons:
-            raise ValueError(f"inputs must have shape (batch, steps, {g.n_axons}), "
-                             f"not {np.shape(inputs)}")
-        if x.dtype != bool and not ((x == 0) | (x == 1)).all():
-            bad = x[(x != 0) & (x != 1)].ravel()[0]
-            raise ValueError(f"inputs must be 0/1 spikes, found {bad!r}")
-        if 0 in x.shape[:2]:
-            raise ValueError(f"inputs of shape {np.shape(inputs)} hold no samples or no steps; "
-                             "run needs at least one of each")
-        unknown = set(record) - {"u", "v"}
-        if unknown:
-            raise ValueError(f"cannot record {sorted(unknown)}; choose from 'u', 'v'")
+        x, single = spike_raster(inputs, g.n_axons, record)
         B, T, _ = x.shape
         if self._torch is not None:
             res = self._torch.run(x, tuple(record))

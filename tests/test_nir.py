@@ -27,6 +27,18 @@ def _quiet(fn, *args, **kw):
         return fn(*args, **kw)
 
 
+
+def _agreement(program, golden, events) -> tuple[float, float]:
+    """Class agreement (%) of NIR output ``events`` (B, T, n_out) with the golden run, and the
+    share (%) of samples whose output events are identical."""
+    n_out = events.shape[2]
+    padded = np.zeros_like(golden.outputs)
+    padded[:, :, :n_out] = events
+    agree = (program.decode(padded)["predicted"]
+             == program.decode(golden.outputs)["predicted"]).mean() * 100
+    exact = (events == golden.outputs[:, :, :n_out]).all(axis=(1, 2)).mean() * 100
+    return agree, exact
+
 def test_nir_export_round_trip_and_snntorch_agree_with_golden_on_digits(digits_program_t16,
                                                                           digits, tmp_path):
     program, _ = digits_program_t16
@@ -44,12 +56,7 @@ def test_nir_export_round_trip_and_snntorch_agree_with_golden_on_digits(digits_p
     raster = program.encode(digits.x_test)
     golden = GoldenCore(program.config, backend="torch").run(raster)
     events = run_imported(net, ex.inputs_from_raster(raster))
-    n_out = events.shape[2]
-    padded = np.zeros_like(golden.outputs)
-    padded[:, :, :n_out] = events
-    agree = (program.decode(padded)["predicted"]
-             == program.decode(golden.outputs)["predicted"]).mean() * 100
-    exact = (events == golden.outputs[:, :, :n_out]).all(axis=(1, 2)).mean() * 100
+    agree, exact = _agreement(program, golden, events)
     print(f"snnTorch vs golden on {len(raster)} digits test images: class agreement "
           f"{agree:.2f} %, identical output events {exact:.2f} %")
     assert agree >= 99.0
@@ -204,12 +211,7 @@ def test_nir_layered_export_has_conv_nodes_round_trips_and_runs_in_snntorch(
     nir_events = run_imported(net, ex.inputs_from_raster(raster))
     events = ex.outputs_to_core(nir_events.reshape(nir_events.shape[:2] + (-1,)),
                                 raster.shape[1])
-    n_out = events.shape[2]
-    padded = np.zeros_like(golden.outputs)
-    padded[:, :, :n_out] = events
-    agree = (program.decode(padded)["predicted"]
-             == program.decode(golden.outputs)["predicted"]).mean() * 100
-    exact = (events == golden.outputs[:, :, :n_out]).all(axis=(1, 2)).mean() * 100
+    agree, exact = _agreement(program, golden, events)
     print(f"layered NIR in snnTorch vs golden on {len(raster)} digits test images: class "
           f"agreement {agree:.2f} %, identical output events {exact:.2f} %")
     assert agree >= 99.0
