@@ -1,4 +1,4 @@
-"""A chip of cores (spec §10, docs/rtl.md §Chip): ``n_cores`` :class:`Neurocore` of one
+"""A chip of cores (spec §10, docs/rtl.md §8): ``n_cores`` :class:`Neurocore` of one
 geometry, the :class:`~neurocore.rtl.router.Router` between them and the barrier.
 
 The chip's ports are the core's ports with a core index added:

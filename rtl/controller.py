@@ -15,7 +15,7 @@ One step, from the cycle in which ``ctrl.start`` is accepted (the start cycle, i
 On a chip core (``n_cores > 1``) SPIKE ends only on the chip's barrier: ``deliver_done`` is
 high in SPIKE while the core has no DELIVER work left (``idle``: queues empty, walker and
 lanes idle, no remote flit queued); the core stays in SPIKE, accepting remote flits, until
-``step_end`` (the chip's barrier, docs/rtl.md §Chip) is high together with ``idle``.
+``step_end`` (the chip's barrier, docs/rtl.md §8) is high together with ``idle``.
 """
 
 from __future__ import annotations

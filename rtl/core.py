@@ -76,7 +76,7 @@ class Neurocore(wiring.Component):
     internal signal of one lane; ``None`` (default) adds nothing to the design.
 
     A chip core (``geometry.n_cores > 1``, ``index`` its place on the chip, docs/rtl.md
-    §Chip) has five more members: ``flit_out`` (flits ``(core, axon)`` of AXON routes to other
+    §8) has five more members: ``flit_out`` (flits ``(core, axon)`` of AXON routes to other
     cores, SPIKE phase), ``flit_in`` (remote axons of this step, queued ``FLIT_IN_DEPTH`` deep
     and fed to the walker in SPIKE ahead of local routes), ``deliver_done`` (high in SPIKE while
     no DELIVER work is left and no remote flit is queued), ``out_done`` (high in SPIKE once the

@@ -10,7 +10,7 @@ flit; ``moved`` counts the flits handed to cores in this cycle.
 
 Contract: a flit's ``core`` is below ``n`` (the route reader counts a route to a core
 ``>= n_cores`` as out of range and never sends it).  Why this cannot deadlock: docs/rtl.md
-§Chip.  The spec's mesh hop count (``ChipGeometry.hops``) is the cost model of a later mesh
+§8.  The spec's mesh hop count (``ChipGeometry.hops``) is the cost model of a later mesh
 router; on this crossbar every flit takes one hop.
 
 ``fault`` (tests only, :class:`RouterFault`) drops or misroutes one flit; ``None`` adds

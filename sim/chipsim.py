@@ -49,10 +49,11 @@ def _host_copies(chip: ChipConfig) -> dict[int, list[int]]:
 
 
 def run_chip_rtl(chip: ChipConfig, inputs: np.ndarray, *, out_ready=None,
-                 fault: RouterFault | None = None) -> ChipRun:
+                 overlap: bool = False, fault: RouterFault | None = None) -> ChipRun:
     """Run ``inputs`` (steps, logical n_axons) on a fresh :class:`Chip` holding ``chip``.
 
-    ``out_ready``: optional ``f(step, cycle) -> bool`` for output backpressure; ``fault``: a
+    ``out_ready``: optional ``f(step, cycle) -> bool`` for output backpressure; ``overlap``:
+    send step ``t+1``'s host spikes while step ``t`` runs (else between steps); ``fault``: a
     router mutant (tests only).
     """
     g = chip.chip.core
@@ -77,10 +78,15 @@ def run_chip_rtl(chip: ChipConfig, inputs: np.ndarray, *, out_ready=None,
         steps = []
         u = np.zeros((T, lg.n_compartments), dtype=np.int64)
         v = np.zeros_like(u)
+        def host(t):
+            return [p for a in np.flatnonzero(x[t]) for p in copies.get(a, ())]
+
         for t in range(T):
-            await drv.send_spikes([p for a in np.flatnonzero(x[t]) for p in copies.get(a, ())])
+            if t == 0 or not overlap:
+                await drv.send_spikes(host(t))
+            during = host(t + 1) if overlap and t + 1 < T else ()
             ready = None if out_ready is None else (lambda c, t=t: out_ready(t, c))
-            steps.append(await drv.run_step(ready))
+            steps.append(await drv.run_step(ready, send_during=during))
             for k, cxs in enumerate(chip.compartments):
                 if cxs.size:
                     words = await drv.read_many(

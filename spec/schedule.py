@@ -80,7 +80,7 @@ SKIP_WINDOW = 32
 #: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
 #: accumulator, S2 adds and writes back.
 SYNAPSE_STAGES = 2
-#: Chip cores (spec §10, docs/rtl.md §Chip): entries of a core's FIFO of remote flits (axons
+#: Chip cores (spec §10, docs/rtl.md §8): entries of a core's FIFO of remote flits (axons
 #: sent by other cores), drained by its synapse walker in the SPIKE phase.
 FLIT_IN_DEPTH = 4
 #: Entries of the router's FIFO at each core's flit output (``rtl/router.py``).

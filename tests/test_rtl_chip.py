@@ -24,7 +24,7 @@ from neurocore.rtl.chip import Chip, chip_config_addr
 from neurocore.rtl.core import Neurocore
 from neurocore.rtl.router import Router, RouterFault
 from neurocore.sim.chipsim import run_chip_rtl
-from neurocore.spec.geometry import CHIP_PRESETS, CoreGeometry
+from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
 from neurocore.spec.words import RouteKind
 
 #: Networks of the random test; steps per run; cases tried when looking for one with at least
@@ -32,16 +32,18 @@ from neurocore.spec.words import RouteKind
 N_NETWORKS, STEPS, SEARCH, MIN_FLITS = 2, 6, 200, 8
 
 
-def chip_case(seed: int, *, outputs: bool = False):
+def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 1)):
     """The first network from ``seed`` on whose random partition (2–4 cores) ``MIN_FLITS`` or
-    more flits cross cores (and, with ``outputs``, output events leave): (chip config, raster, golden run,
-    expected flits, the seed used)."""
+    more flits cross cores (and, with ``outputs``, output events leave), on cores with
+    ``lanes = (k_u, k_s)``: (chip config, raster, golden run, expected flits, the seed used)."""
     for s in range(seed, seed + SEARCH):
         net = random_network(s, "tiny", steps=STEPS, max_compartments=24)
         rng = np.random.default_rng(s)
         n_cores = int(rng.integers(2, 5))
-        chip = build_chip(net.config, Partition(chip_for(net.config, n_cores),
-                                                random_partition(rng, net.config, n_cores)))
+        geo = chip_for(net.config, n_cores)
+        core = geo.core.replace(k_u=lanes[0], k_s=lanes[1])
+        geo = ChipGeometry(name=geo.name, core=core, n_cores=n_cores, mesh=geo.mesh)
+        chip = build_chip(net.config, Partition(geo, random_partition(rng, net.config, n_cores)))
         x = net.inputs[0]
         ref = GoldenCore(net.config).run(x, record=("u", "v"))
         flits = int((ref.spikes.sum(axis=0) * chip.remote_routes()).sum())
@@ -51,13 +53,16 @@ def chip_case(seed: int, *, outputs: bool = False):
 
 
 def expected_events(chip, spikes_t) -> list[int]:
-    """Output ids of one step in the chip's order: core by core; in a core (k_u = 1) by
-    compartment, each compartment's routes in list order."""
+    """Output ids of one step in the chip's order: core by core; in a core update lane by
+    lane (docs/rtl.md §2), in a lane by compartment, each compartment's routes in list
+    order."""
     out = []
+    k_u = chip.chip.core.k_u
     for k, cfg in enumerate(chip.cores):
         am, r = cfg.mem["axon_map"], cfg.mem["routes"]
-        for lc, cx in enumerate(chip.compartments[k].tolist()):
-            if spikes_t[cx]:
+        cxs = chip.compartments[k]
+        for lc in sorted(range(cxs.size), key=lambda i: (i % k_u, i)):
+            if spikes_t[cxs[lc]]:
                 for a in range(am["base"][lc], am["base"][lc] + am["length"][lc]):
                     if r["kind"][a] == RouteKind.OUTPUT.value:
                         out.append(int(r["target"][a]))
@@ -76,7 +81,6 @@ def mismatch(run, ref) -> str | None:
 
 
 def check_run(chip, ref, run, flits, where):
-    assert chip.chip.core.k_u == 1
     problem = mismatch(run, ref)
     assert problem is None, f"{where}: {problem}"
     for t, step in enumerate(run.steps):
@@ -102,13 +106,16 @@ def assert_golden_chip(chip, x, ref, where):
     assert mismatch(gold, ref) is None, f"{where}: golden chip != golden core"
 
 
-def test_output_backpressure(seed):
-    """Random ``out.ready``: the same results and the same event order."""
-    chip, x, ref, flits, s = chip_case(seed + 1000, outputs=True)
+def test_output_backpressure_lanes_and_overlap(seed):
+    """Random ``out.ready``, cores with 2 update and 2 synapse lanes, host spikes of step
+    ``t + 1`` sent while step ``t`` runs: the same results and the same event order."""
+    chip, x, ref, flits, s = chip_case(seed + 1000, outputs=True, lanes=(2, 2))
     rng = np.random.default_rng(s)
     pattern = rng.random(1 << 14) < 0.5
-    run = run_chip_rtl(chip, x, out_ready=lambda t, c: pattern[(t * 997 + c) % pattern.size])
-    where = f"network seed {s} on {chip.chip.n_cores} cores (NEUROCORE_SEED={seed})"
+    run = run_chip_rtl(chip, x, out_ready=lambda t, c: pattern[(t * 997 + c) % pattern.size],
+                       overlap=True)
+    where = f"network seed {s} on {chip.chip.n_cores} cores, lanes (2, 2), overlapped host " \
+            f"spikes (NEUROCORE_SEED={seed})"
     check_run(chip, ref, run, flits, where)
     assert sum(st.stalls for st in run.steps) > 0, f"{where}: no stall was exercised"
 
@@ -136,15 +143,40 @@ def test_last_flit_of_a_step_is_waited_for():
     check_run(chip, ref, run_chip_rtl(chip, x), flits, "hand network")
 
 
+def visible_flit(chip, ref) -> tuple[int, int]:
+    """(source core, n): the first flit, in a source core's sending order (step by step, lane
+    by lane, by compartment, routes in list order), that adds a nonzero contribution to a
+    slot that a later step of the run reads, so losing it changes u."""
+    T = ref.spikes.shape[0]
+    k_u, n = chip.chip.core.k_u, chip.chip.n_cores
+    syn = [cfg.synapse_list(conv=True) for cfg in chip.cores]
+    for k, cfg in enumerate(chip.cores):
+        am, r = cfg.mem["axon_map"], cfg.mem["routes"]
+        cxs = chip.compartments[k]
+        sent = 0
+        for t in range(T):
+            for lc in sorted(range(cxs.size), key=lambda i: (i % k_u, i)):
+                if not ref.spikes[t, cxs[lc]]:
+                    continue
+                for a in range(am["base"][lc], am["base"][lc] + am["length"][lc]):
+                    j, axon = int(r["core"][a]), int(r["target"][a])
+                    if r["kind"][a] != RouteKind.AXON.value or j == k:
+                        continue
+                    s = syn[j]
+                    if ((s.axon == axon) & (s.contribution != 0) & (t + 1 + s.delay < T)).any():
+                        return k, sent
+                    sent += 1
+    raise AssertionError("no flit of this run changes a later step")
+
+
 @pytest.mark.parametrize("kind", ["drop", "misroute"])
 def test_router_mutant_is_caught(seed, kind):
-    """A router that drops or misroutes one flit gives another result than the golden model."""
+    """A router that drops or misroutes one flit (one whose loss shows in a later step's u)
+    gives another result than the golden model."""
     chip, x, ref, flits, s = chip_case(seed + 2000)
-    sent = [int((ref.spikes[:, cxs].sum(axis=0)
-                 * chip.remote_routes()[cxs]).sum()) for cxs in chip.compartments]
-    source = int(np.flatnonzero(sent)[0])
-    run = run_chip_rtl(chip, x, fault=RouterFault(kind, source=source, nth=0))
-    where = f"network seed {s}, {kind} flit 0 of core {source} (NEUROCORE_SEED={seed})"
+    source, nth = visible_flit(chip, ref)
+    run = run_chip_rtl(chip, x, fault=RouterFault(kind, source=source, nth=nth))
+    where = f"network seed {s}, {kind} flit {nth} of core {source} (NEUROCORE_SEED={seed})"
     assert mismatch(run, ref) is not None, f"{where}: the mutant went unnoticed"
 
 
