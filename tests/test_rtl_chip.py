@@ -19,7 +19,7 @@ from test_chip import chip_for, random_partition
 from neurocore.golden.chip import GoldenChip, Partition, build_chip
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.network import NetworkBuilder
-from neurocore.golden.random_networks import random_network
+from neurocore.golden.random_networks import random_conv_network, random_network
 from neurocore.rtl.chip import Chip, chip_config_addr
 from neurocore.rtl.core import Neurocore
 from neurocore.rtl.router import Router, RouterFault
@@ -27,17 +27,19 @@ from neurocore.sim.chipsim import run_chip_rtl
 from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
 from neurocore.spec.words import RouteKind
 
-#: Networks of the random test; steps per run; cases tried when looking for one with at least
-#: MIN_FLITS flits.
-N_NETWORKS, STEPS, SEARCH, MIN_FLITS = 2, 6, 200, 8
+#: Steps per run; cases tried when looking for one with at least MIN_FLITS flits.
+STEPS, SEARCH, MIN_FLITS = 6, 200, 8
 
 
-def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 1)):
+def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 1),
+              conv: bool = False):
     """The first network from ``seed`` on whose random partition (2–4 cores) ``MIN_FLITS`` or
-    more flits cross cores (and, with ``outputs``, output events leave), on cores with
-    ``lanes = (k_u, k_s)``: (chip config, raster, golden run, expected flits, the seed used)."""
+    more flits cross cores (and, with ``outputs``, output events leave; with ``conv``, a conv
+    network that keeps a conv descriptor on some core), on cores with ``lanes = (k_u, k_s)``:
+    (chip config, raster, golden run, expected flits, the seed used)."""
     for s in range(seed, seed + SEARCH):
-        net = random_network(s, "tiny", steps=STEPS, max_compartments=24)
+        net = (random_conv_network(s, "tiny", steps=STEPS) if conv
+               else random_network(s, "tiny", steps=STEPS, max_compartments=24))
         rng = np.random.default_rng(s)
         n_cores = int(rng.integers(2, 5))
         geo = chip_for(net.config, n_cores)
@@ -47,7 +49,9 @@ def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 
         x = net.inputs[0]
         ref = GoldenCore(net.config).run(x, record=("u", "v"))
         flits = int((ref.spikes.sum(axis=0) * chip.remote_routes()).sum())
-        if flits >= MIN_FLITS and (not outputs or ref.outputs.sum()):
+        descriptors = sum(int(c.mem["synapse_map"]["conv"].any()) for c in chip.cores)
+        if flits >= MIN_FLITS and (not outputs or ref.outputs.sum()) and (not conv
+                                                                          or descriptors):
             return chip, x, ref, flits, s
     raise AssertionError(f"no network with flits in seeds {seed}..{seed + SEARCH - 1}")
 
@@ -91,14 +95,14 @@ def check_run(chip, ref, run, flits, where):
 
 
 def test_random_partitions_equal_golden(seed):
-    """Random networks on random partitions of 2–4 cores: 0 mismatches, flits counted."""
-    s = seed
-    for _ in range(N_NETWORKS):
-        chip, x, ref, flits, s = chip_case(s)
-        where = f"network seed {s} on {chip.chip.n_cores} cores (NEUROCORE_SEED={seed})"
+    """A random dense and a random conv network on random partitions of 2–4 cores:
+    0 mismatches, flits counted."""
+    for conv in (False, True):
+        chip, x, ref, flits, s = chip_case(seed, conv=conv)
+        where = f"{'conv' if conv else 'dense'} network seed {s} on {chip.chip.n_cores} " \
+                f"cores (NEUROCORE_SEED={seed})"
         assert_golden_chip(chip, x, ref, where)
         check_run(chip, ref, run_chip_rtl(chip, x), flits, where)
-        s += 1
 
 
 def assert_golden_chip(chip, x, ref, where):
