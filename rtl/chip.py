@@ -14,9 +14,10 @@ The chip's ports are the core's ports with a core index added:
 - ``out``: output events (ids), core 0's of the step first, then core 1's, and so on; within
   a core in its own order (docs/rtl.md §2), so the order is a function of the configuration
   and the step's spikes only, never of timing or backpressure.
-- ``cycles``, ``flits``: chip counters (``REGISTER_BITS``, wrapping, zero at reset): cycles
-  of steps (start cycle to DONE cycle, as the core's ``cycles`` counter), flits the router
-  handed to cores.
+- ``cycles``, ``flits``, ``flit_waits``: chip counters (``REGISTER_BITS``, wrapping, zero at
+  reset): cycles of steps (start cycle to DONE cycle, as the core's ``cycles`` counter),
+  flits the router handed to cores, and per cycle the cores whose ``flit_out`` waits for the
+  router (backpressure).
 
 Barrier: ``step_end`` (to every core) is high while every core reports ``deliver_done`` and
 the router is empty; the cores then take DONE in the same cycle.
@@ -29,7 +30,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import CONFIG_DATA_BITS, MEMORY_INDEX, REGISTER_BITS
+from ..spec.schedule import (CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS,
+                             ROUTER_FIFO_DEPTH)
 from .config_bus import config_addr_bits
 from .controller import ControlSignature, ErrorFlags
 from .core import Neurocore
@@ -67,10 +69,13 @@ class ChipConfigSignature(wiring.Signature):
 
 class Chip(wiring.Component):
     """``geometry.n_cores`` (≥ 2) cores of ``geometry``, a router and the barrier (module
-    docstring).  ``fault`` (tests only): a :class:`~neurocore.rtl.router.RouterFault`."""
+    docstring).  ``flit_depth``: each core's queue of remote flits; ``router_depth``: the
+    router's FIFO per core; ``fault`` (tests only): a
+    :class:`~neurocore.rtl.router.RouterFault`."""
 
     def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32,
-                 input_depth: int | None = None, fault: RouterFault | None = None):
+                 input_depth: int | None = None, flit_depth: int = FLIT_IN_DEPTH,
+                 router_depth: int = ROUTER_FIFO_DEPTH, fault: RouterFault | None = None):
         if not isinstance(geometry, CoreGeometry) or geometry.n_cores < 2:
             self._MustUse__silence = True
             raise ValueError(f"a chip needs a CoreGeometry with n_cores >= 2, not {geometry!r}")
@@ -78,9 +83,9 @@ class Chip(wiring.Component):
         self.step_bits = step_bits
         self.input_depth = input_depth
         self.fault = fault
-        self.cores = [Neurocore(g, step_bits=step_bits, input_depth=input_depth, index=k)
-                      for k in range(g.n_cores)]
-        self.router = Router(g, fault=fault)
+        self.cores = [Neurocore(g, step_bits=step_bits, input_depth=input_depth, index=k,
+                                flit_depth=flit_depth) for k in range(g.n_cores)]
+        self.router = Router(g, depth=router_depth, fault=fault)
         super().__init__({
             "cfg": In(ChipConfigSignature(g)),
             "ctrl": In(ControlSignature(g, step_bits)),
@@ -88,6 +93,7 @@ class Chip(wiring.Component):
             "out": Out(stream.Signature(bits_for(g.n_outputs))),
             "cycles": Out(REGISTER_BITS),
             "flits": Out(REGISTER_BITS),
+            "flit_waits": Out(REGISTER_BITS),
         })
 
     def elaborate(self, platform):
@@ -114,7 +120,10 @@ class Chip(wiring.Component):
             m.d.sync += stepping.eq(0)
         with m.If(started | stepping):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-        m.d.sync += self.flits.eq(self.flits + router.moved)
+        m.d.sync += [self.flits.eq(self.flits + router.moved),
+                     self.flit_waits.eq(self.flit_waits
+                                        + sum(c.flit_out.valid & ~c.flit_out.ready
+                                              for c in cores))]
         return m
 
     def _config(self, m, g, cores, raised):

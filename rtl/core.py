@@ -77,7 +77,7 @@ class Neurocore(wiring.Component):
 
     A chip core (``geometry.n_cores > 1``, ``index`` its place on the chip, docs/rtl.md
     §8) has five more members: ``flit_out`` (flits ``(core, axon)`` of AXON routes to other
-    cores, SPIKE phase), ``flit_in`` (remote axons of this step, queued ``FLIT_IN_DEPTH`` deep
+    cores, SPIKE phase), ``flit_in`` (remote axons of this step, queued ``flit_depth`` deep
     and fed to the walker in SPIKE ahead of local routes), ``deliver_done`` (high in SPIKE while
     no DELIVER work is left and no remote flit is queued), ``out_done`` (high in SPIKE once the
     step's last output event has left) and ``step_end`` (the chip's barrier: with
@@ -86,7 +86,8 @@ class Neurocore(wiring.Component):
     """
 
     def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32,
-                 input_depth: int | None = None, fault: Fault | None = None, index: int = 0):
+                 input_depth: int | None = None, fault: Fault | None = None, index: int = 0,
+                 flit_depth: int = FLIT_IN_DEPTH):
         problems = []
         if not isinstance(geometry, CoreGeometry):
             problems.append(TypeError(f"geometry must be a CoreGeometry, not {geometry!r}"))
@@ -102,6 +103,9 @@ class Neurocore(wiring.Component):
                                  and 0 <= index < max(geometry.n_cores, 1)):
             problems.append(ValueError(f"index must be a core index below n_cores="
                                        f"{geometry.n_cores}, not {index!r}"))
+        if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
+            problems.append(ValueError(f"flit_depth must be a positive integer, not "
+                                       f"{flit_depth!r}"))
         if problems:
             self._MustUse__silence = True
             raise problems[0]
@@ -110,6 +114,7 @@ class Neurocore(wiring.Component):
         self.input_depth = depth
         self.step_bits = step_bits
         self.index = index
+        self.flit_depth = flit_depth
         chip = {}
         if g.n_cores > 1:
             chip = {"flit_out": Out(stream.Signature(flit_layout(g))),
@@ -228,7 +233,7 @@ class Neurocore(wiring.Component):
         """Chip core: remote routes out as flits, remote flits in (queued; in SPIKE they go to
         the walker before local routes, so the queue drains whatever the route reader waits
         for), and the barrier handshake."""
-        flits = m.submodules.flits_in = SyncFIFOBuffered(width=g.axon_bits, depth=FLIT_IN_DEPTH)
+        flits = m.submodules.flits_in = SyncFIFOBuffered(width=g.axon_bits, depth=self.flit_depth)
         m.d.comb += [self.flit_in.ready.eq(flits.w_rdy), flits.w_en.eq(self.flit_in.valid),
                      flits.w_data.eq(self.flit_in.payload)]
         wiring.connect(m, routes.flit, wiring.flipped(self.flit_out))

@@ -1,7 +1,7 @@
 """Spike router of a chip: a crossbar that carries flits between ``n`` cores (spec §10).
 
 Each core's ``flit_out`` feeds ``inp[i]``: a :class:`amaranth.lib.fifo.SyncFIFOBuffered` of
-``ROUTER_FIFO_DEPTH`` flits ``(core, axon)``.  Output ``out[j]`` (an axon id, to core ``j``'s
+``depth`` (default ``ROUTER_FIFO_DEPTH``) flits ``(core, axon)``.  Output ``out[j]`` (an axon id, to core ``j``'s
 ``flit_in``) takes the head of the lowest-numbered input FIFO whose head names core ``j``; a
 head whose output is not ready waits (head-of-line blocking), everything else moves.  One
 flit per output and per input per cycle; a flit entering at cycle ``c`` can leave at
@@ -51,7 +51,8 @@ class Router(wiring.Component):
     """Members: ``inp`` (``n`` flit streams, from the cores' ``flit_out``), ``out`` (``n``
     axon streams, to the cores' ``flit_in``), ``empty``, ``moved`` (flits out this cycle)."""
 
-    def __init__(self, geometry: CoreGeometry, *, fault: RouterFault | None = None):
+    def __init__(self, geometry: CoreGeometry, *, depth: int = ROUTER_FIFO_DEPTH,
+                 fault: RouterFault | None = None):
         if geometry.n_cores < 2:
             raise ValueError(f"a router joins 2 or more cores, geometry {geometry.name!r} has "
                              f"n_cores={geometry.n_cores}")
@@ -59,7 +60,10 @@ class Router(wiring.Component):
                                       and 0 <= fault.source < geometry.n_cores):
             raise ValueError(f"fault must be a RouterFault with a source core below "
                              f"{geometry.n_cores}, not {fault!r}")
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
         self.geometry = geometry
+        self.depth = depth
         self.fault = fault
         n = geometry.n_cores
         super().__init__({
@@ -76,7 +80,7 @@ class Router(wiring.Component):
         m = Module()
         fifos = []
         for i in range(n):
-            f = SyncFIFOBuffered(width=layout.size, depth=ROUTER_FIFO_DEPTH)
+            f = SyncFIFOBuffered(width=layout.size, depth=self.depth)
             m.submodules[f"fifo{i}"] = f
             fifos.append(f)
             m.d.comb += [self.inp[i].ready.eq(f.w_rdy), f.w_en.eq(self.inp[i].valid),

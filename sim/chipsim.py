@@ -36,6 +36,7 @@ class ChipRun:
     outputs: np.ndarray    # (T, n_outputs) event counts
     cycles: int            # the chip's cycle counter after the run
     flits: int             # the chip's flit counter after the run
+    flit_waits: int        # the chip's flit_waits counter after the run
 
 
 def _host_copies(chip: ChipConfig) -> dict[int, list[int]]:
@@ -49,15 +50,16 @@ def _host_copies(chip: ChipConfig) -> dict[int, list[int]]:
 
 
 def run_chip_rtl(chip: ChipConfig, inputs: np.ndarray, *, out_ready=None,
-                 overlap: bool = False, fault: RouterFault | None = None) -> ChipRun:
+                 overlap: bool = False, fault: RouterFault | None = None,
+                 **chip_args) -> ChipRun:
     """Run ``inputs`` (steps, logical n_axons) on a fresh :class:`Chip` holding ``chip``.
 
     ``out_ready``: optional ``f(step, cycle) -> bool`` for output backpressure; ``overlap``:
     send step ``t+1``'s host spikes while step ``t`` runs (else between steps); ``fault``: a
-    router mutant (tests only).
+    router mutant (tests only); ``chip_args``: more :class:`Chip` arguments (FIFO depths).
     """
     g = chip.chip.core
-    dut = Chip(g, fault=fault)
+    dut = Chip(g, fault=fault, **chip_args)
     x = np.asarray(inputs)
     T = x.shape[0]
     lg = chip.logical.geometry
@@ -97,7 +99,8 @@ def run_chip_rtl(chip: ChipConfig, inputs: np.ndarray, *, out_ready=None,
             for oid, _ in s.events:
                 outputs[t, oid] += 1
         result["run"] = ChipRun(steps=steps, u=u, v=v, outputs=outputs,
-                                cycles=ctx.get(dut.cycles), flits=ctx.get(dut.flits))
+                                cycles=ctx.get(dut.cycles), flits=ctx.get(dut.flits),
+                                flit_waits=ctx.get(dut.flit_waits))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -27,14 +27,15 @@ from neurocore.sim.chipsim import run_chip_rtl
 from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
 from neurocore.spec.words import RouteKind
 
-#: Steps per run; cases tried when looking for one with at least MIN_FLITS flits.
-STEPS, SEARCH, MIN_FLITS = 6, 200, 8
+#: Steps per run; cases tried when looking for one with at least MIN_FLITS flits (and, for
+#: the backpressure test, MIN_EVENTS output events).
+STEPS, SEARCH, MIN_FLITS, MIN_EVENTS = 6, 200, 8, 8
 
 
-def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 1),
+def chip_case(seed: int, *, outputs: int = 0, lanes: tuple[int, int] = (1, 1),
               conv: bool = False):
     """The first network from ``seed`` on whose random partition (2–4 cores) ``MIN_FLITS`` or
-    more flits cross cores (and, with ``outputs``, output events leave; with ``conv``, a conv
+    more flits cross cores (and at least ``outputs`` output events leave; with ``conv``, a conv
     network that keeps a conv descriptor on some core), on cores with ``lanes = (k_u, k_s)``:
     (chip config, raster, golden run, expected flits, the seed used)."""
     for s in range(seed, seed + SEARCH):
@@ -50,8 +51,7 @@ def chip_case(seed: int, *, outputs: bool = False, lanes: tuple[int, int] = (1, 
         ref = GoldenCore(net.config).run(x, record=("u", "v"))
         flits = int((ref.spikes.sum(axis=0) * chip.remote_routes()).sum())
         descriptors = sum(int(c.mem["synapse_map"]["conv"].any()) for c in chip.cores)
-        if flits >= MIN_FLITS and (not outputs or ref.outputs.sum()) and (not conv
-                                                                          or descriptors):
+        if flits >= MIN_FLITS and ref.outputs.sum() >= outputs and (not conv or descriptors):
             return chip, x, ref, flits, s
     raise AssertionError(f"no network with flits in seeds {seed}..{seed + SEARCH - 1}")
 
@@ -112,16 +112,18 @@ def assert_golden_chip(chip, x, ref, where):
 
 def test_output_backpressure_lanes_and_overlap(seed):
     """Random ``out.ready``, cores with 2 update and 2 synapse lanes, host spikes of step
-    ``t + 1`` sent while step ``t`` runs: the same results and the same event order."""
-    chip, x, ref, flits, s = chip_case(seed + 1000, outputs=True, lanes=(2, 2))
+    ``t + 1`` sent while step ``t`` runs, every flit FIFO 1 deep (so flits wait for the
+    router): the same results and the same event order."""
+    chip, x, ref, flits, s = chip_case(seed + 1000, outputs=MIN_EVENTS, lanes=(2, 2))
     rng = np.random.default_rng(s)
     pattern = rng.random(1 << 14) < 0.5
     run = run_chip_rtl(chip, x, out_ready=lambda t, c: pattern[(t * 997 + c) % pattern.size],
-                       overlap=True)
+                       overlap=True, flit_depth=1, router_depth=1)
     where = f"network seed {s} on {chip.chip.n_cores} cores, lanes (2, 2), overlapped host " \
             f"spikes (NEUROCORE_SEED={seed})"
     check_run(chip, ref, run, flits, where)
     assert sum(st.stalls for st in run.steps) > 0, f"{where}: no stall was exercised"
+    assert run.flit_waits > 0, f"{where}: no flit waited for the router"
 
 
 def test_last_flit_of_a_step_is_waited_for():
