@@ -258,6 +258,16 @@ def test_chip_ports_only_on_chip_cores():
     assert "flit" not in text and "step_end" not in text
 
 
+def test_chip_converts_to_verilog():
+    """A small 2-core chip converts to Verilog with its ports ``group__member``."""
+    g = CHIP_PRESETS["chip-test"].core.replace(n_cores=2, n_compartments=16, n_axons=32,
+                                               n_synapses=256, n_routes=64, n_conv=0)
+    text = verilog.convert(Chip(g), name="chip", emit_src=False)
+    assert "module chip" in text
+    for port in ("cfg__addr", "inp__payload", "out__valid", "ctrl__done", "flits"):
+        assert port in text, port
+
+
 def test_chip_flags_a_core_that_does_not_exist():
     """On 3 cores (2-bit core fields) a host spike or a configuration access to core 3 is
     dropped and raises ``input_range`` / ``cfg_range``; a read of it still answers."""
