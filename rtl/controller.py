@@ -11,6 +11,11 @@ One step, from the cycle in which ``ctrl.start`` is accepted (the start cycle, i
 - SPIKE: until the spike queue is empty and the route reader, the walker and the synapse
   lanes are idle (at least one cycle);
 - DONE: ``ctrl.done``; the step counter and the slot ``t mod D`` advance.
+
+On a chip core (``n_cores > 1``) SPIKE ends only on the chip's barrier: ``deliver_done`` is
+high in SPIKE while the core has no DELIVER work left (``idle``: queues empty, walker and
+lanes idle, no remote flit queued); the core stays in SPIKE, accepting remote flits, until
+``step_end`` (the chip's barrier, docs/rtl.md §8) is high together with ``idle``.
 """
 
 from __future__ import annotations
@@ -56,12 +61,16 @@ class StepController(wiring.Component):
     ``routes_busy``, ``walker_busy``, ``lanes_busy``, error strobes
     ``cfg_range``/``input_range``/``list_range``) and the schedule outputs (``phase``,
     ``running``, ``cfg_open``, ``started``, ``issue``, ``pos``, ``slot``, ``clearing``,
-    ``sweep``, ``done_cycle``, ``step_cycle``)."""
+    ``sweep``, ``done_cycle``, ``step_cycle``); on a chip core also ``flits_empty`` (no remote
+    flit queued), ``step_end`` (the chip's barrier) and ``deliver_done``."""
 
     def __init__(self, geometry: CoreGeometry, step_bits: int):
         g = self.geometry = geometry
         self.rows = g.bank_depth * g.n_delay_slots
+        chip = ({"flits_empty": In(1), "step_end": In(1), "deliver_done": Out(1)}
+                if g.n_cores > 1 else {})
         super().__init__({
+            **chip,
             "ctrl": In(ControlSignature(g, step_bits)),
             "groups": In(range(g.bank_depth + 1)),
             "found": In(1), "next_pos": In(range(g.bank_depth + 1)),
@@ -128,8 +137,13 @@ class StepController(wiring.Component):
                     enter(Phase.SPIKE)
             with m.State(Phase.SPIKE.name):
                 m.d.comb += [self.running.eq(1), self.step_cycle.eq(1)]
-                with m.If(self.spikes_empty & ~self.routes_busy & ~self.walker_busy
-                          & ~self.lanes_busy):
+                idle = (self.spikes_empty & ~self.routes_busy & ~self.walker_busy
+                        & ~self.lanes_busy)
+                if g.n_cores > 1:
+                    idle = idle & self.flits_empty
+                    m.d.comb += self.deliver_done.eq(idle)
+                    idle = idle & self.step_end
+                with m.If(idle):
                     enter(Phase.DONE)
             with m.State(Phase.DONE.name):
                 m.d.comb += [self.running.eq(1), self.step_cycle.eq(1), self.done_cycle.eq(1),

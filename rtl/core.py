@@ -19,12 +19,14 @@ The controller walks the phases of :class:`~neurocore.spec.schedule.Phase`; the 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import CONFIG_DATA_BITS, MEMORY_INDEX, Phase
+from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
+from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
 from .counters import Counters
@@ -72,10 +74,20 @@ class Neurocore(wiring.Component):
 
     ``fault`` (tests only, :class:`~neurocore.rtl.fault.Fault`): corrupt one bit of one
     internal signal of one lane; ``None`` (default) adds nothing to the design.
+
+    A chip core (``geometry.n_cores > 1``, ``index`` its place on the chip, docs/rtl.md
+    §8) has five more members: ``flit_out`` (flits ``(core, axon)`` of AXON routes to other
+    cores, SPIKE phase), ``flit_in`` (remote axons of this step, queued ``flit_depth`` deep
+    and fed to the walker in SPIKE ahead of local routes), ``deliver_done`` (high in SPIKE while
+    no DELIVER work is left and no remote flit is queued), ``out_done`` (high in SPIKE once the
+    step's last output event has left) and ``step_end`` (the chip's barrier: with
+    ``deliver_done`` it ends the step; the core waits in SPIKE until then).  A single core has
+    none of them and ``index`` must be 0.
     """
 
     def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32,
-                 input_depth: int | None = None, fault: Fault | None = None):
+                 input_depth: int | None = None, fault: Fault | None = None, index: int = 0,
+                 flit_depth: int = FLIT_IN_DEPTH):
         problems = []
         if not isinstance(geometry, CoreGeometry):
             problems.append(TypeError(f"geometry must be a CoreGeometry, not {geometry!r}"))
@@ -87,6 +99,13 @@ class Neurocore(wiring.Component):
         if not problems and (not isinstance(depth, int) or depth < 1):
             problems.append(ValueError(f"input_depth must be a positive integer, not "
                                        f"{input_depth!r}"))
+        if not problems and not (isinstance(index, int)
+                                 and 0 <= index < max(geometry.n_cores, 1)):
+            problems.append(ValueError(f"index must be a core index below n_cores="
+                                       f"{geometry.n_cores}, not {index!r}"))
+        if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
+            problems.append(ValueError(f"flit_depth must be a positive integer, not "
+                                       f"{flit_depth!r}"))
         if problems:
             self._MustUse__silence = True
             raise problems[0]
@@ -94,7 +113,15 @@ class Neurocore(wiring.Component):
         g = self.geometry = geometry
         self.input_depth = depth
         self.step_bits = step_bits
+        self.index = index
+        self.flit_depth = flit_depth
+        chip = {}
+        if g.n_cores > 1:
+            chip = {"flit_out": Out(stream.Signature(flit_layout(g))),
+                    "flit_in": In(stream.Signature(unsigned(g.axon_bits))),
+                    "deliver_done": Out(1), "out_done": Out(1), "step_end": In(1)}
         super().__init__({
+            **chip,
             "cfg": In(ConfigSignature(g)),
             "ctrl": In(ControlSignature(g, step_bits)),
             "inp": In(stream.Signature(g.axon_bits)),
@@ -107,7 +134,7 @@ class Neurocore(wiring.Component):
         ctl = m.submodules.controller = StepController(g, self.step_bits)
         host = m.submodules.host_queue = HostQueue(g, self.input_depth)
         spikes = m.submodules.spike_queue = SpikeQueue(g)
-        routes = m.submodules.route_reader = RouteReader(g)
+        routes = m.submodules.route_reader = RouteReader(g, self.index)
         walker = m.submodules.walker = SynapseWalker(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         counters = m.submodules.counters = Counters(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         skip = m.submodules.idle_skip = IdleSkip(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
@@ -180,10 +207,13 @@ class Neurocore(wiring.Component):
         wiring.connect(m, wiring.flipped(self.inp), host.inp)
         wiring.connect(m, spikes.out, routes.lists)
         wiring.connect(m, routes.out, wiring.flipped(self.out))
-        with m.If(ctl.phase == Phase.HOST.value):
-            wiring.connect(m, host.out, walker.axon)
-        with m.Else():
-            wiring.connect(m, routes.axon, walker.axon)
+        if g.n_cores > 1:
+            self._chip_links(m, g, ctl, host, spikes, routes, walker)
+        else:
+            with m.If(ctl.phase == Phase.HOST.value):
+                wiring.connect(m, host.out, walker.axon)
+            with m.Else():
+                wiring.connect(m, routes.axon, walker.axon)
         for j, d in enumerate(dendrites):
             m.d.comb += [d.syn_valid.eq(walker.syn_valid[j]), d.syn.eq(walker.syn[j])]
 
@@ -198,6 +228,26 @@ class Neurocore(wiring.Component):
             counters.inc_stalls.eq(self.out.valid & ~self.out.ready),
         ]
         return m
+
+    def _chip_links(self, m, g, ctl, host, spikes, routes, walker):
+        """Chip core: remote routes out as flits, remote flits in (queued; in SPIKE they go to
+        the walker before local routes, so the queue drains whatever the route reader waits
+        for), and the barrier handshake."""
+        flits = m.submodules.flits_in = SyncFIFOBuffered(width=g.axon_bits, depth=self.flit_depth)
+        m.d.comb += [self.flit_in.ready.eq(flits.w_rdy), flits.w_en.eq(self.flit_in.valid),
+                     flits.w_data.eq(self.flit_in.payload)]
+        wiring.connect(m, routes.flit, wiring.flipped(self.flit_out))
+        in_spike = ctl.phase == Phase.SPIKE.value
+        with m.If(ctl.phase == Phase.HOST.value):
+            wiring.connect(m, host.out, walker.axon)
+        with m.Elif(in_spike & flits.r_rdy):
+            m.d.comb += [walker.axon.valid.eq(1), walker.axon.payload.axon.eq(flits.r_data),
+                         walker.axon.payload.bad.eq(0), flits.r_en.eq(walker.axon.ready)]
+        with m.Else():
+            wiring.connect(m, routes.axon, walker.axon)
+        m.d.comb += [ctl.flits_empty.eq(flits.level == 0), ctl.step_end.eq(self.step_end),
+                     self.deliver_done.eq(ctl.deliver_done),
+                     self.out_done.eq(in_spike & spikes.empty & ~routes.busy)]
 
     @staticmethod
     def _idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus):

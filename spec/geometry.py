@@ -276,12 +276,13 @@ PRESETS: dict[str, CoreGeometry] = {
 
 @dataclass(frozen=True, kw_only=True)
 class ChipGeometry:
-    """A chip: ``n_cores`` neurocores of one geometry joined by a mesh router (spec §10).
+    """A chip: ``n_cores`` neurocores of one geometry joined by a router (spec §10).
 
     - ``core``: every core's geometry; its ``n_cores`` equals the chip's, so the route words
       carry a ``core`` field exactly when the chip has more than one core.
-    - ``mesh``: the router's (columns, rows); core ``c`` sits at ``(c mod columns,
-      c // columns)`` and a flit travels ``|dx| + |dy|`` hops (dimension-order routing).
+    - ``mesh``: the cost model's (columns, rows); core ``c`` sits at ``(c mod columns,
+      c // columns)`` and a flit costs ``|dx| + |dy|`` hops (dimension-order routing).  The
+      RTL router is a crossbar for now (docs/rtl.md §8): the hops are the cost model only.
 
     A flit is one spike crossing to another core through one route word; routes to the
     spiking core's own axons stay inside the core.

@@ -24,7 +24,7 @@ from .geometry import ConfigError, CoreGeometry
 __all__ = [
     "SignMode", "RouteKind", "ConvKind", "Memory", "memories", "pack", "unpack",
     "FieldRangeError", "markdown_tables", "conv_layout", "CONV_KERNEL_BITS", "CONV_PAD_BITS",
-    "CONV_STRIDE_SHIFT_BITS", "WORD_LIMIT_BITS",
+    "CONV_STRIDE_SHIFT_BITS", "WORD_LIMIT_BITS", "flit_layout",
 ]
 
 #: Width of a conv descriptor's ``kernel_h``/``kernel_w`` (kernels up to 15 × 15).
@@ -141,6 +141,12 @@ def route_layout(g: CoreGeometry) -> data.StructLayout:
     if g.n_cores > 1:  # a single core has no core field: AXON means this core
         fields["core"] = _u(g.core_bits)
     return data.StructLayout(fields)
+
+
+def flit_layout(g: CoreGeometry) -> data.StructLayout:
+    """A flit on a chip (spec §10): one spike through one route word to axon ``axon`` of core
+    ``core`` (``n_cores > 1``)."""
+    return data.StructLayout({"axon": _u(g.axon_bits), "core": _u(g.core_bits)})
 
 
 def compartment_layout(g: CoreGeometry) -> data.StructLayout:
