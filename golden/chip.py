@@ -192,6 +192,10 @@ def _core_config(config, k, cg, cxs, local, lax, dense, descs, syn) -> CoreConfi
     m["compartments"]["bias_mant"][:n] = comp["bias_mant"][cxs]
     m["compartments"]["bias_exp"][:n] = comp["bias_exp"][cxs]
     m["compartments"]["profile"][:n] = prof_local
+    lost = set(config.mem["profiles"]) - set(m["profiles"])
+    if lost and config.mem["profiles"]["reset_interval"][profiles].any():
+        raise ConfigError(f"core {k}: its profiles reset periodically (spec §11) but core "
+                          f"geometry {cg.name!r} has no reset fields (reset_bits=0)")
     for f in m["profiles"]:
         m["profiles"][f][:profiles.size] = config.mem["profiles"][f][profiles]
     d_axon, d_target, d_addr = dense
