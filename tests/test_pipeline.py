@@ -1,0 +1,110 @@
+"""Pipelined Quartz programs (docs/quartz.md §3.6, docs/spec.md §11): images run back to
+back, a new one every ``stream_period`` steps with no clear, and every image's prediction
+equals the unpipelined program's.
+
+The digits CNN runs its whole test split; the MNIST-shaped ConvNet (``mnist_convnet_digits``
+on the 28×28 digits) runs ``NEUROCORE_PIPELINE_IMAGES`` images (default
+:data:`CONVNET_IMAGES`; ``make pipeline-long`` runs more), test images first, then training
+images (predictions need no labels).  Each run prints the steps per image, unpipelined and
+pipelined.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from neurocore.golden.core import GoldenCore
+from neurocore.sw.compiler import MappingError
+from neurocore.sw.convert import from_model
+from neurocore.sw.image import load_program, save_program
+
+T = 16
+#: Images of the MNIST-shaped ConvNet compared in ``make test`` (1000 take about 5 minutes on
+#: two cores: ``make pipeline-long``).
+CONVNET_IMAGES = int(os.environ.get("NEUROCORE_PIPELINE_IMAGES", "100"))
+#: Independent streams (batch rows) the images are spread over; each runs back to back.
+STREAMS = 20
+
+
+def _unpipelined(program, x):
+    return program.decode(GoldenCore(program.config).run(program.encode(x)).outputs)
+
+
+def _same_per_image(ref, pip, what):
+    bad = np.flatnonzero(ref["predicted"] != pip["predicted"])
+    assert bad.size == 0, (f"{what}: images {bad[:10].tolist()} differ: unpipelined "
+                           f"{ref['predicted'][bad[:10]].tolist()}, pipelined "
+                           f"{pip['predicted'][bad[:10]].tolist()}")
+    # stronger: every output's first spike (the whole decoded vector) is the same
+    np.testing.assert_array_equal(ref["first_spike"], pip["first_spike"], err_msg=what)
+
+
+@pytest.fixture(scope="module")
+def pipelined_digits(digits_program_t16, digits):
+    program, model = digits_program_t16
+    return program, from_model(model, T, digits.x_train, pipelined=True)
+
+
+def test_digits_cnn_pipelined_equals_unpipelined(pipelined_digits, digits):
+    ref_prog, pip = pipelined_digits
+    x = digits.x_test
+    ref = _unpipelined(ref_prog, x)
+    got = pip.run_stream(x, streams=STREAMS)
+    _same_per_image(ref, got, "digits CNN")
+    P, n = pip.stream_period, ref_prog.n_steps
+    print(f"digits CNN, {len(x)} images: {n} steps per image unpipelined, {P} pipelined "
+          f"({n / P:.2f}x)")
+    assert pip.n_steps == n and P < n
+    g = pip.config.geometry
+    pr = pip.config.mem["profiles"]
+    used = np.unique(pip.config.mem["compartments"]["profile"])
+    assert (pr["reset_interval"][used] == P).all()
+    assert g.reset_bits == P.bit_length()
+    # one stream, back to back, gives the same as many streams
+    one = pip.run_stream(x[:6], streams=1)
+    np.testing.assert_array_equal(one["first_spike"], got["first_spike"][:6])
+
+
+def test_pipelined_program_image_round_trip(pipelined_digits, digits, tmp_path):
+    _, pip = pipelined_digits
+    back = load_program(save_program(tmp_path / "pip.ncimg", pip))
+    assert (back.stream_period, back.stream_readout) == (pip.stream_period, pip.stream_readout)
+    assert back.config.geometry == pip.config.geometry
+    x = digits.x_test[:8]
+    np.testing.assert_array_equal(back.run_stream(x, 2)["first_spike"],
+                                  pip.run_stream(x, 2)["first_spike"])
+
+
+def test_stream_errors(digits_program_t16, pipelined_digits, digits):
+    ref_prog, model = digits_program_t16
+    with pytest.raises(ValueError, match="not pipelined"):
+        ref_prog.run_stream(digits.x_test[:2])
+    _, pip = pipelined_digits
+    with pytest.raises(ValueError, match="streams must be an integer in 1..2"):
+        pip.encode_stream(digits.x_test[:2], streams=3)
+    g = pip.config.geometry
+    with pytest.raises(MappingError, match=rf"reset interval of {pip.stream_period} steps.*"
+                                           rf"reset_bits=0; {g.reset_bits} needed"):
+        from_model(model, T, digits.x_train, pipelined=True, geometry=g.replace(reset_bits=0))
+    with pytest.raises(ValueError, match="pipelined=True needs coding='quartz'"):
+        from_model(model, T, digits.x_train, pipelined=True, coding="rate")
+
+
+def test_mnist_convnet_pipelined_equals_unpipelined(model_cache):
+    from neurocore.sw.datasets import load_digits28_split
+    from neurocore.sw.models import load_or_train
+    data = load_digits28_split()
+    model = load_or_train("mnist_convnet_digits", model_cache, data=data)
+    ref_prog = from_model(model, T, data.x_train)
+    pip = from_model(model, T, data.x_train, pipelined=True)
+    x = torch.cat([data.x_test, data.x_train])[:CONVNET_IMAGES]
+    assert len(x) == CONVNET_IMAGES, f"only {len(x)} images available"
+    ref = _unpipelined(ref_prog, x)
+    got = pip.run_stream(x, streams=STREAMS)
+    _same_per_image(ref, got, "MNIST-shaped ConvNet")
+    P, n = pip.stream_period, ref_prog.n_steps
+    print(f"MNIST-shaped ConvNet, {len(x)} images: {n} steps per image unpipelined, {P} "
+          f"pipelined ({n / P:.2f}x)")
+    assert P < n
