@@ -108,3 +108,21 @@ def test_mnist_convnet_pipelined_equals_unpipelined(model_cache):
     print(f"MNIST-shaped ConvNet, {len(x)} images: {n} steps per image unpipelined, {P} "
           f"pipelined ({n / P:.2f}x)")
     assert P < n
+
+
+@pytest.mark.lava
+def test_pipelined_stream_on_lava_matches_golden(pipelined_digits, digits):
+    """A stream of three digits images back to back on the pipelined program: golden = Lava
+    (``LIFReset`` per stage), spikes, u and v at every step, and the stream decodes to the
+    unpipelined predictions.  One Lava run."""
+    from neurocore.golden.compare import first_mismatch
+    from neurocore.sim.lava_harness import run_lava
+    ref_prog, pip = pipelined_digits
+    x = digits.x_test[:3]
+    raster = pip.encode_stream(x)
+    golden = GoldenCore(pip.config).run(raster, record=("u", "v"))
+    lava = run_lava(pip.config, raster, record=("u", "v"))
+    msg = first_mismatch(golden, lava, actual_name="lava")
+    assert msg is None, msg
+    _same_per_image(_unpipelined(ref_prog, x), pip.decode_stream(lava.outputs, len(x)),
+                    "digits CNN on Lava")
