@@ -99,7 +99,8 @@ def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometr
         n_axons=_pow2(n_axons), n_synapses=_pow2(cfg.synapse_words_end()),
         n_routes=_pow2(s["routes_used"]), n_profiles=_pow2(used_profiles),
         n_outputs=_pow2(program.n_outputs), max_fanout=_pow2(fan, 1),
-        max_routes=_pow2(routes, 1), reset_bits=program.stream_period.bit_length(),
+        max_routes=_pow2(routes, 1),
+        reset_bits=getattr(program, "stream_period", 0).bit_length(),   # a RateProgram: none
         **conv_fields)
 
 
