@@ -78,3 +78,33 @@ def test_errors_name_value_and_place():
         _bias_net(64, 0)
     with pytest.raises(ValueError, match="reset_bits=17 exceeds its limit 16"):
         TINY.replace(reset_bits=17)
+
+
+def test_chip_with_reset_equals_one_core(seed):
+    """A random network with random resets partitioned over a chip whose cores have reset
+    fields: spikes, u and v equal one core's every step; a chip core without reset fields is
+    refused."""
+    from test_chip import assert_same, chip_for, random_partition
+
+    from neurocore.golden.chip import GoldenChip, Partition, build_chip
+    from neurocore.golden.random_networks import random_network, with_random_resets
+    from neurocore.spec.geometry import ChipGeometry
+    g = CoreGeometry.preset("small").replace(name="small-reset", reset_bits=5)
+    for s in range(seed, seed + 4):
+        net = with_random_resets(random_network(s, g, steps=40, batch=2),
+                                 np.random.default_rng(s), max_interval=g.max_reset_interval)
+        rng = np.random.default_rng(s)
+        n_cores = int(rng.integers(2, 6))
+        chip_g = chip_for(net.config, n_cores)
+        chip = build_chip(net.config, Partition(chip_g, random_partition(rng, net.config,
+                                                                         n_cores)))
+        ref = GoldenCore(net.config).run(net.inputs, record=("u", "v"))
+        assert_same(GoldenChip(chip).run(net.inputs, record=("u", "v")), ref,
+                    f"seed {s} on {n_cores} cores")
+    cfg = _bias_net(5, 2)
+    plain = chip_for(cfg, 2)
+    plain = ChipGeometry(name="plain", n_cores=2, mesh=(2, 1),
+                         core=plain.core.replace(reset_bits=0))
+    with pytest.raises(ConfigError, match=r"core 0: its profiles reset periodically.*"
+                                          r"\(reset_bits=0\)"):
+        build_chip(cfg, Partition(plain, np.zeros(cfg.geometry.n_compartments, dtype=int)))
