@@ -50,7 +50,7 @@ lava-long: install  ## golden vs Lava on LAVA_NETWORKS (default 1000) random net
 		$(BIN)/python -m pytest tests/test_lava_crosscheck.py tests/test_quartz_core.py -m lava -q
 
 PIPELINE_IMAGES ?= 1000
-pipeline-long: install  ## pipelined == unpipelined predictions on PIPELINE_IMAGES (default 1000) images of the MNIST-shaped ConvNet (test: 100; about 5 min on 2 cores)
+pipeline-long: install  ## pipelined == unpipelined predictions on PIPELINE_IMAGES (default 1000) images of the MNIST-shaped ConvNet (test: 100; 1000 took 12 min on 2 shared cores)
 	NEUROCORE_PIPELINE_IMAGES=$(PIPELINE_IMAGES) $(BIN)/python -m pytest tests/test_pipeline.py -q -s -k mnist_convnet
 
 FUZZ_LONG ?= 10000

@@ -21,8 +21,8 @@ from neurocore.sw.convert import from_model
 from neurocore.sw.image import load_program, save_program
 
 T = 16
-#: Images of the MNIST-shaped ConvNet compared in ``make test`` (1000 take about 5 minutes on
-#: two cores: ``make pipeline-long``).
+#: Images of the MNIST-shaped ConvNet compared in ``make test``; ``make pipeline-long`` runs
+#: 1000 (12 minutes on two shared cores).
 CONVNET_IMAGES = int(os.environ.get("NEUROCORE_PIPELINE_IMAGES", "100"))
 #: Independent streams (batch rows) the images are spread over; each runs back to back.
 STREAMS = 20
