@@ -77,6 +77,37 @@ def test_pipelined_program_image_round_trip(pipelined_digits, digits, tmp_path):
                                   pip.run_stream(x, 2)["first_spike"])
 
 
+def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
+    """A loaded program's stream period must fit the reset fields and leave the output window
+    inside one period; an image without the fields (before format 4) is unpipelined."""
+    import json
+
+    from image_helpers import reseal, split
+
+    from neurocore.sw.image import ImageFormatError
+    _, pip = pipelined_digits
+    path = save_program(tmp_path / "p.ncimg", pip)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    g = pip.config.geometry
+    cases = [({"stream_period": g.max_reset_interval + 1},
+              f"'stream_period': {g.max_reset_interval + 1} is outside [0, "
+              f"{g.max_reset_interval}]"),
+             ({"stream_readout": pip.n_steps - pip.stream_period - 1},
+              f"'stream_readout': {pip.n_steps - pip.stream_period - 1} leaves "
+              f"{pip.stream_period + 1} output steps, more than stream_period "
+              f"{pip.stream_period}")]
+    for change, message in cases:
+        bad = json.loads(json.dumps(meta))
+        bad["program"].update(change)
+        path.write_bytes(reseal(json.dumps(bad).encode(), payload))
+        with pytest.raises(ImageFormatError, match=message.replace("[", r"\[")):
+            load_program(path)
+    old = json.loads(json.dumps(meta))
+    del old["program"]["stream_period"], old["program"]["stream_readout"]
+    path.write_bytes(reseal(json.dumps(old).encode(), payload))
+    assert load_program(path).stream_period == 0
+
+
 def test_stream_errors(digits_program_t16, pipelined_digits, digits):
     ref_prog, model = digits_program_t16
     with pytest.raises(ValueError, match="not pipelined"):
