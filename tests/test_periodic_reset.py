@@ -108,3 +108,14 @@ def test_chip_with_reset_equals_one_core(seed):
     with pytest.raises(ConfigError, match=r"core 0: its profiles reset periodically.*"
                                           r"\(reset_bits=0\)"):
         build_chip(cfg, Partition(plain, np.zeros(cfg.geometry.n_compartments, dtype=int)))
+
+
+def test_board_info_is_unchanged_and_refuses_reset_fields():
+    """INFO carries no reset_bits (boards have no periodic reset yet): its payload is what it
+    was, reads as reset_bits = 0, and a geometry with reset fields is not the board's."""
+    from neurocore.boards.protocol import GEOMETRY_FIELDS, decode_info, encode_info
+    assert "reset_bits" not in GEOMETRY_FIELDS
+    info = decode_info(encode_info(TINY, max_payload=255, step_bits=32, event_depth=16,
+                                   input_depth=16))
+    assert info.geometry["reset_bits"] == 0
+    assert info.same_geometry(TINY) and not info.same_geometry(RESET)
