@@ -417,6 +417,18 @@ def test_hex_rejects_a_bad_line_even_with_a_matching_checksum(tmp_path, config):
     assert str(hexfile) in str(err.value)
 
 
+def test_hex_manifest_from_before_reset_bits_is_read(tmp_path, config):
+    """A manifest written before the periodic reset (no reset_bits) reads as reset_bits = 0;
+    against a geometry with reset fields it is another geometry."""
+    path = write_hex(tmp_path, config)
+    manifest = json.loads(path.read_text())
+    del manifest["geometry"]["reset_bits"]
+    path.write_text(json.dumps(manifest))
+    assert_same_config(config, read_hex(tmp_path, config.geometry))
+    with pytest.raises(ImageFormatError, match=r"'reset_bits': \(0, 4\)"):
+        read_hex(tmp_path, config.geometry.replace(reset_bits=4))
+
+
 def test_hex_rejects_another_geometry(tmp_path, config):
     write_hex(tmp_path, config)
     other = config.geometry.replace(n_routes=2048)
