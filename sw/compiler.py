@@ -393,7 +393,9 @@ class QuartzProgram:
         g = self.config.geometry
         s = self.config.summary()
         rows = [
-            f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference",
+            f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference"
+            + (f", pipelined: a new image every {self.stream_period} steps"
+               if self.stream_period else ""),
             f"  compartments {s['compartments_used']:>8} / {g.n_compartments}",
             f"  synapses     {s['synapses_used'] + s['kernel_words_used']:>8} / {g.n_synapses}"
             f"  ({s['synapses_used']} dense, {s['kernel_words_used']} kernel words)",

@@ -57,6 +57,8 @@ def test_digits_cnn_pipelined_equals_unpipelined(pipelined_digits, digits):
     print(f"digits CNN, {len(x)} images: {n} steps per image unpipelined, {P} pipelined "
           f"({n / P:.2f}x)")
     assert pip.n_steps == n and P < n
+    assert f"{n} steps per inference, pipelined: a new image every {P} steps" in pip.fit_report()
+    assert "pipelined" not in ref_prog.fit_report()
     g = pip.config.geometry
     pr = pip.config.mem["profiles"]
     used = np.unique(pip.config.mem["compartments"]["profile"])
