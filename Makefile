@@ -42,12 +42,16 @@ test-fast: install  ## everything except the Lava cross-checks
 lava: install  ## golden vs Lava cross-check only
 	$(BIN)/python -m pytest tests -m lava
 
-.PHONY: lava-long fuzz-long test-boards reliability-doc
+.PHONY: lava-long fuzz-long test-boards reliability-doc pipeline-long
 LAVA_NETWORKS ?= 1000
 LAVA_DIGITS_IMAGES ?= 100
 lava-long: install  ## golden vs Lava on LAVA_NETWORKS (default 1000) random networks and LAVA_DIGITS_IMAGES (default 100) digits images (CI: 200 and 12)
 	NEUROCORE_LAVA_NETWORKS=$(LAVA_NETWORKS) NEUROCORE_LAVA_DIGITS_IMAGES=$(LAVA_DIGITS_IMAGES) \
 		$(BIN)/python -m pytest tests/test_lava_crosscheck.py tests/test_quartz_core.py -m lava -q
+
+PIPELINE_IMAGES ?= 1000
+pipeline-long: install  ## pipelined == unpipelined predictions on PIPELINE_IMAGES (default 1000) images of the MNIST-shaped ConvNet (test: 100; 1000 took 12 min on 2 shared cores)
+	NEUROCORE_PIPELINE_IMAGES=$(PIPELINE_IMAGES) $(BIN)/python -m pytest tests/test_pipeline.py -q -s -k mnist_convnet
 
 FUZZ_LONG ?= 10000
 fuzz-long: install  ## the fuzzers with FUZZ_LONG (default 10000) cases each (CI: 1000), then docs/reliability.md

@@ -227,7 +227,12 @@ def max_spikes(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
 
 # ---- INFO ----------------------------------------------------------------------------------------
 #: CoreGeometry fields sent by INFO (u32 each, in this order).
-GEOMETRY_FIELDS = tuple(f.name for f in dataclasses.fields(CoreGeometry) if f.name != "name")
+#: Geometry fields an INFO response carries.  Boards have no periodic reset (the RTL does not
+#: implement docs/spec.md §11 yet), so ``reset_bits`` is not sent and reads as
+#: :data:`BOARD_RESET_BITS`: INFO is unchanged, and a program with reset fields is refused.
+GEOMETRY_FIELDS = tuple(f.name for f in dataclasses.fields(CoreGeometry)
+                        if f.name not in ("name", "reset_bits"))
+BOARD_RESET_BITS = 0
 _INFO_HEAD = struct.Struct("<BBBBHHII")
 
 
@@ -245,7 +250,7 @@ class BoardInfo:
     geometry: dict
 
     def same_geometry(self, g: CoreGeometry) -> bool:
-        return all(self.geometry[f] == getattr(g, f) for f in GEOMETRY_FIELDS)
+        return all(self.geometry[f] == getattr(g, f) for f in self.geometry)
 
 
 def encode_info(g: CoreGeometry, *, max_payload: int, step_bits: int, event_depth: int,
@@ -271,4 +276,4 @@ def decode_info(data: bytes) -> BoardInfo:
     values = struct.unpack_from(f"<{n}I", data, _INFO_HEAD.size)
     return BoardInfo(version=version, max_payload=max_payload, step_bits=step_bits,
                      event_depth=ev, input_depth=inp, clock_hz=clk, baud=baud,
-                     geometry=dict(zip(GEOMETRY_FIELDS, values)))
+                     geometry=dict(zip(GEOMETRY_FIELDS, values), reset_bits=BOARD_RESET_BITS))

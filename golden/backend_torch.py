@@ -348,6 +348,7 @@ class TorchRunner:
         m = g.state_max
         lim = m - 1
         u_bound = v_bound = 0                   # |u| ≤ u_bound, |v| ≤ v_bound (python ints)
+        resets = self.core.resets               # a reset only lowers |u|, |v|: bounds hold
         for t in range(T):
             slot = t % D
             a = ring[slot]
@@ -361,6 +362,11 @@ class TorchRunner:
                 if t >= 1 + d:
                     a += e[t - 1 - d].to(a.dtype)
                     has_input = True
+            cleared = resets.at(t) if resets else None
+            if cleared is not None:   # periodic reset (spec §11): before this step's update
+                idx = torch.as_tensor(cleared, device=dev)
+                u[:, idx] = 0
+                v[:, idx] = 0
             u = _decay_(u, self.du_plan, g)
             if has_input:
                 lo, hi = (int(e) for e in torch.aminmax(a))

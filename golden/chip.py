@@ -29,7 +29,7 @@ from ..spec.geometry import ChipGeometry, ConfigError, CoreGeometry
 from ..spec.words import ConvKind, RouteKind
 from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wrap_current
 from .conv import conv_connections, scatter
-from .core import RunResult, spike_raster
+from .core import ResetPlan, RunResult, spike_raster
 from .network import CoreConfig
 
 __all__ = ["Partition", "ChipConfig", "build_chip", "GoldenChip", "ARITHMETIC_FIELDS"]
@@ -192,6 +192,10 @@ def _core_config(config, k, cg, cxs, local, lax, dense, descs, syn) -> CoreConfi
     m["compartments"]["bias_mant"][:n] = comp["bias_mant"][cxs]
     m["compartments"]["bias_exp"][:n] = comp["bias_exp"][cxs]
     m["compartments"]["profile"][:n] = prof_local
+    lost = set(config.mem["profiles"]) - set(m["profiles"])
+    if lost and config.mem["profiles"]["reset_interval"][profiles].any():
+        raise ConfigError(f"core {k}: its profiles reset periodically (spec §11) but core "
+                          f"geometry {cg.name!r} has no reset fields (reset_bits=0)")
     for f in m["profiles"]:
         m["profiles"][f][:profiles.size] = config.mem["profiles"][f][profiles]
     d_axon, d_target, d_addr = dense
@@ -301,7 +305,9 @@ class GoldenChip:
             p = cfg.compartment_params()
             self.params.append(dict(du=p["du_eff"][:n], dv=p["dv"][:n],
                                     vth=np.left_shift(p["vth"][:n], self.g.vth_shift),
-                                    bias=effective_bias(p["bias_mant"], p["bias_exp"])[:n]))
+                                    bias=effective_bias(p["bias_mant"], p["bias_exp"])[:n],
+                                    reset=ResetPlan(p["reset_interval"][:n],
+                                                    p["reset_offset"][:n])))
             s = cfg.synapse_list(conv=True)
             shape = (chip.axons[k].size, n)
             self.W.append({int(d): scipy.sparse.csr_matrix(
@@ -344,6 +350,10 @@ class GoldenChip:
                 a = acc[k][t % D].copy()
                 acc[k][t % D] = 0
                 wrap_accumulator(a, g, out=a)
+                cleared = p["reset"].at(t) if p["reset"] else None
+                if cleared is not None:   # periodic reset (spec §11)
+                    u[k][:, cleared] = 0
+                    v[k][:, cleared] = 0
                 decay(u[k], p["du"], g, out=u[k])
                 u[k] += a << g.act_shift
                 wrap_current(u[k], g, out=u[k])

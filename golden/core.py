@@ -2,7 +2,8 @@
 
 One time step ``t`` (0-based) of every batch element:
 
-1. **update**: each compartment reads and clears accumulator slot ``t mod D``, then
+1. **update**: each compartment reads and clears accumulator slot ``t mod D``; if its
+   profile resets at ``t`` (spec §11), u and v become 0; then
    ``u ← wrap(decay(u, du_eff) + (acc << 6))``, ``v ← sat(decay(v, dv) + u + bias)``,
    spikes if ``v > vth << 6`` and then ``v ← 0``;
 2. **deliver**: every spike sent at step ``t`` (host input spikes of step ``t`` and the
@@ -24,7 +25,7 @@ from .arith import decay, effective_bias, saturate_voltage, wrap_accumulator, wr
 from .conv import ConvDelivery
 from .network import CoreConfig
 
-__all__ = ["GoldenCore", "RunResult", "exact_dtype", "BACKENDS"]
+__all__ = ["GoldenCore", "RunResult", "exact_dtype", "BACKENDS", "ResetPlan"]
 
 #: From this fraction of non-zero (axon, compartment) pairs on, weights are dense matrices.
 DENSE_WEIGHT_FRACTION = 0.05
@@ -99,6 +100,30 @@ class RunResult:
         return np.where(x.any(axis=axis), first, -1)
 
 
+class ResetPlan:
+    """Which compartments a periodic reset (spec §11) clears at each step.
+
+    ``at(t)`` is the index array of the compartments whose profile has ``reset_interval > 0``
+    and ``(t − reset_offset) mod reset_interval = 0`` (their u and v become 0 before the
+    update of step ``t``), or None when there is none.
+    """
+
+    def __init__(self, interval: np.ndarray, offset: np.ndarray):
+        on = interval > 0
+        pairs = sorted(set(zip(interval[on].tolist(), offset[on].tolist())))
+        self.groups = [(i, o, np.flatnonzero(on & (interval == i) & (offset == o)))
+                       for i, o in pairs]
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def at(self, t: int) -> np.ndarray | None:
+        hit = [cx for i, o, cx in self.groups if (t - o) % i == 0]
+        if not hit:
+            return None
+        return hit[0] if len(hit) == 1 else np.concatenate(hit)
+
+
 class GoldenCore:
     """The golden model of one core holding ``config``.
 
@@ -120,6 +145,7 @@ class GoldenCore:
         self.dv = p["dv"]
         self.vth_eff = np.left_shift(p["vth"], g.vth_shift)
         self.bias = effective_bias(p["bias_mant"], p["bias_exp"])
+        self.resets = ResetPlan(p["reset_interval"], p["reset_offset"])
         self.R, self.O = config.route_matrices(sparse=True)
         syn = config.synapse_list(conv=False)
         # Conv descriptors run directly (golden/conv.py): host spikes of all steps at once,
@@ -219,6 +245,10 @@ class GoldenCore:
                 a += acc[t % D]
                 acc[t % D] = 0
             wrap_accumulator(a, g, out=a)
+            cleared = self.resets.at(t) if self.resets else None
+            if cleared is not None:   # periodic reset (spec §11): before this step's update
+                u[:, cleared] = 0
+                v[:, cleared] = 0
             if du_trivial is None:
                 decay(u, self.du_eff, g, out=u)
             elif du_trivial == "clear":

@@ -142,6 +142,11 @@ class CoreConfig:
         self._first_bad(kernel & ~np.isin(syn["sign_mode"], [m.value for m in SignMode]),
                         "sign_mode", syn["sign_mode"], "synapses",
                         "a SignMode value (a conv kernel word)")
+        pr = self.mem["profiles"]
+        if g.reset_bits:
+            self._first_bad(pr["reset_offset"] >= np.maximum(pr["reset_interval"], 1),
+                            "reset_offset", pr["reset_offset"], "profiles",
+                            "< reset_interval (0 when the interval is 0: no reset)")
         cx = self.mem["compartments"]
         self._first_bad(cx["profile"] >= g.n_profiles, "profile", cx["profile"], "compartments",
                         f"< n_profiles={g.n_profiles}")
@@ -262,10 +267,14 @@ class CoreConfig:
         return R.toarray(), O.toarray()
 
     def compartment_params(self) -> dict[str, np.ndarray]:
-        """Return per-compartment du_eff, dv, vth (unshifted) and bias mantissa/exponent."""
+        """Return per-compartment du_eff, dv, vth (unshifted), bias mantissa/exponent, profile
+        and periodic reset (interval, offset; 0, 0 on a core without reset, spec §11)."""
         cx, pr = self.mem["compartments"], self.mem["profiles"]
         p = cx["profile"]
+        none = np.zeros(p.size, dtype=np.int64)
         return {
+            "reset_interval": pr["reset_interval"][p] if "reset_interval" in pr else none,
+            "reset_offset": pr["reset_offset"][p] if "reset_offset" in pr else none.copy(),
             "du_eff": pr["du"][p] + pr["du_offset"][p],
             "dv": pr["dv"][p],
             "vth": pr["vth"][p],
@@ -387,13 +396,26 @@ class NetworkBuilder:
     def n_compartments(self) -> int:
         return len(self._cx)
 
-    def add_profile(self, *, vth: int, du: int = 0, dv: int = 0, du_offset: int = 1) -> int:
-        """Add a profile; return its index.  Current decay is ``du + du_offset`` (of 4096)."""
-        if len(self._profiles) >= self.geometry.n_profiles:
+    def add_profile(self, *, vth: int, du: int = 0, dv: int = 0, du_offset: int = 1,
+                    reset_interval: int = 0, reset_offset: int = 0) -> int:
+        """Add a profile; return its index.  Current decay is ``du + du_offset`` (of 4096).
+        ``reset_interval > 0`` resets u and v before the update of every step ``t`` with
+        ``(t − reset_offset) mod reset_interval = 0`` (spec §11; needs ``reset_bits > 0``)."""
+        g = self.geometry
+        if len(self._profiles) >= g.n_profiles:
             raise ConfigError(f"profile {len(self._profiles)} exceeds n_profiles="
-                              f"{self.geometry.n_profiles}")
-        self._profiles.append({k: _int_value(k, v) for k, v in
-                               dict(du=du, dv=dv, du_offset=du_offset, vth=vth).items()})
+                              f"{g.n_profiles}")
+        fields = dict(du=du, dv=dv, du_offset=du_offset, vth=vth)
+        reset = dict(reset_interval=_int_value("reset_interval", reset_interval),
+                     reset_offset=_int_value("reset_offset", reset_offset))
+        if g.reset_bits:
+            fields.update(reset)
+        elif reset["reset_interval"] or reset["reset_offset"]:
+            raise ConfigError(f"profile {len(self._profiles)}: reset_interval "
+                              f"{reset['reset_interval']} and reset_offset "
+                              f"{reset['reset_offset']} need a geometry with reset_bits > 0; "
+                              f"geometry {g.name!r} has none")
+        self._profiles.append({k: _int_value(k, v) for k, v in fields.items()})
         return len(self._profiles) - 1
 
     def add_compartments(self, n: int, *, profile: int, bias_mant=0, bias_exp=0) -> np.ndarray:

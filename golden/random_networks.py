@@ -22,6 +22,7 @@ from ..spec.words import ConvKind, SignMode
 from .network import CoreConfig, NetworkBuilder
 
 __all__ = ["RandomNetwork", "random_network", "forwarding_network", "random_conv_network",
+           "with_random_resets",
            "random_raster", "max_synaptic_sum", "GENERATORS"]
 
 
@@ -366,3 +367,25 @@ def _conv_shape(rng, in_shape, room, c_max, s_max):
 #: Network generators by name (the cocotb regression's ``generator`` job key).
 GENERATORS = {"random": random_network, "forwarding": forwarding_network,
               "conv": random_conv_network}
+
+
+def with_random_resets(net: RandomNetwork, rng: np.random.Generator, *, max_interval: int,
+                       no_reset: float = 0.2) -> RandomNetwork:
+    """``net`` with a random periodic reset (spec §11) on every profile: interval drawn from
+    ``1..max_interval`` (0, no reset, with probability ``no_reset``) and offset below it.
+    The geometry must have ``reset_bits > 0``."""
+    g = net.config.geometry
+    if not g.reset_bits or max_interval > g.max_reset_interval:
+        raise ValueError(f"max_interval {max_interval} needs reset_bits ≥ "
+                         f"{max_interval.bit_length()}; geometry {g.name!r} has {g.reset_bits}")
+    cfg = CoreConfig(g, {m: {f: a.copy() for f, a in fs.items()}
+                         for m, fs in net.config.mem.items()})
+    pr = cfg.mem["profiles"]
+    n = pr["reset_interval"].size
+    interval = rng.integers(1, max_interval + 1, size=n)
+    interval[rng.random(n) < no_reset] = 0
+    pr["reset_interval"][:] = interval
+    pr["reset_offset"][:] = np.where(interval > 0,
+                                     (rng.random(n) * np.maximum(interval, 1)).astype(np.int64),
+                                     0)
+    return RandomNetwork(seed=net.seed, config=cfg.validate(), inputs=net.inputs)

@@ -13,7 +13,10 @@ The same network object that drives the golden model is built from Lava 0.10 pro
 - recorded spikes: a subclass of ``lava.proc.io.sink.RingBuffer`` that writes its buffer to a
   file on the last step instead of being read element by element with ``Var.get``;
 - recorded u and v: the same ``PyLifModelBitAcc`` arithmetic plus a copy of u, v after each
-  step, written to a file on the last step.
+  step, written to a file on the last step;
+- a profile with a periodic reset (spec §11): ``LIFReset`` run by ``PyLifResetModelBitAcc``
+  (with the same u, v trace), ``reset_offset`` shifted to Lava's 1-based time step
+  (:func:`lava_reset_offset`).
 
 Step mapping: golden step ``t`` (0-based) is Lava time step ``t + 1``.  Lava cannot batch, so
 a batch runs as one Lava run per sample.
@@ -42,12 +45,24 @@ from ..golden.core import RunResult
 from ..golden.network import CoreConfig, config_memory_names
 from ..spec.words import RouteKind, SignMode
 
-__all__ = ["run_lava", "LavaNetwork", "lava_du", "merge_configs", "MergedConfig"]
+__all__ = ["run_lava", "LavaNetwork", "lava_du", "lava_reset_offset", "merge_configs",
+           "MergedConfig"]
 
 
 def lava_du(du: int, du_offset: int) -> int:
     """Return Lava's ``du`` for a profile's (du, du_offset): Lava applies ``du + 1``."""
     return int(du) + int(du_offset) - 1
+
+
+def lava_reset_offset(interval: int, offset: int) -> int:
+    """Lava's ``LIFReset`` ``reset_offset`` for a profile's (reset_interval, reset_offset).
+
+    ``PyLifResetModelBitAcc`` zeroes u and v before the update when
+    ``time_step % reset_interval == reset_offset % reset_interval``, with Lava's 1-based
+    ``time_step = t + 1`` (golden step ``t``); spec §11 resets at ``(t − offset) mod interval =
+    0``, so Lava's offset is ``(offset + 1) mod interval``.
+    """
+    return (int(offset) + 1) % int(interval)
 
 
 @dataclass(frozen=True)
@@ -210,8 +225,8 @@ def _lava():
     from lava.proc.io.sink import PyReceiveModelFixed
     from lava.proc.io.sink import RingBuffer as SinkRingBuffer
     from lava.proc.io.source import RingBuffer as SourceRingBuffer
-    from lava.proc.lif.models import PyLifModelBitAcc
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.models import PyLifModelBitAcc, PyLifResetModelBitAcc
+    from lava.proc.lif.process import LIF, LIFReset
     from lava.utils.weightutils import SignMode as LavaSignMode
 
     class SpikeDump(SinkRingBuffer):
@@ -229,8 +244,9 @@ def _lava():
             if self.time_step == self.data.shape[-1]:
                 np.save(self.proc_params["dump_path"], self.data)
 
-    class PyLifModelBitAccTraced(PyLifModelBitAcc):
-        """``PyLifModelBitAcc`` unchanged, plus u and v after each step saved at the end."""
+    class Traced:
+        """Mixin: the model's ``run_spk`` unchanged, plus u and v after each step saved at the
+        end (when the process has a ``trace_path``)."""
 
         def run_spk(self):
             super().run_spk()
@@ -245,12 +261,19 @@ def _lava():
             if self.time_step == steps:
                 np.save(path, self._trace)
 
+    class PyLifModelBitAccTraced(Traced, PyLifModelBitAcc):
+        """``PyLifModelBitAcc`` with the u, v trace."""
+
+    class PyLifResetModelBitAccTraced(Traced, PyLifResetModelBitAcc):
+        """``PyLifResetModelBitAcc`` (periodic reset, spec §11) with the u, v trace."""
+
     sign = {SignMode.MIXED.value: LavaSignMode.MIXED,
             SignMode.EXCITATORY.value: LavaSignMode.EXCITATORY,
             SignMode.INHIBITORY.value: LavaSignMode.INHIBITORY}
     _LAVA = dict(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Dense=Dense,
                  DelayDense=DelayDense, Source=SourceRingBuffer, LIF=LIF, SpikeDump=SpikeDump,
-                 TracedLif=PyLifModelBitAccTraced, DumpModel=PySpikeDumpModel, sign=sign)
+                 TracedLif=PyLifModelBitAccTraced, LIFReset=LIFReset,
+                 TracedLifReset=PyLifResetModelBitAccTraced, DumpModel=PySpikeDumpModel, sign=sign)
     return _LAVA
 
 
@@ -327,13 +350,19 @@ class LavaNetwork:
         for q in self.profiles:
             cx = self.members[q]
             extra = {}
-            if record_state:
-                extra = dict(trace_path=str(self.workdir / f"uv_{q}.npy"), trace_steps=T)
-            lifs[q] = L["LIF"](shape=(cx.size,), du=lava_du(prof["du"][q], prof["du_offset"][q]),
-                               dv=int(prof["dv"][q]), vth=int(prof["vth"][q]),
-                               bias_mant=cxm["bias_mant"][cx].astype(np.int64),
-                               bias_exp=cxm["bias_exp"][cx].astype(np.int64),
-                               u=0, v=0, **extra)
+            interval = int(prof["reset_interval"][q]) if g.reset_bits else 0
+            if interval:
+                extra.update(reset_interval=interval, reset_offset=lava_reset_offset(
+                    interval, int(prof["reset_offset"][q])))
+            lif = L["LIFReset"] if interval else L["LIF"]
+            lifs[q] = lif(shape=(cx.size,), du=lava_du(prof["du"][q], prof["du_offset"][q]),
+                          dv=int(prof["dv"][q]), vth=int(prof["vth"][q]),
+                          bias_mant=cxm["bias_mant"][cx].astype(np.int64),
+                          bias_exp=cxm["bias_exp"][cx].astype(np.int64),
+                          u=0, v=0, **extra)
+            if record_state:  # LIFReset takes no extra keywords: set the trace parameters
+                lifs[q].proc_params["trace_path"] = str(self.workdir / f"uv_{q}.npy")
+                lifs[q].proc_params["trace_steps"] = T
             dumps[q] = L["SpikeDump"](shape=(cx.size,), buffer=T,
                                       path=self.workdir / f"spikes_{q}.npy")
             lifs[q].s_out.connect(dumps[q].a_in)
@@ -361,7 +390,8 @@ class LavaNetwork:
                 z.a_out.connect(lifs[q].a_in)
         # Lava looks up models for a Process class next to its module before it consults the
         # exception map by class; keying the sinks by instance skips that search.
-        models = {L["LIF"]: L["TracedLif"], **{d: L["DumpModel"] for d in dumps.values()}}
+        models = {L["LIF"]: L["TracedLif"], L["LIFReset"]: L["TracedLifReset"],
+                  **{d: L["DumpModel"] for d in dumps.values()}}
         cfg_run = L["Loihi2SimCfg"](select_tag="fixed_pt", exception_proc_model_map=models)
         try:
             source.run(condition=L["RunSteps"](num_steps=T), run_cfg=cfg_run)

@@ -31,7 +31,7 @@ MAX_DEPTH = 1 << 24
 MAX_FIELD = {"state_bits": 32, "decay_bits": 24, "vth_bits": 31, "bias_mant_bits": 31,
              "bias_exp_bits": 5, "weight_bits": 16, "weight_exp_bits": 4, "act_shift": 31,
              "vth_shift": 31, "decay_shift": 24, "conv_channel_bits": 12, "conv_side_bits": 12,
-             "n_conv": 1 << 10, "n_cores": MAX_CORES}
+             "n_conv": 1 << 10, "n_cores": MAX_CORES, "reset_bits": 16}
 
 
 class ConfigError(ValueError):
@@ -84,6 +84,10 @@ class CoreGeometry:
     Chips (spec §10): ``n_cores`` is the number of cores of the chip this core sits in; with
     ``n_cores > 1`` every route word has a ``core`` field (the destination core of an AXON
     route), with 1 (a single core) it has none and AXON means "this core".
+
+    Periodic reset (spec §11): ``reset_bits`` is the width of a profile's ``reset_interval``
+    and ``reset_offset`` fields (0: the profile word has neither, and no compartment is ever
+    reset).  Intervals and offsets up to ``2**reset_bits − 1``.
     """
 
     name: str = "custom"
@@ -118,12 +122,14 @@ class CoreGeometry:
 
     n_cores: int = 1
 
+    reset_bits: int = 0
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
-            least = 0 if f.name in ("idle_skip", "n_conv") else 1
+            least = 0 if f.name in ("idle_skip", "n_conv", "reset_bits") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
             limit = MAX_FIELD.get(f.name, MAX_DEPTH)
@@ -222,6 +228,11 @@ class CoreGeometry:
     def core_bits(self) -> int:
         """Width of a route word's ``core`` field: 0 bits on a single core."""
         return bits_for(self.n_cores) if self.n_cores > 1 else 0
+
+    @property
+    def max_reset_interval(self) -> int:
+        """Largest periodic-reset interval a profile can hold (0: the core has no reset)."""
+        return (1 << self.reset_bits) - 1 if self.reset_bits else 0
 
     @property
     def max_delay(self) -> int:

@@ -159,13 +159,21 @@ def compartment_layout(g: CoreGeometry) -> data.StructLayout:
 
 
 def profile_layout(g: CoreGeometry) -> data.StructLayout:
-    """Compartment profile, shared by many compartments."""
-    return data.StructLayout({
+    """Compartment profile, shared by many compartments; on a core with ``reset_bits > 0``
+    also its periodic reset (spec §11): u = v = 0 before the update of every step ``t`` with
+    ``reset_interval > 0`` and ``(t − reset_offset) mod reset_interval = 0``."""
+    fields = {
         "du": _u(g.decay_bits),
         "dv": _u(g.decay_bits),
         "du_offset": _u(1),                 # effective current decay = du + du_offset
         "vth": _u(g.vth_bits),              # threshold = vth << vth_shift
-    })
+    }
+    if g.reset_bits:  # a core without periodic reset has no reset fields
+        fields.update({
+            "reset_interval": _u(g.reset_bits),  # 0: never reset
+            "reset_offset": _u(g.reset_bits),    # < reset_interval
+        })
+    return data.StructLayout(fields)
 
 
 def state_layout(g: CoreGeometry) -> data.StructLayout:

@@ -34,6 +34,7 @@ from ..golden.quartz import INPUT_MAX, INPUT_MIN, TimeGrid, encode
 from ..spec.geometry import CoreGeometry
 from ..spec.words import CONV_KERNEL_BITS, CONV_PAD_BITS, SignMode
 from .layers import MaxPoolStage, WeightStage
+from .pipeline import stream_schedule
 
 __all__ = ["QuartzProgram", "LayerReport", "compile_stages", "split_amplitude", "round_up_to_piece",
            "integer_closed_form", "MappingError", "choose_scale", "host_clock_steps",
@@ -277,6 +278,11 @@ class QuartzProgram:
     #: (``{"images": N, "sops": [...], "flits": [...]}`` per image).  None and {} on one core.
     partition: object = None
     chip_load: dict = field(default_factory=dict)
+    #: Pipelined programs (``from_model(..., pipelined=True)``, docs/quartz.md §3.6): a new
+    #: image enters every ``stream_period`` steps and its output spikes are read from step
+    #: ``stream_readout`` (relative to its entry) to ``n_steps − 1``.  0 and 0: unpipelined.
+    stream_period: int = 0
+    stream_readout: int = 0
 
     def chip_config(self):
         """The per-core configs (:func:`~neurocore.golden.chip.build_chip`) of a chip program;
@@ -310,6 +316,58 @@ class QuartzProgram:
             raster[:, self.clock_steps[name], axon] = True
         return raster
 
+    # ---- streams of images (pipelined programs) ----------------------------------------
+    def _period(self) -> int:
+        """The stream period; ValueError for an unpipelined program."""
+        if not self.stream_period:
+            raise ValueError("this program is not pipelined (stream_period = 0); compile it "
+                             "with from_model(..., pipelined=True) to run a stream")
+        return self.stream_period
+
+    def encode_stream(self, images, streams: int = 1) -> np.ndarray:
+        """Host raster (streams, (m − 1)·P + n_steps, n_axons) that runs ``images`` back to
+        back, ``m = ⌈N / streams⌉`` per stream: stream ``b`` takes images ``b·m …`` and image
+        ``k`` of a stream enters at step ``k·P`` (``P = stream_period``), with no clear."""
+        P = self._period()
+        single = self.encode(images)
+        N = single.shape[0]
+        if not isinstance(streams, (int, np.integer)) or not 1 <= streams <= max(N, 1):
+            raise ValueError(f"streams must be an integer in 1..{N} (the number of images), "
+                             f"not {streams!r}")
+        m = -(-N // streams)
+        steps = (m - 1) * P + self.n_steps
+        raster = np.zeros((streams, steps, single.shape[2]), dtype=np.uint8)
+        for i in range(N):
+            b, k = divmod(i, m)
+            raster[b, k * P:k * P + self.n_steps] += single[i]
+        if raster.max(initial=0) > 1:   # spans are shorter than P, so this cannot happen
+            b, t, a = np.argwhere(raster > 1)[0]
+            raise AssertionError(f"two images spike on axon {a} at step {t} of stream {b}")
+        return raster.astype(bool)
+
+    def decode_stream(self, outputs: np.ndarray, n_images: int) -> dict[str, np.ndarray]:
+        """Decode the output events (streams, steps, n_outputs) of :meth:`encode_stream`'s
+        raster into one :meth:`decode` entry per image (in image order): image ``k`` of a
+        stream is read from steps ``k·P + stream_readout`` to ``k·P + n_steps − 1``."""
+        P = self._period()
+        streams = outputs.shape[0]
+        m = -(-n_images // streams)
+        per = np.zeros((n_images, self.n_steps, outputs.shape[2]), dtype=outputs.dtype)
+        r = self.stream_readout
+        for i in range(n_images):
+            b, k = divmod(i, m)
+            per[i, r:] = outputs[b, k * P + r:k * P + self.n_steps]
+        return self.decode(per)
+
+    def run_stream(self, images, streams: int = 1, backend: str = "numpy",
+                   device: str = "cpu") -> dict[str, np.ndarray]:
+        """Run ``images`` through the golden model back to back (:meth:`encode_stream`, no
+        clear between images) and return :meth:`decode` per image."""
+        from ..golden.core import GoldenCore
+        raster = self.encode_stream(images, streams)
+        res = GoldenCore(self.config, backend=backend, device=device).run(raster)
+        return self.decode_stream(res.outputs, len(flat_images(images, self.input_shape)))
+
     def decode(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
         """Decode output events (B, n_steps, n_outputs): first spike step, value, class."""
         fired = outputs[:, :, :self.n_outputs] > 0
@@ -335,7 +393,9 @@ class QuartzProgram:
         g = self.config.geometry
         s = self.config.summary()
         rows = [
-            f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference",
+            f"geometry {g.name!r}: T={self.t_max}, {self.n_steps} steps per inference"
+            + (f", pipelined: a new image every {self.stream_period} steps"
+               if self.stream_period else ""),
             f"  compartments {s['compartments_used']:>8} / {g.n_compartments}",
             f"  synapses     {s['synapses_used'] + s['kernel_words_used']:>8} / {g.n_synapses}"
             f"  ({s['synapses_used']} dense, {s['kernel_words_used']} kernel words)",
@@ -487,7 +547,7 @@ def _descriptor(stage_name: str, add, *args, **kwargs) -> int:
 
 def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreGeometry, *,
                    input_max: float = 1.0, hidden_max: float = 2.0,
-                   conv: bool = True) -> QuartzProgram:
+                   conv: bool = True, pipelined: bool = False) -> QuartzProgram:
     """Lay out ``stages`` (see :mod:`neurocore.sw.layers`) on one core of ``geometry``.
 
     ``input_max`` bounds the network inputs and ``hidden_max`` the decoded hidden activations
@@ -495,7 +555,9 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     Conv2d stage stores its kernel once and every max-pool scatters through a depthwise
     kernel of ones (conv descriptors, spec §3.5; docs/quartz.md §3.5); a stage that cannot
     raises :class:`MappingError`.  ``conv=False`` writes every connection as dense synapse
-    lists.
+    lists.  ``pipelined``: every stage's profiles reset periodically at the start of its span
+    (:mod:`neurocore.sw.pipeline`) and a new image may enter every ``stream_period`` steps
+    (:meth:`QuartzProgram.run_stream`); the geometry needs ``reset_bits`` for that period.
     """
     T = int(t_max)
     grid = TimeGrid(T)
@@ -525,13 +587,42 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
         W, B, C, rect, inhib, vth = _layer_integers(lay.stage, S, x_max, T, g, sh)
         lay.S, lay.vth, lay.W, lay.B, lay.C, lay.rect, lay.inhib = S, vth, W, B, C, rect, inhib
         x_max = hidden_max
+    sched = None
+    if pipelined:
+        first_w = next(lay for lay in layers if isinstance(lay.stage, WeightStage))
+        sched = stream_schedule(layers, T, first_w.window, n_steps, input_max, hidden_max,
+                                MappingError)
+        if sched.period > g.max_reset_interval:
+            raise MappingError(f"pipelining needs a reset interval of {sched.period} steps, "
+                               f"geometry {g.name!r} holds up to {g.max_reset_interval} "
+                               f"(reset_bits={g.reset_bits}; {sched.period.bit_length()} needed)")
     # --- axons: host inputs, three host clocks, then one axon per compartment
     host = {"one": n_in, "sync": n_in + 1, "rect": n_in + 2}
     n_host = n_in + len(host)
     b = NetworkBuilder(g)
-    p_pulse = b.add_profile(**_PULSE)
-    p_pool = b.add_profile(du=0, du_offset=0, dv=0, vth=0)
-    p_timer = b.add_profile(du=0, du_offset=0, dv=0, vth=max(0, T - 2))
+    kinds = {"pulse": _PULSE, "pool": dict(du=0, du_offset=0, dv=0, vth=0),
+             "timer": dict(du=0, du_offset=0, dv=0, vth=max(0, T - 2))}
+    profiles: dict = {}
+
+    def profile(params: dict, stage: str, key=None) -> int:
+        """A profile with ``params``; pipelined: one per stage, reset at its span (shared
+        ``key`` profiles are added once, in the unpipelined order)."""
+        reset = {} if sched is None else dict(reset_interval=sched.period,
+                                              reset_offset=sched.offset(stage))
+        k = (key, None if sched is None else stage)
+        if key is None or k not in profiles:
+            try:
+                p = b.add_profile(**params, **reset)
+            except ConfigError as err:
+                raise MappingError(f"{stage}: {err} of geometry {g.name!r}") from None
+            if key is None:
+                return p
+            profiles[k] = p
+        return profiles[k]
+
+    if sched is None:
+        for kind, params in kinds.items():
+            profile(params, "", kind)
 
     def axon_of(cx) -> int:
         return n_host + int(cx)
@@ -546,19 +637,22 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
     for li, lay in enumerate(layers):
         st = lay.stage
         if isinstance(st, WeightStage):
-            prof = b.add_profile(du=0, du_offset=0, dv=0, vth=lay.vth)
+            prof = profile(dict(du=0, du_offset=0, dv=0, vth=lay.vth), st.name)
             lay.neurons = compartments(st.weight.shape[0], prof, st.name)
             if lay is layers[0] or not any(isinstance(x.stage, WeightStage) for x in layers[:li]):
                 lay.clocks = dict(host)                  # first layer: host clocks
             else:
+                p_pulse = profile(kinds["pulse"], st.name, "pulse")
                 lay.clocks = {
                     "one": int(compartments(1, p_pulse, st.name)[0]),
                     "sync": int(compartments(1, p_pulse, st.name)[0]),
                 }
                 if st.rectify:
+                    p_timer = profile(kinds["timer"], st.name, "timer")
                     lay.clocks["rect"] = int(compartments(1, p_timer, st.name)[0])
         else:
-            lay.neurons = compartments(st.groups.shape[0], p_pool, st.name)
+            lay.neurons = compartments(st.groups.shape[0], profile(kinds["pool"], st.name, "pool"),
+                                       st.name)
     first = next(lay for lay in layers if isinstance(lay.stage, WeightStage))
     # neurons of each stage's input
     prev_neurons = None
@@ -616,6 +710,8 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                         for w, e in split_amplitude(int(amount), g):
                             b.connect(ax[src], int(cx), w, weight_exp=e)
                             syn[key] += 1
+                if sched is not None and lay is out_layer:
+                    continue   # pipelined: no self-inhibition in the output layer (pipeline.py)
                 b.route_to_axon(int(cx), axon_of(cx))
                 for w, e in split_amplitude(-int(lay.inhib[j]), g):
                     b.connect(axon_of(cx), int(cx), w, weight_exp=e)
@@ -695,6 +791,8 @@ def compile_stages(stages: list, input_shape: tuple, t_max: int, geometry: CoreG
                          clock_axons=host, clock_steps=clock_steps, first_window=first.window,
                          output_window=out_layer.window, n_steps=int(n_steps), n_outputs=n_out,
                          layers=reports,
+                         stream_period=0 if sched is None else sched.period,
+                         stream_readout=0 if sched is None else sched.readout,
                          neuron_ids={lay.stage.name: lay.neurons for lay in layers},
                          integers={lay.stage.name: {"W": lay.W, "B": lay.B, "C": lay.C,
                                                     "S": lay.S}

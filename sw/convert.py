@@ -23,7 +23,7 @@ from torch import nn
 from ..golden.chip import ARITHMETIC_FIELDS, build_chip
 from ..golden.conv import conv_connections
 from ..spec.geometry import CHIP_PRESETS, PRESETS, ChipGeometry, ConfigError, CoreGeometry, bits_for
-from ..spec.words import WORD_LIMIT_BITS, conv_layout
+from ..spec.words import WORD_LIMIT_BITS, conv_layout, profile_layout
 from .compiler import MappingError, QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
@@ -64,6 +64,11 @@ def _unbounded(stages, conv: bool) -> CoreGeometry:
     return g.replace(n_compartments=1 << cx, n_synapses=n_syn, max_fanout=min(1 << 14, n_syn))
 
 
+def _spare_reset_bits(g: CoreGeometry) -> int:
+    """The widest reset fields a profile word of ``g`` has room for (two fields)."""
+    return (WORD_LIMIT_BITS - profile_layout(g).size) // 2
+
+
 def _pow2(n: int, floor: int = 2) -> int:
     return max(floor, 1 << max(0, int(n) - 1).bit_length())
 
@@ -94,7 +99,9 @@ def fitted_geometry(program: QuartzProgram, name: str = "fitted") -> CoreGeometr
         n_axons=_pow2(n_axons), n_synapses=_pow2(cfg.synapse_words_end()),
         n_routes=_pow2(s["routes_used"]), n_profiles=_pow2(used_profiles),
         n_outputs=_pow2(program.n_outputs), max_fanout=_pow2(fan, 1),
-        max_routes=_pow2(routes, 1), **conv_fields)
+        max_routes=_pow2(routes, 1),
+        reset_bits=getattr(program, "stream_period", 0).bit_length(),   # a RateProgram: none
+        **conv_fields)
 
 
 def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
@@ -195,7 +202,8 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
                percentile: float = DEFAULT_PERCENTILE,
                geometry: CoreGeometry | ChipGeometry | str | None = None,
                normalized: bool = False, coding: str = "quartz",
-               input_coding: str = "poisson", dense: bool = False) -> QuartzProgram:
+               input_coding: str = "poisson", dense: bool = False,
+               pipelined: bool = False) -> QuartzProgram:
     """Convert ``model`` (an ``nn.Sequential``) to a :class:`QuartzProgram` with ``T = t_max``.
 
     ``sample_data`` (N, C, H, W) or (N, F) sets the input shape and the normalisation; pass
@@ -211,6 +219,11 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     naming the layer and the limit.  ``dense=True`` maps every connection as dense synapse
     lists instead (the mapping before conv descriptors; the same integers, so the same
     spikes).
+
+    ``pipelined=True`` gives every stage a periodic reset (spec §11) so that images can run
+    back to back, a new one every ``program.stream_period`` steps
+    (:meth:`~neurocore.sw.compiler.QuartzProgram.run_stream`; docs/quartz.md §3.6); it
+    needs a single core whose geometry has ``reset_bits`` (``geometry=None`` fits them).
     """
     if coding not in CODINGS:
         raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
@@ -234,7 +247,10 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     input_max = max(input_max, 1e-6)
     geometry, chip = _core_and_chip(geometry)
     conv = not dense
-    compile_ = functools.partial(compile_stages, conv=conv)
+    compile_ = functools.partial(compile_stages, conv=conv, pipelined=pipelined)
+    if pipelined and (coding == "rate" or chip is not None):
+        raise ValueError(f"pipelined=True needs coding='quartz' on one core, not coding="
+                         f"{coding!r} with geometry {getattr(chip, 'name', geometry)!r}")
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
         conv = False
@@ -245,7 +261,10 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         single_error = MappingError(f"chip {chip.name!r} has no single-core preset")
     else:
         try:
-            program = compile_(stages, shape, t_max, geometry or _unbounded(stages, conv),
+            provisional = _unbounded(stages, conv)
+            if pipelined:
+                provisional = provisional.replace(reset_bits=_spare_reset_bits(provisional))
+            program = compile_(stages, shape, t_max, geometry or provisional,
                                input_max=input_max)
             if geometry is None:
                 program = compile_(stages, shape, t_max, fitted_geometry(program),

@@ -67,10 +67,10 @@ __all__ = ["ImageFormatError", "save_config", "load_config", "save_program", "lo
 #: First 8 bytes of every image file.
 MAGIC = b"NCIMAGE\x00"
 #: The image format version this build writes.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: The format versions this build reads (:data:`V1_GEOMETRY_DEFAULTS`,
-#: :data:`V2_GEOMETRY_DEFAULTS`).
-READ_VERSIONS = (1, 2, 3)
+#: :data:`V2_GEOMETRY_DEFAULTS`, :data:`V3_GEOMETRY_DEFAULTS`).
+READ_VERSIONS = (1, 2, 3, 4)
 #: Geometry fields that a version-1 image does not have (it predates conv descriptors, spec
 #: §3.5), and the values it is read with: no conv memory, version 1's memories and words.
 V1_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
@@ -79,6 +79,10 @@ V1_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeomet
 #: the values they are read with: a single core, whose route words have no core field.
 V2_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
                         if f.name == "n_cores"}
+#: Geometry fields that version 1–3 images do not have (they predate the periodic reset, spec
+#: §11), and the values they are read with: profile words without reset fields.
+V3_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
+                        if f.name == "reset_bits"}
 #: Fixed header: magic, format version (uint32 LE), metadata length in bytes (uint32 LE).
 HEADER = struct.Struct("<8sII")
 #: Storage type of one memory word in the payload.
@@ -146,6 +150,8 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
         raw = {**raw, **V1_GEOMETRY_DEFAULTS}      # a geometry from before conv descriptors
     if version <= 2 and isinstance(raw, dict) and not set(V2_GEOMETRY_DEFAULTS) & set(raw):
         raw = {**raw, **V2_GEOMETRY_DEFAULTS}      # a geometry from before chips
+    if version <= 3 and isinstance(raw, dict) and not set(V3_GEOMETRY_DEFAULTS) & set(raw):
+        raw = {**raw, **V3_GEOMETRY_DEFAULTS}      # a geometry from before periodic reset
     if not isinstance(raw, dict) or sorted(raw) != sorted(names):
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise _fail(where, f"metadata geometry {keys!r} does not have exactly the fields "
@@ -158,6 +164,8 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
 
 def _check_hex_geometry(where, recorded, geometry: CoreGeometry) -> None:
     wanted = dataclasses.asdict(geometry)
+    if isinstance(recorded, dict) and not set(V3_GEOMETRY_DEFAULTS) & set(recorded):
+        recorded = {**recorded, **V3_GEOMETRY_DEFAULTS}   # a manifest from before reset_bits
     if recorded != wanted:
         diff = {k: (recorded.get(k) if isinstance(recorded, dict) else None, v)
                 for k, v in wanted.items()
@@ -331,8 +339,8 @@ def _read_header(where, f, size: int) -> tuple[bytes, int, int]:
     return head + f.read(meta_len), meta_len, version
 
 
-def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
-    """Read and check an image file; return (metadata, validated config).
+def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig, int]:
+    """Read and check an image file; return (metadata, validated config, format version).
 
     The header is read first and the metadata length is bounded, so no file is read whole
     before it is known to be an image of a plausible size.
@@ -364,7 +372,7 @@ def _read_image(path: str | os.PathLike) -> tuple[dict, CoreConfig]:
                           offset=offset).astype(np.uint64)
         _check_word_widths(where, mem.name, w, mem.layout.size)
         words[mem.name] = w
-    return meta, _build_config(where, geometry, words)
+    return meta, _build_config(where, geometry, words), version
 
 
 def load_config(path: str | os.PathLike) -> CoreConfig:
@@ -404,7 +412,7 @@ def load_program(path: str | os.PathLike) -> QuartzProgram:
     :data:`UNSTORED_PROGRAM_FIELDS` take their defaults).  Every program field is checked
     against the configuration and geometry (:func:`~neurocore.sw.program_fields.decode_program`)."""
     where = str(path)
-    meta, config = _read_image(path)
+    meta, config, version = _read_image(path)
     stored = meta.get("program")
     if not isinstance(stored, dict):
         raise _fail(where, f"image holds no program metadata (program = {stored!r}); it was "
@@ -420,7 +428,7 @@ def load_program(path: str | os.PathLike) -> QuartzProgram:
     except ProgramFieldError as e:
         raise _fail(where, str(e)) from None
     if "chip" in meta:
-        values.update(_chip_from_metadata(where, meta["chip"], config))
+        values.update(_chip_from_metadata(where, meta["chip"], config, version))
     return QuartzProgram(config=config, **values)
 
 
@@ -436,7 +444,7 @@ def chip_metadata(program: QuartzProgram) -> dict | None:
             "core_of": part.core_of, "load": program.chip_load}
 
 
-def _chip_from_metadata(where, raw, config: CoreConfig) -> dict:
+def _chip_from_metadata(where, raw, config: CoreConfig, version: int = FORMAT_VERSION) -> dict:
     """``partition`` and ``chip_load`` from a ``chip`` section, checked by building every core
     (:func:`~neurocore.golden.chip.build_chip`)."""
     from ..golden.chip import Partition, build_chip
@@ -449,7 +457,7 @@ def _chip_from_metadata(where, raw, config: CoreConfig) -> dict:
     if not isinstance(geo, dict) or sorted(geo) != ["core", "mesh", "n_cores", "name"]:
         raise _fail(where, f"chip geometry {geo!r:.80} does not have exactly the keys "
                            "['core', 'mesh', 'n_cores', 'name']")
-    core = _geometry_from_metadata(where, geo["core"])
+    core = _geometry_from_metadata(where, geo["core"], version)
     core_of = raw["core_of"]
     if (not isinstance(core_of, list) or len(core_of) != config.geometry.n_compartments
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in core_of)):

@@ -137,11 +137,25 @@ def decode_program(stored: dict, config: CoreConfig) -> dict:
     notes = stored.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ProgramFieldError("notes", f"{_show(notes)} is not a list of strings")
-    return dict(t_max=t_max, input_shape=shape,
+    stream = _stream(stored, g, windows)
+    return dict(t_max=t_max, input_shape=shape, **stream,
                 input_max=input_max,
                 input_axons=input_axons, clock_axons=clock_axons, clock_steps=clock_steps,
                 n_outputs=n_outputs, layers=layers, notes=list(notes), neuron_ids=neuron_ids,
                 **windows)
+
+
+def _stream(stored: dict, g, windows: dict) -> dict:
+    """``stream_period`` and ``stream_readout`` (absent before format 4: 0, unpipelined): a
+    period the profiles' reset fields can hold, and a readout from which the output window up
+    to ``n_steps`` fits one period."""
+    period = _int("stream_period", stored.get("stream_period", 0), 0, g.max_reset_interval)
+    readout = _int("stream_readout", stored.get("stream_readout", 0), 0,
+                   windows["n_steps"] - 1 if period else 0)
+    if period and windows["n_steps"] - readout > period:
+        raise ProgramFieldError("stream_readout", f"{readout} leaves {windows['n_steps'] - readout} "
+                                f"output steps, more than stream_period {period}")
+    return dict(stream_period=period, stream_readout=readout)
 
 
 def _windows(stored: dict, t_max: int, layers: list[LayerReport]) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from neurocore.golden.network import CONFIG_MEMORIES, config_memory_names
 from neurocore.golden.core import GoldenCore
-from neurocore.golden.random_networks import random_conv_network, random_network
+from neurocore.golden.random_networks import random_conv_network, random_network, with_random_resets
 from neurocore.spec.geometry import CoreGeometry
 from neurocore.spec.words import memories, pack
 from neurocore.sw.compiler import LayerReport
@@ -74,7 +74,7 @@ def test_config_round_trip(tmp_path, config):
 def test_file_layout_matches_the_documented_byte_table(image, config):
     _, data = image
     magic, version, meta, payload, digest = split(data)
-    assert (magic, version) == (DOC_MAGIC, 3)
+    assert (magic, version) == (DOC_MAGIC, 4)
     assert digest == hashlib.sha256(data[:-DOC_DIGEST_BYTES]).digest()
     assert meta["geometry"] == dataclasses.asdict(config.geometry)
     assert "program" not in meta
@@ -156,7 +156,7 @@ def test_conv_config_round_trip(tmp_path, seed):
     assert config.summary()["conv_descriptors_used"] >= 2
     path = save_config(tmp_path / "conv.ncimg", config)
     _, version, meta, _, _ = split(path.read_bytes())
-    assert version == FORMAT_VERSION == 3
+    assert version == FORMAT_VERSION == 4
     entries = {m["name"]: m for m in meta["memories"]}
     mems = memories(config.geometry)
     assert entries["conv"]["depth"] == config.geometry.n_conv
@@ -229,6 +229,30 @@ def test_version_2_images_are_read_as_one_core(tmp_path, seed):
              "does not have exactly the fields")
 
 
+def test_version_3_images_are_read_without_reset(tmp_path, seed):
+    """A version-3 image (before periodic reset, spec §11: no reset_bits) is read with
+    reset_bits = 0, word for word; a version-4 image without it is the usual geometry error.
+    A version-4 image with reset fields keeps them."""
+    config = random_conv_network(seed, "small", steps=12).config
+    path = save_config(tmp_path / "v4.ncimg", config)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    assert meta["geometry"]["reset_bits"] == 0
+    del meta["geometry"]["reset_bits"]
+    old = tmp_path / "v3.ncimg"
+    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=3))
+    loaded = load_config(old)
+    assert loaded.geometry == config.geometry
+    assert_same_config(config, loaded)
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
+             "does not have exactly the fields")
+    g = CoreGeometry.preset("small").replace(reset_bits=5)
+    net = with_random_resets(random_network(seed, g, steps=12), np.random.default_rng(seed),
+                             max_interval=g.max_reset_interval)
+    back = load_config(save_config(tmp_path / "reset.ncimg", net.config))
+    assert back.geometry.reset_bits == 5
+    assert_same_config(net.config, back)
+
+
 # ---- rejections ----------------------------------------------------------------------
 def test_image_format_error_is_a_value_error():
     assert issubclass(ImageFormatError, ValueError)
@@ -244,7 +268,7 @@ def test_unsupported_version(image):
     path, data = image
     bad = bytearray(data)
     struct.pack_into("<I", bad, 8, 7)
-    rejected(path, bytes(bad), "format version 7; this build reads versions 1, 2, 3")
+    rejected(path, bytes(bad), "format version 7; this build reads versions 1, 2, 3, 4")
 
 
 @pytest.mark.parametrize("where", ["empty", "in magic", "in header", "in metadata",
@@ -391,6 +415,18 @@ def test_hex_rejects_a_bad_line_even_with_a_matching_checksum(tmp_path, config):
     with pytest.raises(ImageFormatError, match=f"line 3 '{lines[2]}'") as err:
         read_hex(tmp_path, config.geometry)
     assert str(hexfile) in str(err.value)
+
+
+def test_hex_manifest_from_before_reset_bits_is_read(tmp_path, config):
+    """A manifest written before the periodic reset (no reset_bits) reads as reset_bits = 0;
+    against a geometry with reset fields it is another geometry."""
+    path = write_hex(tmp_path, config)
+    manifest = json.loads(path.read_text())
+    del manifest["geometry"]["reset_bits"]
+    path.write_text(json.dumps(manifest))
+    assert_same_config(config, read_hex(tmp_path, config.geometry))
+    with pytest.raises(ImageFormatError, match=r"'reset_bits': \(0, 4\)"):
+        read_hex(tmp_path, config.geometry.replace(reset_bits=4))
 
 
 def test_hex_rejects_another_geometry(tmp_path, config):

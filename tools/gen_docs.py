@@ -7,7 +7,7 @@ from pathlib import Path
 
 from neurocore.bench.report import update_doc_section
 from neurocore.spec.geometry import CHIP_PRESETS, CoreGeometry
-from neurocore.spec.words import markdown_tables
+from neurocore.spec.words import WORD_LIMIT_BITS, markdown_tables, profile_layout
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "spec.md"
@@ -16,11 +16,23 @@ SPEC_PRESET = "small"
 SPEC_CHIP = "ulx3s"
 
 
+def spec_reset_geometry() -> CoreGeometry:
+    """The geometry of the example profile word with periodic reset (spec §11): the preset
+    with the widest reset fields its 64-bit profile word has room for."""
+    g = CoreGeometry.preset(SPEC_PRESET)
+    spare = (WORD_LIMIT_BITS - profile_layout(g).size) // 2
+    return g.replace(name=f"{g.name}-reset", reset_bits=spare)
+
+
 def word_tables() -> str:
     chip = CHIP_PRESETS[SPEC_CHIP]
+    reset = spec_reset_geometry()
     return (markdown_tables(CoreGeometry.preset(SPEC_PRESET)) + "\n"
             + markdown_tables(chip.core, only=("routes",),
-                              title=f" on a core of chip `{chip.name}` ({chip.n_cores} cores)"))
+                              title=f" on a core of chip `{chip.name}` ({chip.n_cores} cores)")
+            + "\n" + markdown_tables(reset, only=("profiles",),
+                                     title=f" with periodic reset (`reset_bits` = "
+                                           f"{reset.reset_bits})"))
 
 
 def main() -> None:
