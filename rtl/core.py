@@ -24,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..spec.geometry import CoreGeometry, bits_for
+from ..spec.geometry import ConfigError, CoreGeometry, bits_for
 from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
 from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
@@ -103,6 +103,11 @@ class Neurocore(wiring.Component):
                                  and 0 <= index < max(geometry.n_cores, 1)):
             problems.append(ValueError(f"index must be a core index below n_cores="
                                        f"{geometry.n_cores}, not {index!r}"))
+        if not problems and geometry.reset_bits:
+            problems.append(ConfigError(
+                f"geometry {geometry.name!r} has reset_bits={geometry.reset_bits}: the RTL "
+                "core does not implement the periodic reset yet (docs/spec.md §11), so it "
+                "would not reset; build it with reset_bits=0"))
         if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
             problems.append(ValueError(f"flit_depth must be a positive integer, not "
                                        f"{flit_depth!r}"))

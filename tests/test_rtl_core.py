@@ -420,3 +420,10 @@ def test_compartments_beyond_n_active_are_never_updated():
 def test_lane_geometry_errors(changes, match):
     with pytest.raises(ConfigError, match=match):
         TINY.replace(**changes)
+
+
+def test_core_refuses_a_geometry_with_periodic_reset():
+    """The RTL has no periodic reset yet (spec §11): a core that would ignore the profile's
+    reset fields is refused, not built."""
+    with pytest.raises(ConfigError, match="reset_bits=4.*does not implement the periodic reset"):
+        Neurocore(TINY.replace(reset_bits=4))
