@@ -212,39 +212,33 @@ def test_conv_fields_missing_from_a_version_2_image(tmp_path, seed):
              "does not have exactly the fields")
 
 
-def test_version_2_images_are_read_as_one_core(tmp_path, seed):
-    """A version-2 image (before chips: no n_cores) is read with n_cores = 1, word for word;
-    a version-3 image without n_cores is the usual geometry error."""
+def _reads_without(tmp_path, seed, field: str, version: int):
+    """An image of ``version`` (written before geometry ``field`` existed) reads with the
+    field's default, word for word; a current image without the field is the usual geometry
+    error."""
     config = random_conv_network(seed, "small", steps=12).config
-    path = save_config(tmp_path / "v3.ncimg", config)
+    path = save_config(tmp_path / "current.ncimg", config)
     _, _, meta, payload, _ = split(path.read_bytes())
-    assert meta["geometry"]["n_cores"] == 1
-    del meta["geometry"]["n_cores"]
-    old = tmp_path / "v2.ncimg"
-    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=2))
-    loaded = load_config(old)
-    assert loaded.geometry == config.geometry and loaded.geometry.n_cores == 1
-    assert_same_config(config, loaded)
-    rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
-             "does not have exactly the fields")
-
-
-def test_version_3_images_are_read_without_reset(tmp_path, seed):
-    """A version-3 image (before periodic reset, spec §11: no reset_bits) is read with
-    reset_bits = 0, word for word; a version-4 image without it is the usual geometry error.
-    A version-4 image with reset fields keeps them."""
-    config = random_conv_network(seed, "small", steps=12).config
-    path = save_config(tmp_path / "v4.ncimg", config)
-    _, _, meta, payload, _ = split(path.read_bytes())
-    assert meta["geometry"]["reset_bits"] == 0
-    del meta["geometry"]["reset_bits"]
-    old = tmp_path / "v3.ncimg"
-    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=3))
+    assert meta["geometry"][field] == getattr(CoreGeometry(name="x"), field)
+    del meta["geometry"][field]
+    old = tmp_path / f"v{version}.ncimg"
+    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=version))
     loaded = load_config(old)
     assert loaded.geometry == config.geometry
     assert_same_config(config, loaded)
     rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
              "does not have exactly the fields")
+
+
+def test_version_2_images_are_read_as_one_core(tmp_path, seed):
+    """A version-2 image (before chips: no n_cores) is read with n_cores = 1."""
+    _reads_without(tmp_path, seed, "n_cores", 2)
+
+
+def test_version_3_images_are_read_without_reset(tmp_path, seed):
+    """A version-3 image (before periodic reset, spec §11: no reset_bits) is read with
+    reset_bits = 0; a version-4 image with reset fields keeps them."""
+    _reads_without(tmp_path, seed, "reset_bits", 3)
     g = CoreGeometry.preset("small").replace(reset_bits=5)
     net = with_random_resets(random_network(seed, g, steps=12), np.random.default_rng(seed),
                              max_interval=g.max_reset_interval)

@@ -47,15 +47,22 @@ def pipelined_digits(digits_program_t16, digits):
     return program, from_model(model, T, digits.x_train, pipelined=True)
 
 
+def _compare_streams(ref_prog, pip, x, label: str) -> tuple[int, int, dict]:
+    """Images ``x`` one at a time on ``ref_prog`` and as a stream on ``pip``: the same
+    predictions image by image; prints and returns (steps per image, stream period, the
+    stream's result)."""
+    got = pip.run_stream(x, streams=STREAMS)
+    _same_per_image(_unpipelined(ref_prog, x), got, label)
+    P, n = pip.stream_period, ref_prog.n_steps
+    print(f"{label}, {len(x)} images: {n} steps per image unpipelined, {P} pipelined "
+          f"({n / P:.2f}x)")
+    return n, P, got
+
+
 def test_digits_cnn_pipelined_equals_unpipelined(pipelined_digits, digits):
     ref_prog, pip = pipelined_digits
     x = digits.x_test
-    ref = _unpipelined(ref_prog, x)
-    got = pip.run_stream(x, streams=STREAMS)
-    _same_per_image(ref, got, "digits CNN")
-    P, n = pip.stream_period, ref_prog.n_steps
-    print(f"digits CNN, {len(x)} images: {n} steps per image unpipelined, {P} pipelined "
-          f"({n / P:.2f}x)")
+    n, P, got = _compare_streams(ref_prog, pip, x, "digits CNN")
     assert pip.n_steps == n and P < n
     assert f"{n} steps per inference, pipelined: a new image every {P} steps" in pip.fit_report()
     assert "pipelined" not in ref_prog.fit_report()
@@ -138,12 +145,7 @@ def test_mnist_convnet_pipelined_equals_unpipelined(model_cache):
     pip = from_model(model, T, data.x_train, pipelined=True)
     x = torch.cat([data.x_test, data.x_train])[:CONVNET_IMAGES]
     assert len(x) == CONVNET_IMAGES, f"only {len(x)} images available"
-    ref = _unpipelined(ref_prog, x)
-    got = pip.run_stream(x, streams=STREAMS)
-    _same_per_image(ref, got, "MNIST-shaped ConvNet")
-    P, n = pip.stream_period, ref_prog.n_steps
-    print(f"MNIST-shaped ConvNet, {len(x)} images: {n} steps per image unpipelined, {P} "
-          f"pipelined ({n / P:.2f}x)")
+    n, P, _ = _compare_streams(ref_prog, pip, x, "MNIST-shaped ConvNet")
     assert P < n
 
 
