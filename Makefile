@@ -72,6 +72,10 @@ bench: install  ## golden vs Lava throughput, golden torch vs NumPy backend (ben
 bench-conv: install  ## paper ConvNet synapse-side words and BRAMs, dense vs conv descriptors (docs/performance.md)
 	$(BIN)/python -m neurocore.bench.conv_words --update-docs
 
+.PHONY: bench-pipeline
+bench-pipeline: install  ## pipelined vs one-image-at-a-time steps per image, digits CNN and MNIST-shaped ConvNet (docs/performance.md)
+	$(BIN)/python -m neurocore.bench.pipeline --update-docs
+
 .PHONY: bench-rtl
 bench-rtl: install  ## RTL throughput on the digits CNN in Verilator (SOP/cycle, cycles/inference, cycles/s)
 	$(BIN)/python -m neurocore.bench.rtl_perf --update-docs

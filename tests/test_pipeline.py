@@ -165,3 +165,13 @@ def test_pipelined_stream_on_lava_matches_golden(pipelined_digits, digits):
     assert msg is None, msg
     _same_per_image(_unpipelined(ref_prog, x), pip.decode_stream(lava.outputs, len(x)),
                     "digits CNN on Lava")
+
+
+def test_pipeline_bench_reports_identical_predictions_and_the_gain(model_cache, digits_cnn):
+    """bench/pipeline.py (``make bench-pipeline``) on a few digits images: the row it writes
+    comes from a run in which both programs agree, and the gain is the step ratio."""
+    from neurocore.bench.pipeline import markdown, measure
+    r = measure("digits_cnn", images=12, cache=model_cache)
+    assert r["identical"] and r["images"] == 12
+    assert r["gain"] == r["steps_unpipelined"] / r["stream_period"] > 1
+    assert "identical pipelined and unpipelined: **yes**" in markdown([r])
