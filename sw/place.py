@@ -4,9 +4,10 @@
 goes whole onto the core of the previous stage when it fits there (its input spikes then stay
 inside the core), else it is split — a conv stage (its outputs a conv descriptor's group) by
 whole output channels, so each core keeps one descriptor over its channels, any other stage
-by runs of neurons — and each piece goes to the core with room that already holds most of its
-input axons (each axon it lacks is one more copy, and one more flit per spike), ties to the
-previous piece's core, then to the lowest index.  A stage's clock compartments travel with
+by runs of neurons, each sized to the room left after the previous one is placed — and each
+piece goes to the core with room that already holds most of its input axons (each axon it
+lacks is one more copy, and one more flit per spike), ties to the previous piece's core, then
+to the lowest index.  A stage's clock compartments travel with
 it.  Room is counted in compartments, synapse words (dense lists plus the kernel columns of
 the channels), conv descriptors, axons, profiles and a static SOP estimate (balanced across
 cores when the pieces allow; :func:`place`).  A piece that fits no core raises
@@ -157,14 +158,17 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
         if fits(current, whole):
             put(current, whole)
             continue
-        if split is None:   # runs of neurons as large as the room of each core allows
-            split = _runs(ids, lambda k, part: fits(k, part), order(current))
-        for part in split:
-            k = next((k for k in order(current, part) if fits(k, part)), None)
-            if k is None:
+        if split is None:   # runs of neurons as large as the room left on a core allows
+            current = _place_runs(ids, fits, put, order, current)
+            if current is None:
                 raise _overflow(chip, name, costs, live)
-            put(k, part)
-            current = k
+        else:
+            for part in split:
+                k = next((k for k in order(current, part) if fits(k, part)), None)
+                if k is None:
+                    raise _overflow(chip, name, costs, live)
+                put(k, part)
+                current = k
         if extra.size:
             k = next((k for k in order(current, extra) if fits(k, extra)), None)
             if k is None:
@@ -177,12 +181,15 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
     return Partition(chip=chip, core_of=core_of)
 
 
-def _runs(ids, fits, cores) -> list:
-    """Split ``ids`` into runs, each as long as fits one core (binary search per run)."""
-    runs, start = [], 0
+def _place_runs(ids, fits, put, order, current):
+    """Place ``ids`` in runs of neurons, each sized after the previous one is placed: as long
+    as fits the first core of ``order(current)`` with room (binary search), then put on the
+    first core of ``order(current, run)`` it fits.  Returns the last core used, or None when
+    the next neuron fits no core (the caller names the stage)."""
+    start = 0
     while start < ids.size:
         best = 0
-        for k in cores:
+        for k in order(current):
             lo, hi = 0, ids.size - start
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -190,15 +197,16 @@ def _runs(ids, fits, cores) -> list:
                     lo = mid
                 else:
                     hi = mid - 1
-            best = max(best, lo)
-            if best:
+            if lo:
+                best = lo
                 break
         if best == 0:
-            runs.append(ids[start:start + 1])   # fits nowhere: place() names the stage
-            break
-        runs.append(ids[start:start + best])
+            return None
+        run = ids[start:start + best]
+        current = next(k for k in order(current, run) if fits(k, run))
+        put(current, run)
         start += best
-    return runs
+    return current
 
 
 def _overflow(chip, name, costs, live) -> MappingError:

@@ -156,3 +156,26 @@ def test_placement_balances_sops_when_the_pieces_allow():
     sops = np.array(p.chip_load["sops"])
     assert p.partition.cores_used() == 4
     assert sops.max() <= SOP_SLACKS[0] * sops.sum() / 4 * 1.05, sops   # measured ≈ static
+
+
+def test_split_stage_runs_are_sized_after_each_piece_is_placed():
+    """Core 0 has room for 50 neurons, cores 1 and 2 for 30 each: a stage of 100 goes in
+    runs of 50, 30 and 20 (sized on the room left, not all as large as the first core's)."""
+    from neurocore.sw.place import _place_runs
+    free = [50, 30, 30]
+    placed = []
+
+    def fits(k, ids):
+        return ids.size <= free[k]
+
+    def put(k, ids):
+        free[k] -= ids.size
+        placed.append((k, ids.size))
+
+    def order(prev, ids=None):
+        return [prev] + [k for k in range(3) if k != prev]
+
+    last = _place_runs(np.arange(100), fits, put, order, 0)
+    assert placed == [(0, 50), (1, 30), (2, 20)] and last == 2 and free == [0, 0, 10]
+    assert _place_runs(np.arange(11), fits, put, order, 2) is None   # 10 left: refused
+
