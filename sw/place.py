@@ -9,7 +9,9 @@ piece goes to the core with room that already holds most of its input axons (eac
 lacks is one more copy, and one more flit per spike), ties to the previous piece's core, then
 to the lowest index.  A stage's clock compartments travel with
 it.  Room is counted in compartments, synapse words (dense lists plus the kernel columns of
-the channels), conv descriptors, axons, profiles and a static SOP estimate (balanced across
+the channels), conv descriptors, axons, profiles, route words (an AXON route is one word per
+core holding a copy of its axon, so each copy adds words to the cores of its sources, and
+no list may pass ``max_routes``) and a static SOP estimate (balanced across
 cores when the pieces allow; :func:`place`).  A piece that fits no core raises
 :class:`MappingError` naming the stage and how much the chip lacks.
 
@@ -26,6 +28,7 @@ from ..golden.chip import ChipConfig, Partition
 from ..golden.conv import conv_connections, scatter
 from ..golden.core import GoldenCore
 from ..spec.geometry import ChipGeometry
+from ..spec.words import RouteKind
 from .compiler import MappingError, QuartzProgram
 
 __all__ = ["place", "chip_load", "SOP_SLACKS"]
@@ -60,6 +63,15 @@ class _Costs:
         #: static SOP estimate: (axon, target) pairs into each compartment (a Quartz axon
         #: carries about one spike per image)
         self.sops = np.bincount(t, minlength=n).astype(np.int64)
+        #: route words: OUTPUT routes per compartment, and AXON routes (compartment, axon),
+        #: each one word per core holding a copy of the axon
+        cx, kind, target, _ = config.route_list()
+        out = kind == RouteKind.OUTPUT.value
+        self.out_routes = np.bincount(cx[out], minlength=n).astype(np.int64)
+        self.axon_routes = scipy.sparse.csr_matrix(
+            (np.ones(int((~out).sum()), dtype=np.int64), (cx[~out], target[~out])),
+            shape=(n, g.n_axons))
+        self.axon_routes_csc = self.axon_routes.tocsc()
 
     def piece(self, ids: np.ndarray) -> tuple[int, int, set, np.ndarray]:
         """(compartments, words, descriptors, axons) of a piece."""
@@ -119,22 +131,52 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
     core_of = np.full(g.n_compartments, -1, dtype=np.int64)
     used_cx = np.zeros(chip.n_cores, dtype=np.int64)
     used_w = np.zeros(chip.n_cores, dtype=np.int64)
+    used_r = np.zeros(chip.n_cores, dtype=np.int64)
     descs = [set() for _ in range(chip.n_cores)]
     profiles = [set() for _ in range(chip.n_cores)]
     profile_of = config.mem["compartments"]["profile"]
     axons = [np.zeros(g.n_axons, dtype=bool) for _ in range(chip.n_cores)]
+    holders = np.zeros(g.n_axons, dtype=np.int64)   # cores holding a copy of each axon
+
+    def route_words(k, ids, a):
+        """(route words each core holds after putting ``ids`` on ``k``, the longest route
+        list among the compartments that change): an AXON route to logical axon ``a`` is one
+        word per core that holds a copy of ``a`` (golden/chip.py ``_add_routes``), so a new
+        copy adds a word to every placed compartment that routes to it."""
+        new = a[~axons[k][a]]
+        after = holders.copy()
+        after[new] += 1
+        own = costs.out_routes[ids] + costs.axon_routes[ids] @ after
+        words = used_r.copy()
+        words[k] += int(own.sum())
+        longest = int(own.max(initial=0))
+        if new.size:
+            delta = np.asarray(costs.axon_routes_csc[:, new].sum(axis=1)).ravel()
+            hit = np.flatnonzero((delta > 0) & (core_of >= 0))
+            if hit.size:
+                words += np.bincount(core_of[hit], weights=delta[hit],
+                                     minlength=chip.n_cores).astype(np.int64)
+                longest = max(longest, int((costs.out_routes[hit]
+                                            + costs.axon_routes[hit] @ after).max()))
+        return words, longest
 
     def fits(k, ids):
         n, w, d, a = costs.piece(ids)
         new_axons = int((~axons[k][a]).sum())
-        return (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
+        if not (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
                 and used_sops[k] + int(costs.sops[ids].sum()) <= sop_cap
                 and len(descs[k] | d) <= cg.n_conv
                 and len(profiles[k] | set(profile_of[ids].tolist())) <= cg.n_profiles
-                and int(axons[k].sum()) + new_axons <= cg.n_axons)
+                and int(axons[k].sum()) + new_axons <= cg.n_axons):
+            return False
+        words, longest = route_words(k, ids, a)
+        return bool((words <= cg.n_routes).all()) and longest <= cg.max_routes
 
     def put(k, ids):
         n, w, d, a = costs.piece(ids)
+        words, _ = route_words(k, ids, a)
+        used_r[:] = words
+        holders[a[~axons[k][a]]] += 1
         core_of[ids] = k
         used_cx[k] += n
         used_w[k] += w
@@ -221,7 +263,7 @@ def _overflow(chip, name, costs, live) -> MappingError:
         short.append(f"{need_w - cap_w} synapse words")
     by = (f"short by {' and '.join(short)}" if short else
           "the totals fit, but the pieces do not pack into the cores' compartments, words, "
-          "descriptors and axons")
+          "descriptors, axons and route words")
     return MappingError(
         f"{name} overflows chip {chip.name!r}: the network needs {need_cx} compartments and "
         f"{need_w} synapse words, the chip's {chip.n_cores} cores hold {cap_cx} and {cap_w} "

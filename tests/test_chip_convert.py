@@ -179,3 +179,24 @@ def test_split_stage_runs_are_sized_after_each_piece_is_placed():
     assert placed == [(0, 50), (1, 30), (2, 20)] and last == 2 and free == [0, 0, 10]
     assert _place_runs(np.arange(11), fits, put, order, 2) is None   # 10 left: refused
 
+
+def _route_tight_chip(n_routes: int) -> ChipGeometry:
+    core = CHIP_PRESETS["chip-test"].core.replace(name="route-tight-core", n_routes=n_routes)
+    return ChipGeometry(name="route-tight", n_cores=4, mesh=(2, 2), core=core)
+
+
+def test_placement_counts_route_words():
+    """Copied axons multiply route words (one per core holding a copy): placement counts
+    them, so a chip with few route words still takes the MLP (it packs differently) and one
+    with too few names the layer instead of failing in build_chip."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 30), nn.ReLU(),
+                          nn.Linear(30, 10)).eval()
+    x = torch.rand(16, 16)
+    p = from_model(model, 8, x, geometry=_route_tight_chip(144))
+    used = [c.summary()["routes_used"] for c in p.chip_config().cores]
+    assert max(used) <= 144, used
+    with pytest.raises(MappingError) as e:
+        from_model(model, 8, x, geometry=_route_tight_chip(64))
+    msg = str(e.value)
+    assert "model[2] (Linear) overflows chip 'route-tight'" in msg and "route words" in msg, msg
