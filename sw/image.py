@@ -468,7 +468,7 @@ def _chip_from_metadata(where, raw, config: CoreConfig, version: int = FORMAT_VE
                             mesh=tuple(geo["mesh"]))
         part = Partition(chip=chip, core_of=np.asarray(core_of, dtype=np.int64))
         build_chip(config, part)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError) as e:
         raise _fail(where, f"chip section is invalid: {e}") from None
     if not isinstance(raw["load"], dict):
         raise _fail(where, f"chip load {raw['load']!r:.60} is not an object")

@@ -147,3 +147,18 @@ def test_chip_geometry_checks_its_cores():
         ChipGeometry(name="x", core=core.replace(n_cores=4), n_cores=4, mesh=(3, 1))
     chip = CHIP_PRESETS["chip-test"]
     assert chip.hops(0, 3) == 2 and chip.hops(1, 1) == 0
+
+
+def test_chip_core_with_reset_fields_takes_a_network_without_them(seed):
+    """A chip core with reset_bits > 0 holds a logical network without reset fields: its
+    reset fields stay 0 (no periodic reset) and the chip equals one core."""
+    net = random_network(seed, batch=2)
+    chip = chip_for(net.config, 2)
+    chip = ChipGeometry(name=chip.name, core=chip.core.replace(reset_bits=4), n_cores=2,
+                        mesh=chip.mesh)
+    part = Partition(chip, np.random.default_rng(seed).integers(0, 2, net.config.geometry.n_compartments))
+    cfg = build_chip(net.config, part)
+    assert all(not c.mem["profiles"]["reset_interval"].any() for c in cfg.cores)
+    ref = GoldenCore(net.config).run(net.inputs, record=("u", "v"))
+    assert_same(GoldenChip(cfg).run(net.inputs, record=("u", "v")), ref,
+                f"NEUROCORE_SEED={seed}")
