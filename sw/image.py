@@ -164,8 +164,9 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
 
 def _check_hex_geometry(where, recorded, geometry: CoreGeometry) -> None:
     wanted = dataclasses.asdict(geometry)
-    if isinstance(recorded, dict) and not set(V3_GEOMETRY_DEFAULTS) & set(recorded):
-        recorded = {**recorded, **V3_GEOMETRY_DEFAULTS}   # a manifest from before reset_bits
+    for defaults in (V2_GEOMETRY_DEFAULTS, V3_GEOMETRY_DEFAULTS):
+        if isinstance(recorded, dict) and not set(defaults) & set(recorded):
+            recorded = {**recorded, **defaults}   # a manifest from before n_cores / reset_bits
     if recorded != wanted:
         diff = {k: (recorded.get(k) if isinstance(recorded, dict) else None, v)
                 for k, v in wanted.items()

@@ -423,6 +423,15 @@ def test_hex_manifest_from_before_reset_bits_is_read(tmp_path, config):
         read_hex(tmp_path, config.geometry.replace(reset_bits=4))
 
 
+def test_hex_manifest_from_before_n_cores_is_read(tmp_path, config):
+    """A manifest written before chips (no n_cores, no reset_bits) reads as one core."""
+    path = write_hex(tmp_path, config)
+    manifest = json.loads(path.read_text())
+    del manifest["geometry"]["n_cores"], manifest["geometry"]["reset_bits"]
+    path.write_text(json.dumps(manifest))
+    assert_same_config(config, read_hex(tmp_path, config.geometry))
+
+
 def test_hex_rejects_another_geometry(tmp_path, config):
     write_hex(tmp_path, config)
     other = config.geometry.replace(n_routes=2048)
