@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -471,9 +472,33 @@ def _chip_from_metadata(where, raw, config: CoreConfig, version: int = FORMAT_VE
         build_chip(config, part)
     except (TypeError, ValueError, KeyError) as e:
         raise _fail(where, f"chip section is invalid: {e}") from None
-    if not isinstance(raw["load"], dict):
-        raise _fail(where, f"chip load {raw['load']!r:.60} is not an object")
+    _check_chip_load(where, raw["load"], chip.n_cores)
     return {"partition": part, "chip_load": raw["load"]}
+
+
+#: Keys of a chip section's ``load`` (:func:`~neurocore.sw.place.chip_load`): all or none.
+CHIP_LOAD_KEYS = ("flits", "hops", "images", "sops")
+
+
+def _check_chip_load(where, load, n_cores: int) -> None:
+    """A chip ``load``: empty (no calibration run), or ``images`` (a count) and ``sops``,
+    ``flits`` and ``hops``, each ``n_cores`` numbers."""
+    if not isinstance(load, dict):
+        raise _fail(where, f"chip load {load!r:.60} is not an object")
+    if not load:
+        return
+    if sorted(load) != list(CHIP_LOAD_KEYS):
+        raise _fail(where, f"chip load has the keys {sorted(load)}, not {list(CHIP_LOAD_KEYS)}")
+    images = load["images"]
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        raise _fail(where, f"chip load images {images!r:.40} is not a positive integer")
+    for key in ("sops", "flits", "hops"):
+        v = load[key]
+        if (not isinstance(v, list) or len(v) != n_cores
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) and x >= 0 for x in v)):
+            raise _fail(where, f"chip load {key} {v!r:.60} is not {n_cores} non-negative "
+                               f"numbers (one per core of the chip)")
 
 
 # ---- $readmemh export ------------------------------------------------------------------

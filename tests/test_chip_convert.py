@@ -200,3 +200,26 @@ def test_placement_counts_route_words():
         from_model(model, 8, x, geometry=_route_tight_chip(64))
     msg = str(e.value)
     assert "model[2] (Linear) overflows chip 'route-tight'" in msg and "route words" in msg, msg
+
+
+def test_chip_load_section_is_checked(tmp_path):
+    """The chip section's load: every key, and one number per core, or the loader names the
+    bad value (was: a KeyError in fit_report, lists of any length)."""
+    import json
+    from image_helpers import reseal, split
+    from neurocore.sw.image import ImageFormatError
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry=CHIP_PRESETS["chip-test"])
+    path = save_program(tmp_path / "chip.ncimg", p)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    bad = [(lambda ld: ld.pop("images"), r"keys \['flits', 'hops', 'sops'\]"),
+           (lambda ld: ld["sops"].pop(), "chip load sops .* is not 4 non-negative numbers"),
+           (lambda ld: ld.__setitem__("flits", "x"), "chip load flits 'x' is not 4"),
+           (lambda ld: ld.__setitem__("images", True), "chip load images True")]
+    for edit, pattern in bad:
+        m = json.loads(json.dumps(meta))
+        edit(m["chip"]["load"])
+        path.write_bytes(reseal(json.dumps(m).encode(), payload))
+        with pytest.raises(ImageFormatError, match=pattern):
+            load_program(path)
