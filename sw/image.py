@@ -1,6 +1,6 @@
 """Core images: every configuration memory of one neurocore in one checksummed file.
 
-An image file (format version 3, docs/image_format.md) is, in this order:
+An image file (format version 4, docs/image_format.md) is, in this order:
 
 =========  ==================  ===========================================================
 offset     size (bytes)        content
@@ -33,6 +33,14 @@ Version 3 came with chips (docs/spec.md §10): the geometry has the field ``n_co
 every image of one core: its words are version 2's), and a program spread over a chip has the
 metadata key ``chip`` (:data:`CHIP_PROGRAM_FIELDS`): the chip geometry, the core of every
 compartment and the load estimate.  Version 1 and 2 images are read with ``n_cores = 1``.
+
+Version 4 came with the periodic reset (docs/spec.md §11): the geometry has the field
+``reset_bits`` (0 for a core without periodic reset: its words are version 3's), and with
+``reset_bits > 0`` the ``profiles`` words have the fields ``reset_interval`` and
+``reset_offset``.  A pipelined program stores the program fields ``stream_period`` (steps
+between images) and ``stream_readout`` (first step of an image's output window), both 0 when
+unpipelined.  Version 1–3 images are read with ``reset_bits = 0``; a hex manifest that lacks
+``n_cores`` or ``reset_bits`` is read the same way.
 
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
