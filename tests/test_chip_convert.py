@@ -11,7 +11,8 @@ from torch import nn
 from neurocore.golden.chip import GoldenChip, Partition, build_chip
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
-from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
+from neurocore.spec.geometry import (CHIP_PRESETS, ULX3S_BOARD_CORE_EBR, ULX3S_CHIP_CORE_EBR,
+                                     ULX3S_EBR, ULX3S_EBR_SPARE, ChipGeometry, CoreGeometry)
 from neurocore.sw.compiler import MappingError
 from neurocore.sw.convert import from_model
 from neurocore.sw.fit import BOARDS, blocks
@@ -19,9 +20,6 @@ from neurocore.sw.image import load_program, save_program
 from neurocore.sw.models import mnist_convnet
 from neurocore.spec.words import memories
 
-#: The EBR the ULX3S chip leaves for the UART bridge, spike buffers and router FIFOs at least
-#: (estimate; spec/geometry.py).
-ULX3S_EBR, ULX3S_EBR_SPARE = 208, 12
 
 
 def ebr_estimate(g: CoreGeometry) -> int:
@@ -43,7 +41,8 @@ def test_ulx3s_chip_preset_fits_the_ebr_budget_estimate():
     per_core = ebr_estimate(chip.core)
     print(f"ulx3s chip: {chip.n_cores} cores x {per_core} EBR (estimate); one board core "
           f"{ebr_estimate(CoreGeometry.preset('ulx3s'))}")
-    assert per_core == 28 and ebr_estimate(CoreGeometry.preset("ulx3s")) == 120
+    assert per_core == ULX3S_CHIP_CORE_EBR
+    assert ebr_estimate(CoreGeometry.preset("ulx3s")) == ULX3S_BOARD_CORE_EBR
     assert chip.n_cores * per_core <= ULX3S_EBR - ULX3S_EBR_SPARE
     assert (chip.n_cores + 1) * per_core > ULX3S_EBR
 
