@@ -23,7 +23,7 @@ from torch import nn
 from ..golden.chip import ARITHMETIC_FIELDS, build_chip
 from ..golden.conv import conv_connections
 from ..spec.geometry import CHIP_PRESETS, PRESETS, ChipGeometry, ConfigError, CoreGeometry, bits_for
-from ..spec.words import WORD_LIMIT_BITS, conv_layout, profile_layout
+from ..spec.words import WORD_LIMIT_BITS, conv_layout, spare_reset_bits
 from .compiler import MappingError, QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
@@ -62,11 +62,6 @@ def _unbounded(stages, conv: bool) -> CoreGeometry:
     syn_bits = min(spare - cx + 2, 22)  # the +2: the 2-deep memories above took 1 bit each
     n_syn = 1 << max(syn_bits, 1)
     return g.replace(n_compartments=1 << cx, n_synapses=n_syn, max_fanout=min(1 << 14, n_syn))
-
-
-def _spare_reset_bits(g: CoreGeometry) -> int:
-    """The widest reset fields a profile word of ``g`` has room for (two fields)."""
-    return (WORD_LIMIT_BITS - profile_layout(g).size) // 2
 
 
 def _pow2(n: int, floor: int = 2) -> int:
@@ -263,7 +258,7 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         try:
             provisional = _unbounded(stages, conv)
             if pipelined:
-                provisional = provisional.replace(reset_bits=_spare_reset_bits(provisional))
+                provisional = provisional.replace(reset_bits=spare_reset_bits(provisional))
             program = compile_(stages, shape, t_max, geometry or provisional,
                                input_max=input_max)
             if geometry is None:
