@@ -106,6 +106,9 @@ def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
     if isinstance(geometry, ChipGeometry):
         return None, geometry
     if isinstance(geometry, str):
+        if geometry not in PRESETS and geometry not in CHIP_PRESETS:
+            raise KeyError(f"unknown geometry {geometry!r}: core presets {sorted(PRESETS)}, "
+                           f"chip presets {sorted(CHIP_PRESETS)}")
         chip = CHIP_PRESETS.get(geometry)
         if geometry not in PRESETS and chip is not None:
             return None, chip
@@ -240,12 +243,21 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         raise ValueError(f"sample_data reaches {input_max:.4g}; Quartz encodes inputs in "
                          "(-2, 2] — scale the data first")
     input_max = max(input_max, 1e-6)
+    requested = geometry
     geometry, chip = _core_and_chip(geometry)
     conv = not dense
     compile_ = functools.partial(compile_stages, conv=conv, pipelined=pipelined)
-    if pipelined and (coding == "rate" or chip is not None):
-        raise ValueError(f"pipelined=True needs coding='quartz' on one core, not coding="
-                         f"{coding!r} with geometry {getattr(chip, 'name', geometry)!r}")
+    if pipelined and coding == "rate":
+        raise ValueError(f"pipelined=True needs coding='quartz', not coding={coding!r}")
+    if pipelined and chip is not None:
+        if isinstance(requested, str) and geometry is not None:
+            raise ValueError(
+                f"pipelined=True runs on one core, but geometry {requested!r} names a board, "
+                f"which also allows its chip {chip.name!r}: pass a core geometry with "
+                f"reset_bits (e.g. CoreGeometry.preset({requested!r}).replace(reset_bits=...)) "
+                "or geometry=None")
+        raise ValueError(f"pipelined=True runs on one core, not on chip {chip.name!r}: pass a "
+                         "core geometry with reset_bits or geometry=None")
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
         conv = False

@@ -222,3 +222,11 @@ def test_chip_load_section_is_checked(tmp_path):
         path.write_bytes(reseal(json.dumps(m).encode(), payload))
         with pytest.raises(ImageFormatError, match=pattern):
             load_program(path)
+
+
+def test_an_unknown_geometry_name_lists_core_and_chip_presets():
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    with pytest.raises(KeyError) as e:
+        from_model(model, 8, torch.rand(4, 4), geometry="ulx4s")
+    msg = str(e.value)
+    assert "unknown geometry 'ulx4s'" in msg and "'chip-test'" in msg and "'tiny'" in msg, msg

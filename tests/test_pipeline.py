@@ -134,6 +134,10 @@ def test_stream_errors(digits_program_t16, pipelined_digits, digits):
         from_model(model, T, digits.x_train, pipelined=True, geometry=g.replace(reset_bits=0))
     with pytest.raises(ValueError, match="pipelined=True needs coding='quartz'"):
         from_model(model, T, digits.x_train, pipelined=True, coding="rate")
+    with pytest.raises(ValueError, match="geometry 'ulx3s' names a board, which also allows "
+                                         "its chip 'ulx3s': pass a core geometry with "
+                                         "reset_bits"):
+        from_model(model, T, digits.x_train[:16], pipelined=True, geometry="ulx3s")
 
 
 def test_mnist_convnet_pipelined_equals_unpipelined(model_cache):
