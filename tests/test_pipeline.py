@@ -91,8 +91,8 @@ def test_pipelined_program_image_round_trip(pipelined_digits, digits, tmp_path):
 
 
 def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
-    """A loaded program's stream period must fit the reset fields and leave the output window
-    inside one period; an image without the fields (before format 4) is unpipelined."""
+    """A loaded program's stream period must fit the reset fields, equal the profiles' reset
+    interval and leave the output window inside one period."""
     import json
 
     from image_helpers import reseal, split
@@ -108,17 +108,24 @@ def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
              ({"stream_readout": pip.n_steps - pip.stream_period - 1},
               f"'stream_readout': {pip.n_steps - pip.stream_period - 1} leaves "
               f"{pip.stream_period + 1} output steps, more than stream_period "
-              f"{pip.stream_period}")]
+              f"{pip.stream_period}"),
+             ({"stream_period": pip.stream_period + 1},
+              f"'stream_period': {pip.stream_period + 1} does not match the profiles' reset "
+              f"intervals [{pip.stream_period}]")]
     for change, message in cases:
         bad = json.loads(json.dumps(meta))
         bad["program"].update(change)
         path.write_bytes(reseal(json.dumps(bad).encode(), payload))
         with pytest.raises(ImageFormatError, match=message.replace("[", r"\[")):
             load_program(path)
+    # without the fields (as before format 4) the program reads as unpipelined, which its
+    # resetting profiles contradict (a real pre-4 image has no reset fields: test_image.py)
     old = json.loads(json.dumps(meta))
     del old["program"]["stream_period"], old["program"]["stream_readout"]
     path.write_bytes(reseal(json.dumps(old).encode(), payload))
-    assert load_program(path).stream_period == 0
+    with pytest.raises(ImageFormatError, match=r"'stream_period': 0 does not match the "
+                                               rf"profiles' reset intervals \[{pip.stream_period}\]"):
+        load_program(path)
 
 
 def test_stream_errors(digits_program_t16, pipelined_digits, digits):
