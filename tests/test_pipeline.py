@@ -185,4 +185,6 @@ def test_pipeline_bench_reports_identical_predictions_and_the_gain(model_cache, 
     r = measure("digits_cnn", images=12, cache=model_cache)
     assert r["identical"] and r["images"] == 12
     assert r["gain"] == r["steps_unpipelined"] / r["stream_period"] > 1
-    assert "identical pipelined and unpipelined: **yes**" in markdown([r])
+    text = markdown([r])
+    assert "identical pipelined and unpipelined: **yes**" in text
+    assert f"the first 12 of {r['test_images']} test images of digits_cnn, 12 streams" in text, text
