@@ -15,17 +15,15 @@ import numpy as np
 import pytest
 import torch
 
+from neurocore.bench.pipeline import STREAMS, T_MAX as T
 from neurocore.golden.core import GoldenCore
 from neurocore.sw.compiler import MappingError
 from neurocore.sw.convert import from_model
 from neurocore.sw.image import load_program, save_program
 
-T = 16
 #: Images of the MNIST-shaped ConvNet compared in ``make test``; ``make pipeline-long`` runs
 #: 1000 (12 minutes on two shared cores).
 CONVNET_IMAGES = int(os.environ.get("NEUROCORE_PIPELINE_IMAGES", "100"))
-#: Independent streams (batch rows) the images are spread over; each runs back to back.
-STREAMS = 20
 
 
 def _unpipelined(program, x):
