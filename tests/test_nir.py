@@ -279,5 +279,6 @@ def test_nir_layered_offsets_compensate_timers_only():
     k, raise_by = _offsets(edges, dict(du_eff=zeros, dv=zeros, bias_mant=zeros), [[0]])
     assert (k[0], k[1], raise_by) == (1, 0, {1: 1})
     relay = dict(du_eff=np.array([0, 4096]), dv=zeros, bias_mant=zeros)
-    with pytest.raises(NirExportError, match=r"synapse -6 → 1 .* compartment 1 is not a timer"):
+    with pytest.raises(NirExportError, match=r"synapse host axon 5 → compartment 1 \(delay 0\)"
+                                             r" .* compartment 1 is not a timer"):
         _offsets(edges, relay, [[0]])
