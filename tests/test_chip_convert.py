@@ -235,3 +235,16 @@ def test_an_unknown_geometry_name_lists_core_and_chip_presets():
         from_model(model, 8, torch.rand(4, 4), geometry="ulx4s")
     msg = str(e.value)
     assert "unknown geometry 'ulx4s'" in msg and "'chip-test'" in msg and "'tiny'" in msg, msg
+
+
+def test_from_model_onto_a_chip_whose_cores_have_reset_fields(tmp_path):
+    """A chip core with reset_bits > 0 takes an unpipelined network (reset fields 0), and its
+    image reads back (was: KeyError 'reset_interval' in build_chip)."""
+    core = CHIP_PRESETS["chip-test"].core.replace(name="reset-chip-core", reset_bits=4)
+    chip = ChipGeometry(name="reset-chip", n_cores=4, mesh=(2, 2), core=core)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry=chip)
+    assert p.partition.cores_used() > 1
+    loaded = load_program(save_program(tmp_path / "reset-chip.ncimg", p))
+    assert loaded.fit_report() == p.fit_report()
