@@ -63,8 +63,9 @@ def markdown(rows: list[dict]) -> str:
     counts = sorted({r["streams"] for r in rows})
     streams = " or ".join(str(n) for n in counts) + (" stream" if counts == [1] else " streams")
     lines = [f"Command: `python -m neurocore.bench.pipeline --update-docs` (`make bench-pipeline`)"
-             f"; T={T_MAX}; golden model; {images}, {streams} side by side. Predictions and every output's first spike identical pipelined "
-             "and unpipelined: **" + ("yes" if all(r["identical"] for r in rows) else "NO")
+             f"; T={T_MAX}; golden model; {images}, {streams} side by side. Predictions and "
+             "every output's first spike identical pipelined and unpipelined: **"
+             + ("yes" if all(r["identical"] for r in rows) else "NO")
              + "**. Step counts of the golden model (the RTL has no periodic reset yet); the "
              "unpipelined figure leaves out the host's clear between images.", "",
              "| network | test images | steps per image, one at a time | steps per image, "

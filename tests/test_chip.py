@@ -163,7 +163,8 @@ def test_chip_core_with_reset_fields_takes_a_network_without_them(seed):
     chip = chip_for(net.config, 2)
     chip = ChipGeometry(name=chip.name, core=chip.core.replace(reset_bits=4), n_cores=2,
                         mesh=chip.mesh)
-    part = Partition(chip, np.random.default_rng(seed).integers(0, 2, net.config.geometry.n_compartments))
+    n = net.config.geometry.n_compartments
+    part = Partition(chip, np.random.default_rng(seed).integers(0, 2, n))
     cfg = build_chip(net.config, part)
     assert all(not c.mem["profiles"]["reset_interval"].any() for c in cfg.cores)
     ref = GoldenCore(net.config).run(net.inputs, record=("u", "v"))

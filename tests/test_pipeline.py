@@ -121,8 +121,9 @@ def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
     old = json.loads(json.dumps(meta))
     del old["program"]["stream_period"], old["program"]["stream_readout"]
     path.write_bytes(reseal(json.dumps(old).encode(), payload))
-    with pytest.raises(ImageFormatError, match=r"'stream_period': 0 does not match the "
-                                               rf"profiles' reset intervals \[{pip.stream_period}\]"):
+    with pytest.raises(ImageFormatError,
+                       match=r"'stream_period': 0 does not match the profiles' reset "
+                             rf"intervals \[{pip.stream_period}\]"):
         load_program(path)
 
 
