@@ -43,21 +43,29 @@ def measure(name: str, images: int | None = None, cache=None) -> dict:
     piped = from_model(model, T_MAX, data.x_train, pipelined=True)
     x = data.x_test if images is None else data.x_test[:images]
     ref = plain.decode(GoldenCore(plain.config).run(plain.encode(x)).outputs)
-    got = piped.run_stream(x, streams=min(STREAMS, len(x)))
+    streams = min(STREAMS, len(x))
+    got = piped.run_stream(x, streams=streams)
     same = bool(np.array_equal(ref["predicted"], got["predicted"])
                 and np.array_equal(ref["first_spike"], got["first_spike"]))
     y = data.y_test[:len(x)].numpy()
-    return {"network": name, "images": len(x), "t_max": T_MAX,
+    return {"network": name, "images": len(x), "test_images": len(data.x_test),
+            "streams": streams, "t_max": T_MAX,
             "steps_unpipelined": int(plain.n_steps), "stream_period": int(piped.stream_period),
             "gain": plain.n_steps / piped.stream_period, "identical": same,
             "accuracy": float((got["predicted"] == y).mean()) * 100}
 
 
 def markdown(rows: list[dict]) -> str:
+    every = all(r["images"] == r["test_images"] for r in rows)
+    images = ("every test image of each network" if every else
+              "the first " + ", ".join(f"{r['images']} of {r['test_images']}" for r in rows)
+              + " test images of " + ", ".join(r["network"] for r in rows))
+    counts = sorted({r["streams"] for r in rows})
+    streams = " or ".join(str(n) for n in counts) + (" stream" if counts == [1] else " streams")
     lines = [f"Command: `python -m neurocore.bench.pipeline --update-docs` (`make bench-pipeline`)"
-             f"; T={T_MAX}; golden model; every test image of each network, {STREAMS} streams "
-             "side by side. Predictions and every output's first spike identical pipelined "
-             "and unpipelined: **" + ("yes" if all(r["identical"] for r in rows) else "NO")
+             f"; T={T_MAX}; golden model; {images}, {streams} side by side. Predictions and "
+             "every output's first spike identical pipelined and unpipelined: **"
+             + ("yes" if all(r["identical"] for r in rows) else "NO")
              + "**. Step counts of the golden model (the RTL has no periodic reset yet); the "
              "unpipelined figure leaves out the host's clear between images.", "",
              "| network | test images | steps per image, one at a time | steps per image, "

@@ -196,8 +196,9 @@ def _core_config(config, k, cg, cxs, local, lax, dense, descs, syn) -> CoreConfi
     if lost and config.mem["profiles"]["reset_interval"][profiles].any():
         raise ConfigError(f"core {k}: its profiles reset periodically (spec §11) but core "
                           f"geometry {cg.name!r} has no reset fields (reset_bits=0)")
-    for f in m["profiles"]:
-        m["profiles"][f][:profiles.size] = config.mem["profiles"][f][profiles]
+    for f in m["profiles"]:   # fields the logical network lacks (reset_*) stay 0: no reset
+        if f in config.mem["profiles"]:
+            m["profiles"][f][:profiles.size] = config.mem["profiles"][f][profiles]
     d_axon, d_target, d_addr = dense
     order = np.argsort(lax[d_axon], kind="stable")
     la, tgt, addr = lax[d_axon][order], local[d_target][order], d_addr[order]

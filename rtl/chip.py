@@ -7,7 +7,7 @@ The chip's ports are the core's ports with a core index added:
   the core's port in the low ``config_addr_bits`` bits, the core index above them), so every
   memory and register of every core is one address; ``ready`` only while the chip is idle.
 - ``ctrl``: the core's :class:`~neurocore.rtl.controller.ControlSignature`; ``start``,
-  ``clear`` and ``error_clear`` go to every core, which run in lockstep from start to DONE;
+  ``clear`` and ``error_clear`` go to every core, which start together and take DONE together;
   ``error`` is the OR of the cores' flags and the chip's own (a host spike or a configuration
   access to a core ``>= n_cores``: ``input_range`` / ``cfg_range``).
 - ``inp``: host spikes :func:`host_spike_layout` ``(axon, core)``, into that core's queue.
@@ -148,8 +148,8 @@ class Chip(wiring.Component):
                      cfg.rvalid.eq(Cat(c.cfg.rvalid for c in cores).any() | stray)]
 
     def _control(self, m, cores, raised):
-        """Broadcast start/clear/error_clear; status from core 0 (the cores run in lockstep);
-        the chip's sticky flags ORed into the cores'."""
+        """Broadcast start/clear/error_clear; status from core 0 (the cores start together and
+        take DONE together); the chip's sticky flags ORed into the cores'."""
         ctrl = self.ctrl
         for c in cores:
             m.d.comb += [c.ctrl.start.eq(ctrl.start), c.ctrl.clear.eq(ctrl.clear),

@@ -335,23 +335,31 @@ class ChipGeometry:
                            ) from None
 
 
+#: ULX3S chip budget (the "ulx3s" chip preset's comment): the ECP5-85F's DP16KD EBR blocks,
+#: the blocks the chip leaves for the UART bridge, spike buffers and router FIFOs at least,
+#: and the estimated blocks of one chip core's and of one board core's memories
+#: (tests/test_chip_convert.py, ``ebr_estimate``, checks the estimates).
+ULX3S_EBR, ULX3S_EBR_SPARE = 208, 12
+ULX3S_CHIP_CORE_EBR, ULX3S_BOARD_CORE_EBR = 28, 120
+
 CHIP_PRESETS: dict[str, ChipGeometry] = {
     # Unit tests: four tiny cores on a 2 x 2 mesh.
     "chip-test": ChipGeometry(name="chip-test", n_cores=4, mesh=(2, 2),
                               core=PRESETS["tiny"].replace(name="chip-test-core", n_cores=4)),
-    # ULX3S (ECP5-85F: 208 x 18 kbit DP16KD EBR, 156 MULT18X18D, 83640 LUT4).  One board core
-    # (the "ulx3s" preset) keeps 8 update and 4 synapse lanes, each synapse lane with its own
-    # accumulators: its memories take an estimated 120 EBR (tests/test_chip.py computes the
-    # estimate: per memory the best DP16KD shape, per bank), so two do not fit.  A chip core
-    # drops the lanes (1 and 1) and keeps 2 delay slots (the Quartz compiler uses delays 0
-    # and 1): 1024 compartments, 2048 axons (a Quartz neuron's own axon carries its
-    # self-inhibition, so a core needs its compartments' axons plus its inputs'), 8192
-    # synapse words: an estimated 28 EBR per core, so 7 cores take an estimated 196 of the
-    # 208 EBR and leave 12 for the UART bridge, the spike buffers and the router FIFOs (the
-    # single board core measures about 9 EBR above its memories' estimate; 8 cores would need
-    # an estimated 224).  Logic and multipliers are not the bound: one board core
-    # uses 6 % of the LUT4 and 4 of the 156 multipliers (docs/boards.md).
-    # Estimates, not a place-and-route result: the RTL chip does not exist yet.
+    # ULX3S (ECP5-85F: ULX3S_EBR x 18 kbit DP16KD EBR, 156 MULT18X18D, 83640 LUT4).  One
+    # board core (the "ulx3s" preset) keeps 8 update and 4 synapse lanes, each synapse lane
+    # with its own accumulators: its memories take an estimated ULX3S_BOARD_CORE_EBR
+    # (tests/test_chip_convert.py, ebr_estimate, computes the estimate: per memory the best
+    # DP16KD shape, per bank), so two do not fit.  A chip core drops the lanes (1 and 1) and
+    # keeps 2 delay slots (the Quartz compiler uses delays 0 and 1): 1024 compartments, 2048
+    # axons (a Quartz neuron's own axon carries its self-inhibition, so a core needs its
+    # compartments' axons plus its inputs'), 8192 synapse words: an estimated
+    # ULX3S_CHIP_CORE_EBR per core, so 7 cores fit the ULX3S_EBR blocks and leave at least
+    # ULX3S_EBR_SPARE for the UART bridge, the spike buffers and the router FIFOs (the single
+    # board core measures about 9 EBR above its memories' estimate); 8 cores would not fit.
+    # Logic and multipliers are not the bound: one board core uses 6 % of the LUT4 and 4 of
+    # the 156 multipliers (docs/boards.md).
+    # Estimates, not a place-and-route result: there is no place-and-route of the chip yet.
     "ulx3s": ChipGeometry(name="ulx3s", n_cores=7, mesh=(4, 2), core=CoreGeometry(
         name="ulx3s-chip-core", n_compartments=1024, n_axons=2048, n_synapses=8192,
         n_routes=2048, n_profiles=16, n_delay_slots=2, n_outputs=256, max_fanout=1024,

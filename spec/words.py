@@ -24,7 +24,7 @@ from .geometry import ConfigError, CoreGeometry
 __all__ = [
     "SignMode", "RouteKind", "ConvKind", "Memory", "memories", "pack", "unpack",
     "FieldRangeError", "markdown_tables", "conv_layout", "CONV_KERNEL_BITS", "CONV_PAD_BITS",
-    "CONV_STRIDE_SHIFT_BITS", "WORD_LIMIT_BITS", "flit_layout",
+    "CONV_STRIDE_SHIFT_BITS", "WORD_LIMIT_BITS", "flit_layout", "spare_reset_bits",
 ]
 
 #: Width of a conv descriptor's ``kernel_h``/``kernel_w`` (kernels up to 15 × 15).
@@ -174,6 +174,12 @@ def profile_layout(g: CoreGeometry) -> data.StructLayout:
             "reset_offset": _u(g.reset_bits),    # < reset_interval
         })
     return data.StructLayout(fields)
+
+
+def spare_reset_bits(g: CoreGeometry) -> int:
+    """The widest reset fields (two of them, spec §11) the profile word of ``g`` has room for
+    within :data:`WORD_LIMIT_BITS`, next to its other fields."""
+    return (WORD_LIMIT_BITS - profile_layout(g.replace(reset_bits=0)).size) // 2
 
 
 def state_layout(g: CoreGeometry) -> data.StructLayout:

@@ -23,7 +23,7 @@ from torch import nn
 from ..golden.chip import ARITHMETIC_FIELDS, build_chip
 from ..golden.conv import conv_connections
 from ..spec.geometry import CHIP_PRESETS, PRESETS, ChipGeometry, ConfigError, CoreGeometry, bits_for
-from ..spec.words import WORD_LIMIT_BITS, conv_layout, profile_layout
+from ..spec.words import WORD_LIMIT_BITS, conv_layout, spare_reset_bits
 from .compiler import MappingError, QuartzProgram, compile_stages
 from .layers import stages_of
 from .normalize import fold_batchnorm, normalize
@@ -62,11 +62,6 @@ def _unbounded(stages, conv: bool) -> CoreGeometry:
     syn_bits = min(spare - cx + 2, 22)  # the +2: the 2-deep memories above took 1 bit each
     n_syn = 1 << max(syn_bits, 1)
     return g.replace(n_compartments=1 << cx, n_synapses=n_syn, max_fanout=min(1 << 14, n_syn))
-
-
-def _spare_reset_bits(g: CoreGeometry) -> int:
-    """The widest reset fields a profile word of ``g`` has room for (two fields)."""
-    return (WORD_LIMIT_BITS - profile_layout(g).size) // 2
 
 
 def _pow2(n: int, floor: int = 2) -> int:
@@ -111,6 +106,9 @@ def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
     if isinstance(geometry, ChipGeometry):
         return None, geometry
     if isinstance(geometry, str):
+        if geometry not in PRESETS and geometry not in CHIP_PRESETS:
+            raise KeyError(f"unknown geometry {geometry!r}: core presets {sorted(PRESETS)}, "
+                           f"chip presets {sorted(CHIP_PRESETS)}")
         chip = CHIP_PRESETS.get(geometry)
         if geometry not in PRESETS and chip is not None:
             return None, chip
@@ -245,12 +243,21 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         raise ValueError(f"sample_data reaches {input_max:.4g}; Quartz encodes inputs in "
                          "(-2, 2] — scale the data first")
     input_max = max(input_max, 1e-6)
+    requested = geometry
     geometry, chip = _core_and_chip(geometry)
     conv = not dense
     compile_ = functools.partial(compile_stages, conv=conv, pipelined=pipelined)
-    if pipelined and (coding == "rate" or chip is not None):
-        raise ValueError(f"pipelined=True needs coding='quartz' on one core, not coding="
-                         f"{coding!r} with geometry {getattr(chip, 'name', geometry)!r}")
+    if pipelined and coding == "rate":
+        raise ValueError(f"pipelined=True needs coding='quartz', not coding={coding!r}")
+    if pipelined and chip is not None:
+        if isinstance(requested, str) and geometry is not None:
+            raise ValueError(
+                f"pipelined=True runs on one core, but geometry {requested!r} names a board, "
+                f"which also allows its chip {chip.name!r}: pass a core geometry with "
+                f"reset_bits (e.g. CoreGeometry.preset({requested!r}).replace(reset_bits=...)) "
+                "or geometry=None")
+        raise ValueError(f"pipelined=True runs on one core, not on chip {chip.name!r}: pass a "
+                         "core geometry with reset_bits or geometry=None")
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
         conv = False
@@ -263,7 +270,7 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
         try:
             provisional = _unbounded(stages, conv)
             if pipelined:
-                provisional = provisional.replace(reset_bits=_spare_reset_bits(provisional))
+                provisional = provisional.replace(reset_bits=spare_reset_bits(provisional))
             program = compile_(stages, shape, t_max, geometry or provisional,
                                input_max=input_max)
             if geometry is None:

@@ -1,6 +1,6 @@
 """Core images: every configuration memory of one neurocore in one checksummed file.
 
-An image file (format version 3, docs/image_format.md) is, in this order:
+An image file (format version 4, docs/image_format.md) is, in this order:
 
 =========  ==================  ===========================================================
 offset     size (bytes)        content
@@ -34,6 +34,14 @@ every image of one core: its words are version 2's), and a program spread over a
 metadata key ``chip`` (:data:`CHIP_PROGRAM_FIELDS`): the chip geometry, the core of every
 compartment and the load estimate.  Version 1 and 2 images are read with ``n_cores = 1``.
 
+Version 4 came with the periodic reset (docs/spec.md §11): the geometry has the field
+``reset_bits`` (0 for a core without periodic reset: its words are version 3's), and with
+``reset_bits > 0`` the ``profiles`` words have the fields ``reset_interval`` and
+``reset_offset``.  A pipelined program stores the program fields ``stream_period`` (steps
+between images) and ``stream_readout`` (first step of an image's output window), both 0 when
+unpipelined.  Version 1–3 images are read with ``reset_bits = 0``; a hex manifest that lacks
+``n_cores`` or ``reset_bits`` is read the same way.
+
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
 
@@ -46,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -164,8 +173,9 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
 
 def _check_hex_geometry(where, recorded, geometry: CoreGeometry) -> None:
     wanted = dataclasses.asdict(geometry)
-    if isinstance(recorded, dict) and not set(V3_GEOMETRY_DEFAULTS) & set(recorded):
-        recorded = {**recorded, **V3_GEOMETRY_DEFAULTS}   # a manifest from before reset_bits
+    for defaults in (V2_GEOMETRY_DEFAULTS, V3_GEOMETRY_DEFAULTS):
+        if isinstance(recorded, dict) and not set(defaults) & set(recorded):
+            recorded = {**recorded, **defaults}   # a manifest from before n_cores / reset_bits
     if recorded != wanted:
         diff = {k: (recorded.get(k) if isinstance(recorded, dict) else None, v)
                 for k, v in wanted.items()
@@ -468,11 +478,35 @@ def _chip_from_metadata(where, raw, config: CoreConfig, version: int = FORMAT_VE
                             mesh=tuple(geo["mesh"]))
         part = Partition(chip=chip, core_of=np.asarray(core_of, dtype=np.int64))
         build_chip(config, part)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, KeyError) as e:
         raise _fail(where, f"chip section is invalid: {e}") from None
-    if not isinstance(raw["load"], dict):
-        raise _fail(where, f"chip load {raw['load']!r:.60} is not an object")
+    _check_chip_load(where, raw["load"], chip.n_cores)
     return {"partition": part, "chip_load": raw["load"]}
+
+
+#: Keys of a chip section's ``load`` (:func:`~neurocore.sw.place.chip_load`): all or none.
+CHIP_LOAD_KEYS = ("flits", "hops", "images", "sops")
+
+
+def _check_chip_load(where, load, n_cores: int) -> None:
+    """A chip ``load``: empty (no calibration run), or ``images`` (a count) and ``sops``,
+    ``flits`` and ``hops``, each ``n_cores`` numbers."""
+    if not isinstance(load, dict):
+        raise _fail(where, f"chip load {load!r:.60} is not an object")
+    if not load:
+        return
+    if sorted(load) != list(CHIP_LOAD_KEYS):
+        raise _fail(where, f"chip load has the keys {sorted(load)}, not {list(CHIP_LOAD_KEYS)}")
+    images = load["images"]
+    if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+        raise _fail(where, f"chip load images {images!r:.40} is not a positive integer")
+    for key in ("sops", "flits", "hops"):
+        v = load[key]
+        if (not isinstance(v, list) or len(v) != n_cores
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                           and math.isfinite(x) and x >= 0 for x in v)):
+            raise _fail(where, f"chip load {key} {v!r:.60} is not {n_cores} non-negative "
+                               f"numbers (one per core of the chip)")
 
 
 # ---- $readmemh export ------------------------------------------------------------------

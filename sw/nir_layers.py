@@ -128,9 +128,11 @@ def _offsets(edges, p, stages: list) -> tuple[dict, dict]:
         inputs = {src for (src, tt, _d) in edges if tt == t and src != t}
         if (late < 0 or p["du_eff"][t] != 0 or p["dv"][t] != 0 or p["bias_mant"][t] != 0
                 or len(inputs) != 1 or raise_by.get(t, late) != late):
-            raise NirExportError(f"synapse {s} → {t} (delay {d}) fits no NIR offsets, and "
-                                 f"compartment {t} is not a timer (one source, non-leaky, no "
-                                 "bias) whose threshold could absorb the difference")
+            src = f"host axon {_HOST - s}" if s < 0 else f"compartment {s}"
+            raise NirExportError(f"synapse {src} → compartment {t} (delay {d}) fits no NIR "
+                                 f"offsets, and compartment {t} is not a timer (one source, "
+                                 "non-leaky, no bias) whose threshold could absorb the "
+                                 "difference")
         raise_by[t] = late
     return k, raise_by
 

@@ -4,11 +4,14 @@
 goes whole onto the core of the previous stage when it fits there (its input spikes then stay
 inside the core), else it is split — a conv stage (its outputs a conv descriptor's group) by
 whole output channels, so each core keeps one descriptor over its channels, any other stage
-by runs of neurons — and each piece goes to the core with room that already holds most of its
-input axons (each axon it lacks is one more copy, and one more flit per spike), ties to the
-previous piece's core, then to the lowest index.  A stage's clock compartments travel with
+by runs of neurons, each sized to the room left after the previous one is placed — and each
+piece goes to the core with room that already holds most of its input axons (each axon it
+lacks is one more copy, and one more flit per spike), ties to the previous piece's core, then
+to the lowest index.  A stage's clock compartments travel with
 it.  Room is counted in compartments, synapse words (dense lists plus the kernel columns of
-the channels), conv descriptors, axons, profiles and a static SOP estimate (balanced across
+the channels), conv descriptors, axons, profiles, route words (an AXON route is one word per
+core holding a copy of its axon, so each copy adds words to the cores of its sources, and
+no list may pass ``max_routes``) and a static SOP estimate (balanced across
 cores when the pieces allow; :func:`place`).  A piece that fits no core raises
 :class:`MappingError` naming the stage and how much the chip lacks.
 
@@ -25,6 +28,7 @@ from ..golden.chip import ChipConfig, Partition
 from ..golden.conv import conv_connections, scatter
 from ..golden.core import GoldenCore
 from ..spec.geometry import ChipGeometry
+from ..spec.words import RouteKind
 from .compiler import MappingError, QuartzProgram
 
 __all__ = ["place", "chip_load", "SOP_SLACKS"]
@@ -59,6 +63,15 @@ class _Costs:
         #: static SOP estimate: (axon, target) pairs into each compartment (a Quartz axon
         #: carries about one spike per image)
         self.sops = np.bincount(t, minlength=n).astype(np.int64)
+        #: route words: OUTPUT routes per compartment, and AXON routes (compartment, axon),
+        #: each one word per core holding a copy of the axon
+        cx, kind, target, _ = config.route_list()
+        out = kind == RouteKind.OUTPUT.value
+        self.out_routes = np.bincount(cx[out], minlength=n).astype(np.int64)
+        self.axon_routes = scipy.sparse.csr_matrix(
+            (np.ones(int((~out).sum()), dtype=np.int64), (cx[~out], target[~out])),
+            shape=(n, g.n_axons))
+        self.axon_routes_csc = self.axon_routes.tocsc()
 
     def piece(self, ids: np.ndarray) -> tuple[int, int, set, np.ndarray]:
         """(compartments, words, descriptors, axons) of a piece."""
@@ -118,22 +131,52 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
     core_of = np.full(g.n_compartments, -1, dtype=np.int64)
     used_cx = np.zeros(chip.n_cores, dtype=np.int64)
     used_w = np.zeros(chip.n_cores, dtype=np.int64)
+    used_r = np.zeros(chip.n_cores, dtype=np.int64)
     descs = [set() for _ in range(chip.n_cores)]
     profiles = [set() for _ in range(chip.n_cores)]
     profile_of = config.mem["compartments"]["profile"]
     axons = [np.zeros(g.n_axons, dtype=bool) for _ in range(chip.n_cores)]
+    holders = np.zeros(g.n_axons, dtype=np.int64)   # cores holding a copy of each axon
+
+    def route_words(k, ids, a):
+        """(route words each core holds after putting ``ids`` on ``k``, the longest route
+        list among the compartments that change): an AXON route to logical axon ``a`` is one
+        word per core that holds a copy of ``a`` (golden/chip.py ``_add_routes``), so a new
+        copy adds a word to every placed compartment that routes to it."""
+        new = a[~axons[k][a]]
+        after = holders.copy()
+        after[new] += 1
+        own = costs.out_routes[ids] + costs.axon_routes[ids] @ after
+        words = used_r.copy()
+        words[k] += int(own.sum())
+        longest = int(own.max(initial=0))
+        if new.size:
+            delta = np.asarray(costs.axon_routes_csc[:, new].sum(axis=1)).ravel()
+            hit = np.flatnonzero((delta > 0) & (core_of >= 0))
+            if hit.size:
+                words += np.bincount(core_of[hit], weights=delta[hit],
+                                     minlength=chip.n_cores).astype(np.int64)
+                longest = max(longest, int((costs.out_routes[hit]
+                                            + costs.axon_routes[hit] @ after).max()))
+        return words, longest
 
     def fits(k, ids):
         n, w, d, a = costs.piece(ids)
         new_axons = int((~axons[k][a]).sum())
-        return (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
+        if not (used_cx[k] + n <= cg.n_compartments and used_w[k] + w <= cg.n_synapses
                 and used_sops[k] + int(costs.sops[ids].sum()) <= sop_cap
                 and len(descs[k] | d) <= cg.n_conv
                 and len(profiles[k] | set(profile_of[ids].tolist())) <= cg.n_profiles
-                and int(axons[k].sum()) + new_axons <= cg.n_axons)
+                and int(axons[k].sum()) + new_axons <= cg.n_axons):
+            return False
+        words, longest = route_words(k, ids, a)
+        return bool((words <= cg.n_routes).all()) and longest <= cg.max_routes
 
     def put(k, ids):
         n, w, d, a = costs.piece(ids)
+        words, _ = route_words(k, ids, a)
+        used_r[:] = words
+        holders[a[~axons[k][a]]] += 1
         core_of[ids] = k
         used_cx[k] += n
         used_w[k] += w
@@ -157,14 +200,17 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
         if fits(current, whole):
             put(current, whole)
             continue
-        if split is None:   # runs of neurons as large as the room of each core allows
-            split = _runs(ids, lambda k, part: fits(k, part), order(current))
-        for part in split:
-            k = next((k for k in order(current, part) if fits(k, part)), None)
-            if k is None:
+        if split is None:   # runs of neurons as large as the room left on a core allows
+            current = _place_runs(ids, fits, put, order, current)
+            if current is None:
                 raise _overflow(chip, name, costs, live)
-            put(k, part)
-            current = k
+        else:
+            for part in split:
+                k = next((k for k in order(current, part) if fits(k, part)), None)
+                if k is None:
+                    raise _overflow(chip, name, costs, live)
+                put(k, part)
+                current = k
         if extra.size:
             k = next((k for k in order(current, extra) if fits(k, extra)), None)
             if k is None:
@@ -177,12 +223,15 @@ def _place(program, chip, costs, live, sop_cap) -> Partition:
     return Partition(chip=chip, core_of=core_of)
 
 
-def _runs(ids, fits, cores) -> list:
-    """Split ``ids`` into runs, each as long as fits one core (binary search per run)."""
-    runs, start = [], 0
+def _place_runs(ids, fits, put, order, current):
+    """Place ``ids`` in runs of neurons, each sized after the previous one is placed: as long
+    as fits the first core of ``order(current)`` with room (binary search), then put on the
+    first core of ``order(current, run)`` it fits.  Returns the last core used, or None when
+    the next neuron fits no core (the caller names the stage)."""
+    start = 0
     while start < ids.size:
         best = 0
-        for k in cores:
+        for k in order(current):
             lo, hi = 0, ids.size - start
             while lo < hi:
                 mid = (lo + hi + 1) // 2
@@ -190,15 +239,16 @@ def _runs(ids, fits, cores) -> list:
                     lo = mid
                 else:
                     hi = mid - 1
-            best = max(best, lo)
-            if best:
+            if lo:
+                best = lo
                 break
         if best == 0:
-            runs.append(ids[start:start + 1])   # fits nowhere: place() names the stage
-            break
-        runs.append(ids[start:start + best])
+            return None
+        run = ids[start:start + best]
+        current = next(k for k in order(current, run) if fits(k, run))
+        put(current, run)
         start += best
-    return runs
+    return current
 
 
 def _overflow(chip, name, costs, live) -> MappingError:
@@ -213,7 +263,7 @@ def _overflow(chip, name, costs, live) -> MappingError:
         short.append(f"{need_w - cap_w} synapse words")
     by = (f"short by {' and '.join(short)}" if short else
           "the totals fit, but the pieces do not pack into the cores' compartments, words, "
-          "descriptors and axons")
+          "descriptors, axons and route words")
     return MappingError(
         f"{name} overflows chip {chip.name!r}: the network needs {need_cx} compartments and "
         f"{need_w} synapse words, the chip's {chip.n_cores} cores hold {cap_cx} and {cap_w} "

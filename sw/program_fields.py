@@ -138,6 +138,7 @@ def decode_program(stored: dict, config: CoreConfig) -> dict:
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise ProgramFieldError("notes", f"{_show(notes)} is not a list of strings")
     stream = _stream(stored, g, windows)
+    _check_reset_period(config, stream["stream_period"])
     return dict(t_max=t_max, input_shape=shape, **stream,
                 input_max=input_max,
                 input_axons=input_axons, clock_axons=clock_axons, clock_steps=clock_steps,
@@ -156,6 +157,21 @@ def _stream(stored: dict, g, windows: dict) -> dict:
         raise ProgramFieldError("stream_readout", f"{readout} leaves {windows['n_steps'] - readout} "
                                 f"output steps, more than stream_period {period}")
     return dict(stream_period=period, stream_readout=readout)
+
+
+def _check_reset_period(config: CoreConfig, period: int) -> None:
+    """The profiles of the live compartments reset every ``stream_period`` steps (a pipelined
+    program) or never (an unpipelined one): another period would mix images silently."""
+    prof = config.mem["profiles"]
+    if "reset_interval" not in prof:
+        intervals = set()
+    else:
+        used = np.unique(config.mem["compartments"]["profile"][config.live_compartments()])
+        intervals = {int(v) for v in prof["reset_interval"][used]} - {0}
+    if intervals != ({period} if period else set()):
+        raise ProgramFieldError("stream_period", f"{period} does not match the profiles' reset "
+                                f"intervals {sorted(intervals)} (a pipelined program's profiles "
+                                "reset every stream_period steps, an unpipelined one's never)")
 
 
 def _windows(stored: dict, t_max: int, layers: list[LayerReport]) -> dict:

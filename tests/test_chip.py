@@ -81,19 +81,26 @@ def test_partition_invariance(seed):
 def test_whole_channels_keep_their_descriptor(seed):
     """A conv group split by whole channels stays conv descriptors on each core (no dense
     expansion), and still runs exactly."""
-    net = random_conv_network(seed, batch=2)
-    cfg = net.config
     from neurocore.golden.conv import conv_connections
-    c = max(conv_connections(cfg), key=lambda c: c.out_shape[0])
+    # the first network from ``seed`` on whose largest conv has 2+ output channels to split
+    for s in range(seed, seed + 50):
+        net = random_conv_network(s, batch=2)
+        cfg = net.config
+        c = max(conv_connections(cfg), key=lambda c: c.out_shape[0])
+        if c.out_shape[0] >= 2:
+            break
+    assert c.out_shape[0] >= 2, f"no conv with 2+ output channels from seed {seed}"
     core_of = np.zeros(cfg.geometry.n_compartments, dtype=np.int64)
     hw = c.out_shape[1] * c.out_shape[2]
     half = c.out_shape[0] // 2
     core_of[c.out_base + half * hw:] = 1
     chip = build_chip(cfg, Partition(chip_for(cfg, 2), core_of))
+    where = f"network seed {s} (NEUROCORE_SEED={seed})"
+    assert all(k.summary()["conv_descriptors_used"] >= 1 for k in chip.cores), where
     dense = sum(k.summary()["synapses_used"] for k in chip.cores)
-    assert dense == cfg.summary()["synapses_used"], f"seed {seed}: conv outputs went dense"
+    assert dense == cfg.summary()["synapses_used"], f"{where}: conv outputs went dense"
     ref = GoldenCore(cfg).run(net.inputs, record=("u", "v"))
-    assert_same(GoldenChip(chip).run(net.inputs, record=("u", "v")), ref, f"seed {seed}")
+    assert_same(GoldenChip(chip).run(net.inputs, record=("u", "v")), ref, where)
 
 
 def test_digits_cnn_program_partitioned_equals_one_core(seed):
@@ -147,3 +154,19 @@ def test_chip_geometry_checks_its_cores():
         ChipGeometry(name="x", core=core.replace(n_cores=4), n_cores=4, mesh=(3, 1))
     chip = CHIP_PRESETS["chip-test"]
     assert chip.hops(0, 3) == 2 and chip.hops(1, 1) == 0
+
+
+def test_chip_core_with_reset_fields_takes_a_network_without_them(seed):
+    """A chip core with reset_bits > 0 holds a logical network without reset fields: its
+    reset fields stay 0 (no periodic reset) and the chip equals one core."""
+    net = random_network(seed, batch=2)
+    chip = chip_for(net.config, 2)
+    chip = ChipGeometry(name=chip.name, core=chip.core.replace(reset_bits=4), n_cores=2,
+                        mesh=chip.mesh)
+    n = net.config.geometry.n_compartments
+    part = Partition(chip, np.random.default_rng(seed).integers(0, 2, n))
+    cfg = build_chip(net.config, part)
+    assert all(not c.mem["profiles"]["reset_interval"].any() for c in cfg.cores)
+    ref = GoldenCore(net.config).run(net.inputs, record=("u", "v"))
+    assert_same(GoldenChip(cfg).run(net.inputs, record=("u", "v")), ref,
+                f"NEUROCORE_SEED={seed}")

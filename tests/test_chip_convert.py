@@ -11,7 +11,8 @@ from torch import nn
 from neurocore.golden.chip import GoldenChip, Partition, build_chip
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
-from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
+from neurocore.spec.geometry import (CHIP_PRESETS, ULX3S_BOARD_CORE_EBR, ULX3S_CHIP_CORE_EBR,
+                                     ULX3S_EBR, ULX3S_EBR_SPARE, ChipGeometry, CoreGeometry)
 from neurocore.sw.compiler import MappingError
 from neurocore.sw.convert import from_model
 from neurocore.sw.fit import BOARDS, blocks
@@ -19,9 +20,6 @@ from neurocore.sw.image import load_program, save_program
 from neurocore.sw.models import mnist_convnet
 from neurocore.spec.words import memories
 
-#: The EBR the ULX3S chip leaves for the UART bridge, spike buffers and router FIFOs at least
-#: (estimate; spec/geometry.py).
-ULX3S_EBR, ULX3S_EBR_SPARE = 208, 12
 
 
 def ebr_estimate(g: CoreGeometry) -> int:
@@ -43,7 +41,8 @@ def test_ulx3s_chip_preset_fits_the_ebr_budget_estimate():
     per_core = ebr_estimate(chip.core)
     print(f"ulx3s chip: {chip.n_cores} cores x {per_core} EBR (estimate); one board core "
           f"{ebr_estimate(CoreGeometry.preset('ulx3s'))}")
-    assert per_core == 28 and ebr_estimate(CoreGeometry.preset("ulx3s")) == 120
+    assert per_core == ULX3S_CHIP_CORE_EBR
+    assert ebr_estimate(CoreGeometry.preset("ulx3s")) == ULX3S_BOARD_CORE_EBR
     assert chip.n_cores * per_core <= ULX3S_EBR - ULX3S_EBR_SPARE
     assert (chip.n_cores + 1) * per_core > ULX3S_EBR
 
@@ -90,7 +89,12 @@ def test_a_network_the_chip_cannot_hold_names_the_layer_and_the_shortfall():
         from_model(model, 8, x, geometry="icebreaker")
     msg = str(e.value)
     assert "model[0] (Linear) overflows chip 'icebreaker'" in msg, msg
-    assert "short by 184 compartments" in msg, msg   # 300 + 10 + 3 clocks + ... vs 128
+    # the network's compartments (300 + 10 neurons and its clock compartments, counted on an
+    # unbounded core) against the chip's
+    need = from_model(model, 8, x).config.summary()["compartments_used"]
+    chip = CHIP_PRESETS["icebreaker"]
+    have = chip.n_cores * chip.core.n_compartments
+    assert need > 310 and f"short by {need - have} compartments" in msg, (need, have, msg)
 
 
 def test_a_board_core_that_holds_the_network_stays_one_core():
@@ -156,3 +160,91 @@ def test_placement_balances_sops_when_the_pieces_allow():
     sops = np.array(p.chip_load["sops"])
     assert p.partition.cores_used() == 4
     assert sops.max() <= SOP_SLACKS[0] * sops.sum() / 4 * 1.05, sops   # measured ≈ static
+
+
+def test_split_stage_runs_are_sized_after_each_piece_is_placed():
+    """Core 0 has room for 50 neurons, cores 1 and 2 for 30 each: a stage of 100 goes in
+    runs of 50, 30 and 20 (sized on the room left, not all as large as the first core's)."""
+    from neurocore.sw.place import _place_runs
+    free = [50, 30, 30]
+    placed = []
+
+    def fits(k, ids):
+        return ids.size <= free[k]
+
+    def put(k, ids):
+        free[k] -= ids.size
+        placed.append((k, ids.size))
+
+    def order(prev, ids=None):
+        return [prev] + [k for k in range(3) if k != prev]
+
+    last = _place_runs(np.arange(100), fits, put, order, 0)
+    assert placed == [(0, 50), (1, 30), (2, 20)] and last == 2 and free == [0, 0, 10]
+    assert _place_runs(np.arange(11), fits, put, order, 2) is None   # 10 left: refused
+
+
+def _route_tight_chip(n_routes: int) -> ChipGeometry:
+    core = CHIP_PRESETS["chip-test"].core.replace(name="route-tight-core", n_routes=n_routes)
+    return ChipGeometry(name="route-tight", n_cores=4, mesh=(2, 2), core=core)
+
+
+def test_placement_counts_route_words():
+    """Copied axons multiply route words (one per core holding a copy): placement counts
+    them, so a chip with few route words still takes the MLP (it packs differently) and one
+    with too few names the layer instead of failing in build_chip."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 30), nn.ReLU(),
+                          nn.Linear(30, 10)).eval()
+    x = torch.rand(16, 16)
+    p = from_model(model, 8, x, geometry=_route_tight_chip(144))
+    used = [c.summary()["routes_used"] for c in p.chip_config().cores]
+    assert max(used) <= 144, used
+    with pytest.raises(MappingError) as e:
+        from_model(model, 8, x, geometry=_route_tight_chip(64))
+    msg = str(e.value)
+    assert "model[2] (Linear) overflows chip 'route-tight'" in msg and "route words" in msg, msg
+
+
+def test_chip_load_section_is_checked(tmp_path):
+    """The chip section's load: every key, and one number per core, or the loader names the
+    bad value (was: a KeyError in fit_report, lists of any length)."""
+    import json
+    from image_helpers import reseal, split
+    from neurocore.sw.image import ImageFormatError
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry=CHIP_PRESETS["chip-test"])
+    path = save_program(tmp_path / "chip.ncimg", p)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    bad = [(lambda ld: ld.pop("images"), r"keys \['flits', 'hops', 'sops'\]"),
+           (lambda ld: ld["sops"].pop(), "chip load sops .* is not 4 non-negative numbers"),
+           (lambda ld: ld.__setitem__("flits", "x"), "chip load flits 'x' is not 4"),
+           (lambda ld: ld.__setitem__("images", True), "chip load images True")]
+    for edit, pattern in bad:
+        m = json.loads(json.dumps(meta))
+        edit(m["chip"]["load"])
+        path.write_bytes(reseal(json.dumps(m).encode(), payload))
+        with pytest.raises(ImageFormatError, match=pattern):
+            load_program(path)
+
+
+def test_an_unknown_geometry_name_lists_core_and_chip_presets():
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    with pytest.raises(KeyError) as e:
+        from_model(model, 8, torch.rand(4, 4), geometry="ulx4s")
+    msg = str(e.value)
+    assert "unknown geometry 'ulx4s'" in msg and "'chip-test'" in msg and "'tiny'" in msg, msg
+
+
+def test_from_model_onto_a_chip_whose_cores_have_reset_fields(tmp_path):
+    """A chip core with reset_bits > 0 takes an unpipelined network (reset fields 0), and its
+    image reads back (was: KeyError 'reset_interval' in build_chip)."""
+    core = CHIP_PRESETS["chip-test"].core.replace(name="reset-chip-core", reset_bits=4)
+    chip = ChipGeometry(name="reset-chip", n_cores=4, mesh=(2, 2), core=core)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 60), nn.ReLU(), nn.Linear(60, 10)).eval()
+    p = from_model(model, 8, torch.rand(16, 16), geometry=chip)
+    assert p.partition.cores_used() > 1
+    loaded = load_program(save_program(tmp_path / "reset-chip.ncimg", p))
+    assert loaded.fit_report() == p.fit_report()

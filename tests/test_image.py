@@ -174,10 +174,13 @@ def test_conv_config_round_trip(tmp_path, seed):
 
 
 def _as_version_1(data: bytes, drop_conv_fields: bool) -> bytes:
+    """``data`` resealed as version 1: without the fields added in versions 3 and 4 (n_cores,
+    reset_bits), and with ``drop_conv_fields`` without the conv fields of version 2."""
+    from neurocore.sw.image import V2_GEOMETRY_DEFAULTS, V3_GEOMETRY_DEFAULTS
     _, _, meta, payload, _ = split(data)
-    if drop_conv_fields:
-        for k in V1_GEOMETRY_DEFAULTS:
-            del meta["geometry"][k]
+    for k in [*V2_GEOMETRY_DEFAULTS, *V3_GEOMETRY_DEFAULTS,
+              *(V1_GEOMETRY_DEFAULTS if drop_conv_fields else ())]:
+        del meta["geometry"][k]
     return reseal(json.dumps(meta).encode(), payload, version=1)
 
 
@@ -212,15 +215,20 @@ def test_conv_fields_missing_from_a_version_2_image(tmp_path, seed):
              "does not have exactly the fields")
 
 
-def _reads_without(tmp_path, seed, field: str, version: int):
-    """An image of ``version`` (written before geometry ``field`` existed) reads with the
-    field's default, word for word; a current image without the field is the usual geometry
-    error."""
+def _reads_without(tmp_path, seed, version: int):
+    """An image of ``version`` (written before the geometry fields added after it: every field
+    of ``V{k}_GEOMETRY_DEFAULTS`` for k >= version) reads with their defaults, word for word;
+    a current image without them is the usual geometry error."""
+    from neurocore.sw.image import (V1_GEOMETRY_DEFAULTS, V2_GEOMETRY_DEFAULTS,
+                                    V3_GEOMETRY_DEFAULTS)
+    added = {1: V1_GEOMETRY_DEFAULTS, 2: V2_GEOMETRY_DEFAULTS, 3: V3_GEOMETRY_DEFAULTS}
+    fields = [f for k, defaults in added.items() if k >= version for f in defaults]
     config = random_conv_network(seed, "small", steps=12).config
     path = save_config(tmp_path / "current.ncimg", config)
     _, _, meta, payload, _ = split(path.read_bytes())
-    assert meta["geometry"][field] == getattr(CoreGeometry(name="x"), field)
-    del meta["geometry"][field]
+    for field in fields:
+        assert meta["geometry"][field] == getattr(CoreGeometry(name="x"), field), field
+        del meta["geometry"][field]
     old = tmp_path / f"v{version}.ncimg"
     old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=version))
     loaded = load_config(old)
@@ -231,14 +239,15 @@ def _reads_without(tmp_path, seed, field: str, version: int):
 
 
 def test_version_2_images_are_read_as_one_core(tmp_path, seed):
-    """A version-2 image (before chips: no n_cores) is read with n_cores = 1."""
-    _reads_without(tmp_path, seed, "n_cores", 2)
+    """A version-2 image (before chips and periodic reset: no n_cores, no reset_bits) is read
+    with n_cores = 1 and reset_bits = 0."""
+    _reads_without(tmp_path, seed, 2)
 
 
 def test_version_3_images_are_read_without_reset(tmp_path, seed):
     """A version-3 image (before periodic reset, spec §11: no reset_bits) is read with
     reset_bits = 0; a version-4 image with reset fields keeps them."""
-    _reads_without(tmp_path, seed, "reset_bits", 3)
+    _reads_without(tmp_path, seed, 3)
     g = CoreGeometry.preset("small").replace(reset_bits=5)
     net = with_random_resets(random_network(seed, g, steps=12), np.random.default_rng(seed),
                              max_interval=g.max_reset_interval)
@@ -421,6 +430,15 @@ def test_hex_manifest_from_before_reset_bits_is_read(tmp_path, config):
     assert_same_config(config, read_hex(tmp_path, config.geometry))
     with pytest.raises(ImageFormatError, match=r"'reset_bits': \(0, 4\)"):
         read_hex(tmp_path, config.geometry.replace(reset_bits=4))
+
+
+def test_hex_manifest_from_before_n_cores_is_read(tmp_path, config):
+    """A manifest written before chips (no n_cores, no reset_bits) reads as one core."""
+    path = write_hex(tmp_path, config)
+    manifest = json.loads(path.read_text())
+    del manifest["geometry"]["n_cores"], manifest["geometry"]["reset_bits"]
+    path.write_text(json.dumps(manifest))
+    assert_same_config(config, read_hex(tmp_path, config.geometry))
 
 
 def test_hex_rejects_another_geometry(tmp_path, config):

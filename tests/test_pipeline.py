@@ -15,17 +15,15 @@ import numpy as np
 import pytest
 import torch
 
+from neurocore.bench.pipeline import STREAMS, T_MAX as T
 from neurocore.golden.core import GoldenCore
 from neurocore.sw.compiler import MappingError
 from neurocore.sw.convert import from_model
 from neurocore.sw.image import load_program, save_program
 
-T = 16
 #: Images of the MNIST-shaped ConvNet compared in ``make test``; ``make pipeline-long`` runs
 #: 1000 (12 minutes on two shared cores).
 CONVNET_IMAGES = int(os.environ.get("NEUROCORE_PIPELINE_IMAGES", "100"))
-#: Independent streams (batch rows) the images are spread over; each runs back to back.
-STREAMS = 20
 
 
 def _unpipelined(program, x):
@@ -91,8 +89,8 @@ def test_pipelined_program_image_round_trip(pipelined_digits, digits, tmp_path):
 
 
 def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
-    """A loaded program's stream period must fit the reset fields and leave the output window
-    inside one period; an image without the fields (before format 4) is unpipelined."""
+    """A loaded program's stream period must fit the reset fields, equal the profiles' reset
+    interval and leave the output window inside one period."""
     import json
 
     from image_helpers import reseal, split
@@ -108,17 +106,25 @@ def test_stored_stream_fields_are_checked(pipelined_digits, tmp_path):
              ({"stream_readout": pip.n_steps - pip.stream_period - 1},
               f"'stream_readout': {pip.n_steps - pip.stream_period - 1} leaves "
               f"{pip.stream_period + 1} output steps, more than stream_period "
-              f"{pip.stream_period}")]
+              f"{pip.stream_period}"),
+             ({"stream_period": pip.stream_period + 1},
+              f"'stream_period': {pip.stream_period + 1} does not match the profiles' reset "
+              f"intervals [{pip.stream_period}]")]
     for change, message in cases:
         bad = json.loads(json.dumps(meta))
         bad["program"].update(change)
         path.write_bytes(reseal(json.dumps(bad).encode(), payload))
         with pytest.raises(ImageFormatError, match=message.replace("[", r"\[")):
             load_program(path)
+    # without the fields (as before format 4) the program reads as unpipelined, which its
+    # resetting profiles contradict (a real pre-4 image has no reset fields: test_image.py)
     old = json.loads(json.dumps(meta))
     del old["program"]["stream_period"], old["program"]["stream_readout"]
     path.write_bytes(reseal(json.dumps(old).encode(), payload))
-    assert load_program(path).stream_period == 0
+    with pytest.raises(ImageFormatError,
+                       match=r"'stream_period': 0 does not match the profiles' reset "
+                             rf"intervals \[{pip.stream_period}\]"):
+        load_program(path)
 
 
 def test_stream_errors(digits_program_t16, pipelined_digits, digits):
@@ -134,6 +140,10 @@ def test_stream_errors(digits_program_t16, pipelined_digits, digits):
         from_model(model, T, digits.x_train, pipelined=True, geometry=g.replace(reset_bits=0))
     with pytest.raises(ValueError, match="pipelined=True needs coding='quartz'"):
         from_model(model, T, digits.x_train, pipelined=True, coding="rate")
+    with pytest.raises(ValueError, match="geometry 'ulx3s' names a board, which also allows "
+                                         "its chip 'ulx3s': pass a core geometry with "
+                                         "reset_bits"):
+        from_model(model, T, digits.x_train[:16], pipelined=True, geometry="ulx3s")
 
 
 def test_mnist_convnet_pipelined_equals_unpipelined(model_cache):
@@ -174,4 +184,6 @@ def test_pipeline_bench_reports_identical_predictions_and_the_gain(model_cache, 
     r = measure("digits_cnn", images=12, cache=model_cache)
     assert r["identical"] and r["images"] == 12
     assert r["gain"] == r["steps_unpipelined"] / r["stream_period"] > 1
-    assert "identical pipelined and unpipelined: **yes**" in markdown([r])
+    text = markdown([r])
+    assert "identical pipelined and unpipelined: **yes**" in text
+    assert f"the first 12 of {r['test_images']} test images of digits_cnn, 12 streams" in text, text

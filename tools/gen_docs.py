@@ -7,7 +7,7 @@ from pathlib import Path
 
 from neurocore.bench.report import update_doc_section
 from neurocore.spec.geometry import CHIP_PRESETS, CoreGeometry
-from neurocore.spec.words import WORD_LIMIT_BITS, markdown_tables, profile_layout
+from neurocore.spec.words import markdown_tables, spare_reset_bits
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "spec.md"
@@ -20,8 +20,7 @@ def spec_reset_geometry() -> CoreGeometry:
     """The geometry of the example profile word with periodic reset (spec §11): the preset
     with the widest reset fields its 64-bit profile word has room for."""
     g = CoreGeometry.preset(SPEC_PRESET)
-    spare = (WORD_LIMIT_BITS - profile_layout(g).size) // 2
-    return g.replace(name=f"{g.name}-reset", reset_bits=spare)
+    return g.replace(name=f"{g.name}-reset", reset_bits=spare_reset_bits(g))
 
 
 def word_tables() -> str:
