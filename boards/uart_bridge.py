@@ -2,15 +2,13 @@
 
 docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds its constants.
 
-* :class:`UARTRx`, :class:`UARTTx`: 8N1 at ``divisor`` clock cycles per bit (>= 4).  The
-  receiver synchronises the line, rejects start-bit glitches and drops a byte without stop
-  bit (``framing`` pulse).
-* :class:`HostBridge`: receives frames into a payload buffer, checks length and CRC-16, runs
-  the command on the core's configuration port, control port and spike streams, and answers
-  with one response frame.  A frame that stops arriving for ``timeout`` cycles is answered
-  with ``TIMEOUT``; a frame with a bad CRC or an over-long ``LEN`` is answered with
-  ``BAD_CRC``/``BAD_LENGTH`` once the line has been quiet for ``timeout`` cycles (the rest of
-  the bad frame is skipped); the receiver then hunts for the next sync byte.  Output events
+* :mod:`neurocore.boards.uart`: the 8N1 :class:`UARTRx`/:class:`UARTTx` (re-exported here).
+* :mod:`neurocore.boards.link_rx`: :class:`~neurocore.boards.link_rx.LinkReceiver`, the RX
+  ring buffer and the v1/v2 frame parser (timeouts, bad CRC, resynchronisation).
+* :mod:`neurocore.boards.image_runner`: the v2 commands ENCODER and IMAGE (on-chip encoder).
+* :class:`HostBridge`: takes each parsed frame, runs the v1 command on the core's
+  configuration port, control port and spike streams (or hands ENCODER/IMAGE to the image
+  runner), and answers with one response frame.  Output events
   (id, step) go into a FIFO that the host drains with EVENTS; the core's ``out.ready`` is
   always high, so a full FIFO drops events and raises ``EVENT_OVERFLOW``.
 * :class:`NeurocoreSystem`: bridge + core, with the serial pins as ports (the board tops and
@@ -21,120 +19,22 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
 from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import port_targets
-from .protocol import (CRC_INIT, CRC_POLY, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
-                       MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, ClearMask,
-                       Cmd, Status, encode_info, max_events, word_bytes)
+from .image_runner import ImageRunner
+from .link_rx import LinkReceiver
+from .protocol import (CLASS_BYTES, CRC_INIT, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
+                       IMAGE_REPLY_HEAD, MEMORY_INDEX, SYNC_RESPONSE, V2_OVERHEAD,
+                       WRITE_HEADER, ClearMask, Cmd, LinkInfo, Status, encode_info,
+                       encode_link, max_events, word_bytes)
 
 __all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
-
-#: Smallest supported clock cycles per bit.
-MIN_DIVISOR = 4
-
-
-def _check_divisor(divisor):
-    if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise ValueError(f"divisor must be an integer >= {MIN_DIVISOR} cycles per bit, "
-                         f"not {divisor!r}")
-
-
-class UARTRx(wiring.Component):
-    """8N1 receiver: ``valid`` pulses for one cycle with ``data`` after each stop bit."""
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__({"rx": In(1, init=1), "data": Out(8), "valid": Out(1),
-                          "framing": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.divisor
-        line = Signal(init=1)
-        m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
-        cnt = Signal(range(d))
-        bit = Signal(range(8))
-        shreg = Signal(8)
-        with m.FSM(name="rx"):
-            with m.State("IDLE"):
-                with m.If(~line):
-                    m.d.sync += cnt.eq(d // 2 - 1)
-                    m.next = "START"
-            with m.State("START"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    with m.If(line):                 # glitch, not a start bit
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += [cnt.eq(d - 1), bit.eq(0)]
-                        m.next = "DATA"
-            with m.State("DATA"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), cnt.eq(d - 1), bit.eq(bit + 1)]
-                    with m.If(bit == 7):
-                        m.next = "STOP"
-            with m.State("STOP"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    with m.If(line):
-                        m.d.comb += [self.valid.eq(1), self.data.eq(shreg)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.comb += self.framing.eq(1)
-                        m.next = "BREAK"
-            with m.State("BREAK"):                   # wait for the line to go idle again
-                with m.If(line):
-                    m.next = "IDLE"
-        return m
-
-
-class UARTTx(wiring.Component):
-    """8N1 transmitter with a stream input (``data.ready`` while idle)."""
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__({"tx": Out(1, init=1), "data": In(stream.Signature(8)),
-                          "busy": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.divisor
-        cnt = Signal(range(d))
-        bits = Signal(range(11))
-        shreg = Signal(10, init=0x3FF)
-        m.d.comb += [self.tx.eq(shreg[0]), self.busy.eq(bits != 0),
-                     self.data.ready.eq(bits == 0)]
-        with m.If(bits == 0):
-            with m.If(self.data.valid):
-                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.data.payload, Const(1, 1))),
-                             bits.eq(10), cnt.eq(d - 1)]
-        with m.Else():
-            m.d.sync += cnt.eq(cnt - 1)
-            with m.If(cnt == 0):
-                m.d.sync += [shreg.eq(Cat(shreg[1:], Const(1, 1))), bits.eq(bits - 1),
-                             cnt.eq(d - 1)]
-        return m
-
-
-def crc16_byte(crc, byte):
-    """CRC-16/CCITT-FALSE of one byte, unrolled into XORs (``crc``: 16 bits, ``byte``: 8)."""
-    bits = [crc[i] for i in range(16)]
-    data = [byte[i] for i in range(8)]
-    for i in range(7, -1, -1):
-        fb = bits[15] ^ data[i]
-        shifted = [Const(0, 1)] + bits[:15]
-        bits = [(shifted[j] ^ fb) if (CRC_POLY >> j) & 1 else shifted[j] for j in range(16)]
-    return Cat(*bits)
-
 
 class HostBridge(wiring.Component):
     """Framed-protocol bridge between a UART and one neurocore (module docstring).
@@ -155,13 +55,18 @@ class HostBridge(wiring.Component):
         The core's step counter width and host-spike buffer depth (reported by INFO).
     clock_hz, baud : int
         Reported by INFO (informational).
+    rx_depth : int
+        Bytes of the RX ring (power of two); a v2 payload may hold ``rx_depth - V2_OVERHEAD``.
+    enc_inputs, enc_steps, enc_classes : int
+        Encoder sizes (v2 IMAGE): pixels per image, steps per image, classes reported.
     """
 
     def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
                  step_bits: int = 32, input_depth: int | None = None, clock_hz: int = 0,
-                 baud: int = 0):
-        _check_divisor(divisor)
+                 baud: int = 0, rx_depth: int = 2048, enc_inputs: int | None = None,
+                 enc_steps: int = 256, enc_classes: int | None = None):
+        check_divisor(divisor)
         g = self.geometry = geometry
         if not isinstance(timeout, int) or timeout < 2 * divisor:
             raise ValueError(f"timeout must be at least two bit times ({2 * divisor} cycles), "
@@ -179,6 +84,14 @@ class HostBridge(wiring.Component):
         self.divisor, self.timeout, self.max_payload = divisor, timeout, max_payload
         self.event_depth, self.step_bits = event_depth, step_bits
         self.out_bits = bits_for(g.n_outputs)
+        self.rx_depth = rx_depth
+        self.link = LinkInfo(rx_depth=rx_depth, max_frame=rx_depth - V2_OVERHEAD,
+                             enc_inputs=enc_inputs or min(g.n_axons, 1024),
+                             enc_steps=enc_steps,
+                             enc_classes=enc_classes or min(g.n_outputs, 16), enc_clocks=3)
+        if IMAGE_REPLY_HEAD - 1 + CLASS_BYTES * self.link.enc_classes > max_payload:
+            raise ValueError(f"{self.link.enc_classes} classes do not fit an IMAGE reply of "
+                             f"max_payload {max_payload} bytes")
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -210,105 +123,41 @@ class HostBridge(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
 
-        # ---- payload buffers ---------------------------------------------------------------
-        rxbuf = m.submodules.rxbuf = Memory(shape=8, depth=mp, init=[])
-        rxw, rxr = rxbuf.write_port(), rxbuf.read_port()
+        # ---- receiver (ring + parser), v2 executor, response buffer ------------------------
+        m.submodules.receiver = lr = LinkReceiver(depth=self.rx_depth, timeout=self.timeout,
+                                                  max_payload=mp,
+                                                  max_frame=self.link.max_frame)
+        m.d.comb += [lr.rx_data.eq(urx.data), lr.rx_valid.eq(urx.valid)]
+        L = self.link
+        m.submodules.runner = runner = ImageRunner(
+            max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
+            axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
+            max_clocks=L.enc_clocks)
+        m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length), runner.tag.eq(lr.tag),
+                     runner.pl_data.eq(lr.pl_data), runner.busy.eq(self.ctrl.busy),
+                     runner.step.eq(self.ctrl.step), runner.inp.ready.eq(self.inp.ready),
+                     runner.out.payload.eq(self.out.payload)]
+        in_runner = Signal()
         txbuf = m.submodules.txbuf = Memory(shape=8, depth=mp, init=[])
         txw, txr = txbuf.write_port(), txbuf.read_port()
 
         # ---- sticky bridge flags -----------------------------------------------------------
-        flags = Signal(4)
-        set_flags = Signal(4)
+        flags = Signal(5)
+        set_flags = Signal(5)
         clr_flags = Signal()
         m.d.sync += flags.eq(Mux(clr_flags, 0, flags) | set_flags)
-        with m.If(urx.framing):
-            m.d.comb += set_flags[2].eq(1)
+        m.d.comb += [set_flags[2].eq(urx.framing), set_flags[1].eq(lr.overrun),
+                     set_flags[4].eq(lr.skipped)]
 
-        # ---- receiver: sync, cmd, len, payload, crc ---------------------------------------------
-        exec_busy = Signal()                 # the executor reads the frame: drop bytes
+        # ---- the parsed frame ----------------------------------------------------------------
+        exec_busy = Signal()                 # the executor runs a command: the parser holds
         take = Signal()                      # the executor takes the pending frame
-        r_cmd = Signal(8)
-        r_len = Signal(8)
-        r_idx = Signal(8)
-        r_crc = Signal(16)
-        r_crc_hi = Signal(8)
-        r_err = Signal(8)                    # status of a rejected frame (0: frame OK)
-        hdr = Array([Signal(8, name=f"hdr{i}") for i in range(8)])
-        timer = Signal(range(self.timeout + 1))
-        byte = urx.data
-        got = Signal()
-        m.d.comb += got.eq(urx.valid & ~exec_busy)
-        with m.If(urx.valid & exec_busy):
-            m.d.comb += set_flags[1].eq(1)
-        with m.If(got):
-            m.d.sync += timer.eq(0)
-        with m.Else():
-            m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
-        expired = timer == self.timeout
-        pending = Signal()
-        with m.FSM(name="receiver"):
-            with m.State("HUNT"):
-                with m.If(got & (byte == SYNC_REQUEST)):
-                    m.d.sync += [r_cmd.eq(0), r_crc.eq(CRC_INIT)]
-                    m.next = "CMD"
-            with m.State("CMD"):
-                with m.If(got):
-                    m.d.sync += [r_cmd.eq(byte), r_crc.eq(crc16_byte(r_crc, byte))]
-                    m.next = "LEN"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("LEN"):
-                with m.If(got):
-                    m.d.sync += [r_len.eq(byte), r_idx.eq(0), r_crc.eq(crc16_byte(r_crc, byte))]
-                    with m.If(byte > mp):
-                        m.d.sync += r_err.eq(Status.BAD_LENGTH)
-                        m.next = "DISCARD"
-                    with m.Elif(byte == 0):
-                        m.next = "CRC_HI"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("PAYLOAD"):
-                with m.If(got):
-                    m.d.comb += [rxw.en.eq(1), rxw.addr.eq(r_idx), rxw.data.eq(byte)]
-                    with m.If(r_idx < 8):
-                        m.d.sync += hdr[r_idx[:3]].eq(byte)
-                    m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_byte(r_crc, byte))]
-                    with m.If(r_idx == r_len - 1):
-                        m.next = "CRC_HI"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("CRC_HI"):
-                with m.If(got):
-                    m.d.sync += r_crc_hi.eq(byte)
-                    m.next = "CRC_LO"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("CRC_LO"):
-                with m.If(got):
-                    with m.If(Cat(byte, r_crc_hi) == r_crc):
-                        m.d.sync += r_err.eq(Status.OK)
-                        m.next = "PENDING"
-                    with m.Else():
-                        m.d.sync += r_err.eq(Status.BAD_CRC)
-                        m.next = "DISCARD"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("DISCARD"):             # skip the rest of a bad frame until quiet
-                with m.If(expired & ~got):
-                    m.next = "PENDING"
-            with m.State("PENDING"):
-                m.d.comb += pending.eq(1)
-                with m.If(urx.valid):
-                    m.d.comb += set_flags[1].eq(1)
-                with m.If(take):
-                    m.next = "HUNT"
+        r_cmd = lr.cmd
+        r_len = lr.length[:8]                # v1 commands: LEN <= max_payload (checked)
+        r_err = lr.status                    # status of a rejected frame (0: frame OK)
+        hdr = Array(lr.hdr)
+        pending = lr.pending
+        m.d.comb += [lr.hold.eq(exec_busy), lr.take.eq(take)]
 
         # ---- event FIFO (output id, step) ------------------------------------------------------
         fifo_rst = Signal()
@@ -318,9 +167,10 @@ class HostBridge(wiring.Component):
         m.d.comb += [
             self.out.ready.eq(1),
             fifo.w_data.eq(Cat(self.out.payload, self.ctrl.step)),
-            fifo.w_en.eq(self.out.valid),
+            fifo.w_en.eq(self.out.valid & ~in_runner),
+            runner.out.valid.eq(self.out.valid & in_runner),
         ]
-        with m.If(self.out.valid & ~fifo.w_rdy):
+        with m.If(self.out.valid & ~in_runner & ~fifo.w_rdy):
             m.d.comb += set_flags[0].eq(1)
 
         # ---- transmitter: sync, cmd, len, status, txbuf[0:count], crc ------------------------
@@ -409,7 +259,8 @@ class HostBridge(wiring.Component):
         ev_left = Signal(8)
         ev = Signal(ev_w)
         emit_idx = Signal(3)
-        m.d.comb += [rptr_nxt.eq(rptr), rxr.addr.eq(rptr_nxt)]
+        m.d.comb += [rptr_nxt.eq(rptr), lr.pl_index.eq(rptr_nxt)]
+        rxr_data = lr.pl_data
         m.d.sync += rptr.eq(rptr_nxt)
         wb = WB[mem_sel[:sel_bits]]
         hdr_mem = hdr[0]
@@ -427,7 +278,7 @@ class HostBridge(wiring.Component):
         bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
         cfg, ctrl = self.cfg, self.ctrl
         m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
-                     self.inp.payload.eq(Cat(spike_lo, rxr.data))]
+                     self.inp.payload.eq(Cat(spike_lo, rxr_data))]
         # response bytes for STATUS and RUN/STEP (emitted by EMIT)
         emit_sel = Signal()                  # 0: STATUS (8 bytes), 1: RUN (6 bytes)
         step32 = Signal(32)
@@ -440,6 +291,8 @@ class HostBridge(wiring.Component):
                            level16[8:]])
         info_rom = Array([Const(b, 8) for b in self.info])
         info_idx = Signal(range(len(self.info) + 1))
+        link_bytes = encode_link(self.link)
+        link_rom = Array([Const(b, 8) for b in link_bytes])
 
         # The core's cfg.ready is ~busy & ~start & ~clear, and the executor never drives start
         # or clear while it accesses the configuration port: there the access is taken iff the
@@ -460,8 +313,14 @@ class HostBridge(wiring.Component):
                 with m.If(pending & ~tx_busy & ~tx_start):
                     m.d.comb += take.eq(1)
                     m.d.sync += tptr.eq(0)
-                    with m.If(r_err != Status.OK):
+                    v2_cmd = (r_cmd == Cmd.ENCODER) | (r_cmd == Cmd.IMAGE)
+                    with m.If((r_err != Status.OK) & lr.v2):        # v2: the tag follows
+                        m.d.comb += [txw.en.eq(1), txw.addr.eq(0), txw.data.eq(lr.tag)]
+                        respond(r_err, 1)
+                    with m.Elif(r_err != Status.OK):
                         respond(r_err)
+                    with m.Elif(~v2_cmd & (lr.length > mp)):
+                        respond(Status.BAD_LENGTH)
                     with m.Else():
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
@@ -472,6 +331,15 @@ class HostBridge(wiring.Component):
                         with m.Else():
                             m.d.sync += info_idx.eq(0)
                             m.next = "INFO"
+                    with m.Case(Cmd.LINK):
+                        with m.If(e_len != 0):
+                            respond(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.d.sync += info_idx.eq(0)
+                            m.next = "LINK"
+                    with m.Case(Cmd.ENCODER, Cmd.IMAGE):
+                        m.d.comb += runner.start.eq(1)
+                        m.next = "RUNNER"
                     with m.Case(Cmd.STATUS):
                         with m.If(e_len != 0):
                             respond(Status.BAD_LENGTH)
@@ -546,6 +414,22 @@ class HostBridge(wiring.Component):
                 with m.If(info_idx == len(self.info) - 1):
                     respond(Status.OK, len(self.info))
 
+            with m.State("LINK"):
+                txbuf_put(link_rom[info_idx])
+                m.d.sync += info_idx.eq(info_idx + 1)
+                with m.If(info_idx == len(link_bytes) - 1):
+                    respond(Status.OK, len(link_bytes))
+
+            # -- ENCODER / IMAGE (protocol v2): the runner owns the core and the reply buffer
+            with m.State("RUNNER"):
+                m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
+                             txw.en.eq(runner.tx_en), txw.addr.eq(runner.tx_addr),
+                             txw.data.eq(runner.tx_data), ctrl.clear.eq(runner.clear),
+                             ctrl.start.eq(runner.run), self.inp.valid.eq(runner.inp.valid),
+                             self.inp.payload.eq(runner.inp.payload)]
+                with m.If(runner.done):
+                    respond(runner.status, runner.count)
+
             # -- STATUS / RUN replies: a few register bytes
             with m.State("EMIT"):
                 txbuf_put(Mux(emit_sel, run_bytes[emit_idx], status_bytes[emit_idx]))
@@ -568,7 +452,7 @@ class HostBridge(wiring.Component):
             # -- WRITE / FILL: assemble one word from the payload (little-endian)
             with m.State("WORD"):
                 m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                m.d.sync += [word.word_select(wbyte, 8).eq(rxr.data), wbyte.eq(wbyte + 1)]
+                m.d.sync += [word.word_select(wbyte, 8).eq(rxr_data), wbyte.eq(wbyte + 1)]
                 with m.If(wbyte == wb - 1):
                     m.next = "STORE"
             with m.State("STORE"):
@@ -607,11 +491,11 @@ class HostBridge(wiring.Component):
                     m.next = "PUSH_LO"
                 with m.Else():
                     m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr.data)
+                    m.d.sync += spike_lo.eq(rxr_data)
                     m.next = "CHECK_HI"
             with m.State("CHECK_HI"):
                 m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                with m.If(Cat(spike_lo, rxr.data) >= g.n_axons):
+                with m.If(Cat(spike_lo, rxr_data) >= g.n_axons):
                     respond(Status.RANGE)
                 with m.Else():
                     m.next = "CHECK_LO"
@@ -624,7 +508,7 @@ class HostBridge(wiring.Component):
                         respond(Status.OK, 1)
                 with m.Else():
                     m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr.data)
+                    m.d.sync += spike_lo.eq(rxr_data)
                     m.next = "PUSH_HI"
             with m.State("PUSH_HI"):
                 m.d.comb += [self.inp.valid.eq(1)]
@@ -691,13 +575,14 @@ class NeurocoreSystem(wiring.Component):
 
     def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
-                 step_bits: int = 32, clock_hz: int = 0, baud: int = 0, core_kwargs=None):
+                 step_bits: int = 32, clock_hz: int = 0, baud: int = 0, core_kwargs=None,
+                 **link_kwargs):
         self.geometry = geometry
         self.core = Neurocore(geometry, step_bits=step_bits, **(core_kwargs or {}))
         self.bridge = HostBridge(geometry, divisor=divisor, timeout=timeout,
                                  max_payload=max_payload, event_depth=event_depth,
                                  step_bits=step_bits, input_depth=self.core.input_depth,
-                                 clock_hz=clock_hz, baud=baud)
+                                 clock_hz=clock_hz, baud=baud, **link_kwargs)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "led_busy": Out(1),
                           "led_error": Out(1)})
 
