@@ -14,8 +14,8 @@ two) and parses frames out of it (docs/protocol.md):
 No byte is dropped unless the ring is full (``overrun`` pulse): bytes stay in the ring from
 their frame's sync byte until the command executed (``hold`` low again).  While a frame is
 ``pending`` the executor reads its payload byte ``pl_index`` on ``pl_data`` one cycle later.
-After a good v2 header the parser is in v2 mode until the line has been quiet for ``timeout``
-cycles; in v2 mode ``A5`` is not a sync byte.
+After a good v2 header the parser is in v2 mode until the line has been quiet, with every
+received byte parsed, for ``timeout`` cycles; in v2 mode ``A5`` is not a sync byte.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ class LinkReceiver(wiring.Component):
 
         # line quiet timer (v2 mode) and frame timer (ring empty while a frame is incomplete)
         quiet = Signal(range(self.timeout + 1))
-        m.d.sync += quiet.eq(Mux(self.rx_valid, 0, Mux(quiet == self.timeout, quiet, quiet + 1)))
+        # (quiet: no byte arrived and every received byte parsed, for `timeout` cycles)
+        m.d.sync += quiet.eq(Mux(self.rx_valid | (wr != rd), 0,
+                                 Mux(quiet == self.timeout, quiet, quiet + 1)))
         mode2 = Signal()
         with m.If(quiet == self.timeout):
             m.d.sync += mode2.eq(0)

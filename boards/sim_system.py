@@ -23,7 +23,16 @@ from .ice40 import SinglePortRAM
 from .top import MemoryOverride, core_memory_selector
 from .uart_bridge import NeurocoreSystem
 
-__all__ = ["SimPlatform", "build", "run", "TOPLEVEL", "system_for"]
+__all__ = ["SimPlatform", "build", "run", "TOPLEVEL", "system_for", "SIM_DIVISOR",
+           "board_spram"]
+
+#: Clock cycles per UART bit of the system simulation (a fast line keeps the traffic short).
+SIM_DIVISOR = 4
+
+
+def board_spram(board: str) -> tuple:
+    """Memories the board puts on SPRAM (the simulation uses the SPRAM model for them)."""
+    return ("synapses",) if board == "icebreaker" else ()
 
 TOPLEVEL = "board_system"
 TEST_MODULE = "neurocore.boards.cocotb_system"
