@@ -66,6 +66,9 @@ def build(geometry: CoreGeometry, *, divisor: int = 4, timeout: int | None = Non
     """Write the Verilog and build the Verilator model; return ``(runner, dir, seconds)``."""
     from cocotb_tools.runner import get_runner
 
+    from ..sim.verilator import verilator_on_path
+    verilator_on_path()
+
     timeout = timeout if timeout is not None else 64 * divisor
     tag = f"system-{geometry.name}-div{divisor}" + ("-spram" if spram else "")
     bdir = ROOT / "sim_build" / tag

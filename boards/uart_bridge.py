@@ -17,10 +17,11 @@ docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
@@ -29,8 +30,9 @@ from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import port_targets
 from .image_runner import ImageRunner
 from .link_rx import LinkReceiver
-from .protocol import (CLASS_BYTES, CRC_INIT, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
-                       IMAGE_REPLY_HEAD, MEMORY_INDEX, SYNC_RESPONSE, V2_OVERHEAD,
+from .link_tx import ResponseSender
+from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
+                       IMAGE_REPLY_HEAD, MEMORY_INDEX, V2_OVERHEAD,
                        WRITE_HEADER, ClearMask, Cmd, LinkInfo, Status, encode_info,
                        encode_link, max_events, word_bytes)
 
@@ -120,8 +122,8 @@ class HostBridge(wiring.Component):
         max_ev = max_events(mp)
 
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
-        m.submodules.uart_tx = utx = UARTTx(self.divisor)
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        m.submodules.sender = snd = ResponseSender(divisor=self.divisor, depth=mp)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(snd.tx)]
 
         # ---- receiver (ring + parser), v2 executor, response buffer ------------------------
         m.submodules.receiver = lr = LinkReceiver(depth=self.rx_depth, timeout=self.timeout,
@@ -138,8 +140,7 @@ class HostBridge(wiring.Component):
                      runner.step.eq(self.ctrl.step), runner.inp.ready.eq(self.inp.ready),
                      runner.out.payload.eq(self.out.payload)]
         in_runner = Signal()
-        txbuf = m.submodules.txbuf = Memory(shape=8, depth=mp, init=[])
-        txw, txr = txbuf.write_port(), txbuf.read_port()
+        txw = SimpleNamespace(en=snd.w_en, addr=snd.w_addr, data=snd.w_data)
 
         # ---- sticky bridge flags -----------------------------------------------------------
         flags = Signal(5)
@@ -173,73 +174,12 @@ class HostBridge(wiring.Component):
         with m.If(self.out.valid & ~in_runner & ~fifo.w_rdy):
             m.d.comb += set_flags[0].eq(1)
 
-        # ---- transmitter: sync, cmd, len, status, txbuf[0:count], crc ------------------------
-        tx_start = Signal()
-        tx_busy = Signal()
-        t_cmd = Signal(8)
-        t_status = Signal(8)
-        t_count = Signal(8)
-        t_idx = Signal(8)
-        t_idx_nxt = Signal(8)
-        t_crc = Signal(16)
-        t_byte = Signal(8)
-        m.d.comb += [t_idx_nxt.eq(t_idx), txr.addr.eq(t_idx_nxt), utx.data.payload.eq(t_byte)]
-        m.d.sync += t_idx.eq(t_idx_nxt)
-        fire = utx.data.valid & utx.data.ready
-        with m.If(fire):
-            m.d.sync += t_crc.eq(crc16_byte(t_crc, t_byte))
-
+        # ---- transmitter: the response frame (boards/link_tx.py) ------------------------
         # status & count of the response under construction (set by the executor)
         e_status = Signal(8)
         e_count = Signal(8)
-        with m.FSM(name="sender"):
-            with m.State("IDLE"):
-                with m.If(tx_start):
-                    m.d.sync += [t_cmd.eq(r_cmd), t_status.eq(e_status), t_count.eq(e_count)]
-                    m.next = "SYNC"
-            with m.State("SYNC"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(SYNC_RESPONSE), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.sync += t_crc.eq(CRC_INIT)        # the sync byte is not covered
-                    m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_cmd), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "LEN"
-            with m.State("LEN"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_count + 1), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_status), utx.data.valid.eq(1),
-                             t_idx_nxt.eq(0)]
-                with m.If(fire):
-                    m.next = "BODY_OR_CRC"
-            with m.State("BODY_OR_CRC"):
-                m.d.comb += tx_busy.eq(1)
-                with m.If(t_idx == t_count):
-                    m.next = "CRC_HI"
-                with m.Else():
-                    m.next = "BODY"
-            with m.State("BODY"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(txr.data), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.comb += t_idx_nxt.eq(t_idx + 1)
-                    with m.If(t_idx + 1 == t_count):
-                        m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[8:]), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.sync += t_crc.eq(t_crc)           # keep: CRC_LO sends the low byte
-                    m.next = "CRC_LO"
-            with m.State("CRC_LO"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[:8]), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "DONE"
-            with m.State("DONE"):                          # wait for the stop bit to leave
-                m.d.comb += tx_busy.eq(1)
-                with m.If(~utx.busy):
-                    m.next = "IDLE"
+        tx_start, tx_busy = snd.start, snd.busy
+        m.d.comb += [snd.cmd.eq(r_cmd), snd.status.eq(e_status), snd.count.eq(e_count)]
 
         # ---- executor ----------------------------------------------------------------------------
         e_cmd = r_cmd

@@ -11,6 +11,10 @@ simulation; the same code runs on both):
   :class:`~neurocore.golden.network.CoreConfig`), runs spike rasters step by step and runs
   Quartz inference on samples (:meth:`NeurocoreHost.infer`: encode → per step host spikes and
   one step → output events → decode).
+* Protocol v2 (docs/protocol.md, "Version 2"): :meth:`NeurocoreHost.load_encoder` loads
+  the on-chip encoder's tables, :meth:`NeurocoreHost.infer_batch` sends images of 8-bit
+  pixels as IMAGE frames within the credit window and returns each image's class, spike
+  counts and first spikes (no round trip per step).  ``neurocore board run`` uses it.
 
 Command line (a real board)::
 

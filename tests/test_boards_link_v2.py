@@ -113,3 +113,17 @@ def test_system_v2_host_disconnect_times_out_and_a_new_session_runs(session):
     assert [(x["status"], x["tag"]) for x in r["disconnect"]] == [(Status.TIMEOUT, 107)]
     assert r["after_disconnect"]["predicted"] == gold["predicted"][:3].tolist()
     assert r["after_disconnect"]["first_spike"] == gold["first_spike"][:3].tolist()
+
+
+def test_system_board_run_cli_on_the_simulation(digits, model_cache, tmp_path, capsys):
+    from neurocore.cli import main
+
+    model = load_or_train("digits_mlp", model_cache, data=digits)
+    program = from_model(model, T, digits.x_train, geometry=board_geometry("icebreaker"))
+    image = save_program(tmp_path / "mlp.ncimg", program)
+    rc = main(["board", "run", str(image), "--port", "sim", "--images", "5", "--batch", "2",
+               "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "5 images in" in out and "img/s" in out and "73.0 bytes per image" in out
+    assert "0 mismatches against golden" in out and "accuracy" in out

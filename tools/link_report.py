@@ -51,6 +51,27 @@ def rows() -> list[dict]:
     return out
 
 
+def baud_rows() -> list[dict]:
+    """Cycles per bit (and the baud error) of each baud option at each board's core clock;
+    None where ``uart_divisor`` refuses it (error above 2 % or fewer than 4 cycles)."""
+    from neurocore.boards import icebreaker, ulx3s
+    from neurocore.boards.protocol import BAUD_OPTIONS
+    from neurocore.boards.top import uart_divisor
+
+    out = []
+    for baud in BAUD_OPTIONS:
+        row = {"baud": baud}
+        for board in (icebreaker.Board, ulx3s.Board):
+            clk = board.default_clock_hz
+            try:
+                d = uart_divisor(clk, baud)
+                row[board.board] = (d, abs(clk / d - baud) / baud)
+            except ValueError:
+                row[board.board] = None
+        out.append(row)
+    return out
+
+
 def render() -> str:
     from neurocore.boards.protocol import V2_OVERHEAD
     from neurocore.sw.link_model import BITS_PER_BYTE
@@ -71,6 +92,13 @@ def render() -> str:
     for x in r:
         L.append(f"| {x['network']} | {x['pixels']} | {x['baud']:,} baud | {x['to_board']} | "
                  f"{x['to_host']} | {x['img_s']:,.0f} img/s |")
+    L += ["", "Baud options at the boards' default core clocks (`BAUD=` of `make bitstream`): "
+          "cycles per bit and baud error; — where the error exceeds 2 %.", "",
+          "| baud | icebreaker | ulx3s |", "|---:|---|---|"]
+    for b in baud_rows():
+        cells = [("—" if b[k] is None else f"{b[k][0]} cycles/bit ({b[k][1]:.1%})")
+                 for k in ("icebreaker", "ulx3s")]
+        L.append(f"| {b['baud']:,} baud | {cells[0]} | {cells[1]} |")
     L.append("")
     for name, target in TARGETS.items():
         best = max(x["img_s"] for x in r if x["network"] == name and x["baud"] == top)
