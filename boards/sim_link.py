@@ -16,7 +16,8 @@ import numpy as np
 
 from ..sw.host import NeurocoreHost, decode_image_reply
 from ..sw.image import load_program
-from .protocol import (SYNC_REQUEST, SYNC_REQUEST_V2, Cmd, FrameParser, encode_frame_v2)
+from .protocol import SYNC_REQUEST, SYNC_REQUEST_V2, Cmd, FrameParser, encode_frame_v2
+from .sim_uart import wait_cycles
 
 __all__ = ["fault_session", "read_replies"]
 
@@ -39,19 +40,22 @@ def read_replies(t, n: int, cycles: int) -> list[dict]:
              "data": list(f.payload[2:])} for f in frames]
 
 
-def fault_session(transport, image: str, pixels, seed: int, wait_cycles: int) -> dict:
+def fault_session(transport, image: str, pixels, seed: int, reply_cycles: int) -> dict:
+    """Run the session (module docstring); ``reply_cycles``: how long to wait for a reply."""
     program = load_program(image)
     px = np.asarray(pixels, dtype=np.uint8)
     host = NeurocoreHost(transport, timeout=None)
     host.load_encoder(program)
     t = transport
     before = (t.bytes_written, t.bytes_read)
+    c0 = wait_cycles(t, 1)
     clean = host.infer_batch(program, px)
+    c1 = wait_cycles(t, 1)
     out = {"clean": {"predicted": clean.predicted.tolist(), "counts": clean.counts.tolist(),
                      "first_spike": clean.first_spike.tolist(), "resends": clean.resends},
            "batch_bytes_written": t.bytes_written - before[0],
            "batch_bytes_read": t.bytes_read - before[1],
-           "window": host.window(px.shape[1])}
+           "window": host.window(px.shape[1]), "batch_cycles": c1 - c0 - 1}
     n_cls = host.tables.n_outputs
 
     def frame(i, tag):
@@ -67,22 +71,22 @@ def fault_session(transport, image: str, pixels, seed: int, wait_cycles: int) ->
     bad = bytearray(frame(0, 101))
     bad[10] ^= 0x04                                    # a payload bit
     t.write(bytes(bad) + frame(1, 102))
-    out["crc"] = read_replies(t, 2, wait_cycles)
+    out["crc"] = read_replies(t, 2, reply_cycles)
 
     whole = frame(2, 104)
     t.write(frame(2, 103)[:len(whole) // 2] + whole)
-    out["truncated"] = read_replies(t, 2, wait_cycles)
+    out["truncated"] = read_replies(t, 2, reply_cycles)
 
     rng = np.random.default_rng(seed)
     junk = rng.integers(0, 256, 48, dtype=np.uint8)
     junk[::7] = SYNC_REQUEST_V2
     junk[3::11] = SYNC_REQUEST
     t.write(frame(3, 105) + junk.tobytes() + frame(4, 106))
-    out["garbage"] = read_replies(t, 2, wait_cycles)
+    out["garbage"] = read_replies(t, 2, reply_cycles)
     out["status_after_faults"] = list(host.link.status().__dict__.values())
 
     t.write(frame(5, 107)[:20])                         # the host goes away mid-frame
-    out["disconnect"] = read_replies(t, 1, wait_cycles)
+    out["disconnect"] = read_replies(t, 1, reply_cycles)
     for key in ("crc", "truncated", "garbage"):
         for r in out[key]:
             r["result"] = result(r)

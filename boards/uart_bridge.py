@@ -24,19 +24,21 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
-from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
+from ..rtl.core import ConfigSignature, ControlSignature, Neurocore
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import port_targets
 from .image_runner import ImageRunner
 from .link_rx import LinkReceiver
 from .link_tx import ResponseSender
-from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
-                       IMAGE_REPLY_HEAD, MEMORY_INDEX, V2_OVERHEAD,
-                       WRITE_HEADER, ClearMask, Cmd, LinkInfo, Status, encode_info,
-                       encode_link, max_events, word_bytes)
+from .mem_access import MemoryAccess
+from .spike_exec import SpikeExec
+from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, IMAGE_REPLY_HEAD,
+                       V2_OVERHEAD, ClearMask, Cmd, LinkInfo, Status, encode_info, encode_link,
+                       max_events)
+# UART and CRC logic live in boards/uart.py; re-exported for existing imports
+from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
 
 __all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
+
 
 class HostBridge(wiring.Component):
     """Framed-protocol bridge between a UART and one neurocore (module docstring).
@@ -109,16 +111,6 @@ class HostBridge(wiring.Component):
         g = self.geometry
         m = Module()
         mp = self.max_payload
-        targets = port_targets(g)
-        wb_of = word_bytes(g)
-        names = list(MEMORY_INDEX)
-        sel_bits = bits_for(len(names))
-        # a select of a memory this geometry lacks (conv with n_conv = 0): BAD_MEMORY
-        wb_of = {n: wb_of.get(n, 1) for n in names}
-        WB = Array([Const(wb_of[n], 4) for n in names])
-        DEPTH = Array([Const(targets.get(n, (0, 8))[0], 25) for n in names])
-        MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
-        PRESENT = Array([Const(n in targets, 1) for n in names])
         max_ev = max_events(mp)
 
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
@@ -140,6 +132,17 @@ class HostBridge(wiring.Component):
                      runner.step.eq(self.ctrl.step), runner.inp.ready.eq(self.inp.ready),
                      runner.out.payload.eq(self.out.payload)]
         in_runner = Signal()
+        m.submodules.spike_exec = spk = SpikeExec(n_axons=g.n_axons, axon_bits=g.axon_bits,
+                                                  step_bits=self.step_bits)
+        m.d.comb += [spk.cmd.eq(lr.cmd), spk.length.eq(lr.length[:8]), spk.hdr0.eq(lr.hdr[0]),
+                     spk.hdr1.eq(lr.hdr[1]), spk.pl_data.eq(lr.pl_data),
+                     spk.inp.ready.eq(self.inp.ready), spk.busy.eq(self.ctrl.busy),
+                     spk.step.eq(self.ctrl.step)]
+        m.submodules.mem_access = mem = MemoryAccess(g, max_payload=mp)
+        wiring.connect(m, wiring.flipped(self.cfg), mem.cfg)
+        m.d.comb += [mem.cmd.eq(lr.cmd), mem.length.eq(lr.length[:8]),
+                     mem.pl_data.eq(lr.pl_data), mem.core_busy.eq(self.ctrl.busy),
+                     *(mem.hdr[i].eq(lr.hdr[i]) for i in range(8))]
         txw = SimpleNamespace(en=snd.w_en, addr=snd.w_addr, data=snd.w_data)
 
         # ---- sticky bridge flags -----------------------------------------------------------
@@ -184,61 +187,25 @@ class HostBridge(wiring.Component):
         # ---- executor ----------------------------------------------------------------------------
         e_cmd = r_cmd
         e_len = r_len
-        mem_sel = Signal(8)
-        addr = Signal(25)
-        remain = Signal(24)
-        wbyte = Signal(3)
-        word = Signal(64)
         tptr = Signal(8)
-        rptr = Signal(8)
-        rptr_nxt = Signal(8)
-        spike_lo = Signal(8)
-        spike_cnt = Signal(8)
-        nsteps = Signal(16)
         mask = Signal(3)
         ev_left = Signal(8)
         ev = Signal(ev_w)
         emit_idx = Signal(3)
-        m.d.comb += [rptr_nxt.eq(rptr), lr.pl_index.eq(rptr_nxt)]
-        rxr_data = lr.pl_data
-        m.d.sync += rptr.eq(rptr_nxt)
-        wb = WB[mem_sel[:sel_bits]]
-        hdr_mem = hdr[0]
-        hdr_addr = Cat(hdr[1], hdr[2], hdr[3])
-        hdr_count8 = hdr[4]
-        hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
-        wb_h = WB[hdr_mem[:sel_bits]]
-        # WRITE payload bytes: count * word bytes, by memory, as shifts and adds (Yosys would
-        # share constant multiplications as one multiplier on a DSP)
-        payload_h = Array([sum(hdr_count8 << i for i in range(wb_of[n].bit_length())
-                               if wb_of[n] >> i & 1) for n in names])[hdr_mem[:sel_bits]]
-        is_fill = e_cmd == Cmd.FILL
-        is_read = e_cmd == Cmd.READ
-        end = Signal(25)                     # first address after the access
-        bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
-        cfg, ctrl = self.cfg, self.ctrl
-        m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
-                     self.inp.payload.eq(Cat(spike_lo, rxr_data))]
-        # response bytes for STATUS and RUN/STEP (emitted by EMIT)
-        emit_sel = Signal()                  # 0: STATUS (8 bytes), 1: RUN (6 bytes)
+        ctrl = self.ctrl
+        # payload reads and host spikes: the spike executor's unless another executor runs
+        m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload)]
+        # response bytes for STATUS (emitted by EMIT)
         step32 = Signal(32)
         m.d.comb += step32.eq(ctrl.step)
         level16 = Signal(16)
-        m.d.comb += level16.eq(fifo.r_level)
+        m.d.comb += [level16.eq(fifo.r_level), spk.events.eq(level16)]
         status_bytes = Array([ctrl.error.as_value(), flags, *(step32.word_select(i, 8)
                               for i in range(4)), level16[:8], level16[8:]])
-        run_bytes = Array([*(step32.word_select(i, 8) for i in range(4)), level16[:8],
-                           level16[8:]])
         info_rom = Array([Const(b, 8) for b in self.info])
         info_idx = Signal(range(len(self.info) + 1))
         link_bytes = encode_link(self.link)
         link_rom = Array([Const(b, 8) for b in link_bytes])
-
-        # The core's cfg.ready is ~busy & ~start & ~clear, and the executor never drives start
-        # or clear while it accesses the configuration port: there the access is taken iff the
-        # core is not busy.  (Waiting on busy, a register decode, keeps the core's ready logic,
-        # which depends on this FSM's start/clear, out of this FSM's next-state logic.)
-        cfg_taken = ~ctrl.busy
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
@@ -284,7 +251,7 @@ class HostBridge(wiring.Component):
                         with m.If(e_len != 0):
                             respond(Status.BAD_LENGTH)
                         with m.Else():
-                            m.d.sync += [emit_idx.eq(0), emit_sel.eq(0)]
+                            m.d.sync += emit_idx.eq(0)
                             m.next = "EMIT"
                     with m.Case(Cmd.CLEAR):
                         with m.If(e_len > 1):
@@ -293,32 +260,11 @@ class HostBridge(wiring.Component):
                             m.d.sync += mask.eq(Mux(e_len == 1, hdr[0][:3], ClearMask.ALL))
                             m.next = "CLEAR_CORE"
                     with m.Case(Cmd.WRITE, Cmd.READ, Cmd.FILL):
-                        # The checks are registered here and decided in ACCESS (timing).
-                        count = Mux(is_fill, hdr_count24, hdr_count8)
-                        need = Mux(is_fill, FILL_HEADER + wb_h,
-                                   Mux(is_read, WRITE_HEADER, WRITE_HEADER + payload_h))
-                        m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
-                                     wbyte.eq(0), word.eq(0), end.eq(hdr_addr + count),
-                                     bad_short.eq(e_len < WRITE_HEADER),
-                                     bad_mem.eq((hdr_mem >= len(MEMORY_INDEX))
-                                                | ~PRESENT[hdr_mem[:sel_bits]]),
-                                     bad_len.eq((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
-                                                (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]])))]
-                        m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
-                        m.next = "ACCESS"
-                    with m.Case(Cmd.SPIKES, Cmd.STEP):
-                        m.d.comb += rptr_nxt.eq(0)
-                        m.d.sync += [spike_cnt.eq(0), nsteps.eq(1)]
-                        with m.If(e_len[0]):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "CHECK_LO"
-                    with m.Case(Cmd.RUN):
-                        m.d.sync += nsteps.eq(Cat(hdr[0], hdr[1]))
-                        with m.If(e_len != 2):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "RUN_NEXT"
+                        m.d.comb += mem.start.eq(1)
+                        m.next = "MEMORY"
+                    with m.Case(Cmd.SPIKES, Cmd.STEP, Cmd.RUN):
+                        m.d.comb += spk.start.eq(1)
+                        m.next = "SPIKES"
                     with m.Case(Cmd.EVENTS):
                         limit = Mux((e_len == 1) & (hdr[0] < max_ev), hdr[0], max_ev)
                         with m.If(e_len > 1):
@@ -329,23 +275,6 @@ class HostBridge(wiring.Component):
                             m.next = "EV_COUNT"
                     with m.Default():
                         respond(Status.UNKNOWN_CMD)
-
-            # -- WRITE / READ / FILL: the header checks, in their order of precedence
-            with m.State("ACCESS"):
-                with m.If(bad_short):
-                    respond(Status.BAD_LENGTH)
-                with m.Elif(bad_mem):
-                    respond(Status.BAD_MEMORY)
-                with m.Elif(bad_len):
-                    respond(Status.BAD_LENGTH)
-                with m.Elif(end > DEPTH[mem_sel[:sel_bits]]):
-                    respond(Status.RANGE)
-                with m.Elif(is_read):
-                    m.next = "READ_ISSUE"
-                with m.Elif(is_fill & (remain == 0)):
-                    respond(Status.OK)
-                with m.Else():
-                    m.next = "WORD"
 
             # -- INFO: copy the constant bytes
             with m.State("INFO"):
@@ -360,6 +289,13 @@ class HostBridge(wiring.Component):
                 with m.If(info_idx == len(link_bytes) - 1):
                     respond(Status.OK, len(link_bytes))
 
+            # -- WRITE / READ / FILL: the memory-access executor owns the configuration port
+            with m.State("MEMORY"):
+                m.d.comb += [lr.pl_index.eq(mem.pl_index), txw.en.eq(mem.tx_en),
+                             txw.addr.eq(mem.tx_addr), txw.data.eq(mem.tx_data)]
+                with m.If(mem.done):
+                    respond(mem.status, mem.count)
+
             # -- ENCODER / IMAGE (protocol v2): the runner owns the core and the reply buffer
             with m.State("RUNNER"):
                 m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
@@ -370,13 +306,20 @@ class HostBridge(wiring.Component):
                 with m.If(runner.done):
                     respond(runner.status, runner.count)
 
-            # -- STATUS / RUN replies: a few register bytes
+            # -- SPIKES / STEP / RUN: the spike executor owns the core's inp and start
+            with m.State("SPIKES"):
+                m.d.comb += [txw.en.eq(spk.tx_en), txw.addr.eq(spk.tx_addr),
+                             txw.data.eq(spk.tx_data), ctrl.start.eq(spk.run),
+                             self.inp.valid.eq(spk.inp.valid)]
+                with m.If(spk.done):
+                    respond(spk.status, spk.count)
+
+            # -- STATUS reply: a few register bytes
             with m.State("EMIT"):
-                txbuf_put(Mux(emit_sel, run_bytes[emit_idx], status_bytes[emit_idx]))
+                txbuf_put(status_bytes[emit_idx])
                 m.d.sync += emit_idx.eq(emit_idx + 1)
-                n_emit = Mux(emit_sel, len(run_bytes), len(status_bytes))
-                with m.If(emit_idx == n_emit - 1):
-                    respond(Status.OK, n_emit)
+                with m.If(emit_idx == len(status_bytes) - 1):
+                    respond(Status.OK, len(status_bytes))
 
             # -- CLEAR
             with m.State("CLEAR_CORE"):
@@ -388,90 +331,6 @@ class HostBridge(wiring.Component):
                     m.d.comb += [fifo_rst.eq(mask[1]), ctrl.error_clear.eq(mask[2]),
                                  clr_flags.eq(mask[2])]
                     respond(Status.OK)
-
-            # -- WRITE / FILL: assemble one word from the payload (little-endian)
-            with m.State("WORD"):
-                m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                m.d.sync += [word.word_select(wbyte, 8).eq(rxr_data), wbyte.eq(wbyte + 1)]
-                with m.If(wbyte == wb - 1):
-                    m.next = "STORE"
-            with m.State("STORE"):
-                m.d.comb += [cfg.valid.eq(1), cfg.write.eq(1)]
-                with m.If(cfg_taken):
-                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1), wbyte.eq(0)]
-                    with m.If(remain == 1):
-                        respond(Status.OK)
-                    with m.Elif(e_cmd == Cmd.WRITE):
-                        m.d.sync += word.eq(0)
-                        m.next = "WORD"
-
-            # -- READ: one word per round, wb bytes into the response
-            with m.State("READ_ISSUE"):
-                m.d.comb += [cfg.valid.eq(1)]
-                with m.If(cfg_taken):
-                    m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
-                with m.If(cfg.rvalid):
-                    m.d.sync += [word.eq(cfg.rdata), wbyte.eq(0)]
-                    m.next = "READ_EMIT"
-            with m.State("READ_EMIT"):
-                txbuf_put(word.word_select(wbyte, 8))
-                m.d.sync += wbyte.eq(wbyte + 1)
-                with m.If(wbyte == wb - 1):
-                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1)]
-                    with m.If(remain == 1):
-                        respond(Status.OK, tptr + 1)
-                    with m.Else():
-                        m.next = "READ_ISSUE"
-
-            # -- SPIKES / STEP: check every axon id first, then push them
-            with m.State("CHECK_LO"):
-                with m.If(rptr == e_len):
-                    m.d.comb += rptr_nxt.eq(0)
-                    m.next = "PUSH_LO"
-                with m.Else():
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr_data)
-                    m.next = "CHECK_HI"
-            with m.State("CHECK_HI"):
-                m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                with m.If(Cat(spike_lo, rxr_data) >= g.n_axons):
-                    respond(Status.RANGE)
-                with m.Else():
-                    m.next = "CHECK_LO"
-            with m.State("PUSH_LO"):
-                with m.If(rptr == e_len):
-                    with m.If(e_cmd == Cmd.STEP):
-                        m.next = "RUN_NEXT"
-                    with m.Else():
-                        txbuf_put(spike_cnt)
-                        respond(Status.OK, 1)
-                with m.Else():
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr_data)
-                    m.next = "PUSH_HI"
-            with m.State("PUSH_HI"):
-                m.d.comb += [self.inp.valid.eq(1)]
-                with m.If(self.inp.ready):
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_cnt.eq(spike_cnt + 1)
-                    m.next = "PUSH_LO"
-                with m.Else():                   # the core is idle: the buffer is full
-                    txbuf_put(spike_cnt)
-                    respond(Status.INPUT_FULL, 1)
-
-            # -- RUN / STEP: nsteps steps, then step counter and events pending
-            with m.State("RUN_NEXT"):
-                with m.If(nsteps == 0):
-                    m.d.sync += [emit_idx.eq(0), emit_sel.eq(1)]
-                    m.next = "EMIT"
-                with m.Elif(~ctrl.busy):
-                    m.d.comb += ctrl.start.eq(1)
-                    m.d.sync += nsteps.eq(nsteps - 1)
-                    m.next = "RUN_WAIT"
-            with m.State("RUN_WAIT"):
-                with m.If(~ctrl.busy):
-                    m.next = "RUN_NEXT"
 
             # -- EVENTS: count, then (id u16, step u32) per event
             with m.State("EV_COUNT"):
