@@ -5,10 +5,14 @@ docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds 
 * :mod:`neurocore.boards.uart`: the 8N1 :class:`UARTRx`/:class:`UARTTx` (re-exported here).
 * :mod:`neurocore.boards.link_rx`: :class:`~neurocore.boards.link_rx.LinkReceiver`, the RX
   ring buffer and the v1/v2 frame parser (timeouts, bad CRC, resynchronisation).
-* :mod:`neurocore.boards.image_runner`: the v2 commands ENCODER and IMAGE (on-chip encoder).
-* :class:`HostBridge`: takes each parsed frame, runs the v1 command on the core's
-  configuration port, control port and spike streams (or hands ENCODER/IMAGE to the image
-  runner), and answers with one response frame.  Output events
+* :mod:`neurocore.boards.link_tx`: the reply buffer and the response-frame transmitter.
+* The command executors, one component each, started with the parsed frame and answering
+  with a status and the reply bytes they wrote: :mod:`~neurocore.boards.reply_exec` (INFO,
+  LINK, STATUS, EVENTS), :mod:`~neurocore.boards.mem_access` (WRITE, READ, FILL),
+  :mod:`~neurocore.boards.spike_exec` (SPIKES, STEP, RUN) and
+  :mod:`~neurocore.boards.image_runner` (v2 ENCODER, IMAGE on the on-chip encoder).
+* :class:`HostBridge`: wires them, dispatches each parsed frame to its executor (CLEAR it
+  runs itself), and sends one response frame per request.  Output events
   (id, step) go into a FIFO that the host drains with EVENTS; the core's ``out.ready`` is
   always high, so a full FIFO drops events and raises ``EVENT_OVERFLOW``.
 * :class:`NeurocoreSystem`: bridge + core, with the serial pins as ports (the board tops and
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -30,8 +34,9 @@ from .image_runner import ImageRunner
 from .link_rx import LinkReceiver
 from .link_tx import ResponseSender
 from .mem_access import MemoryAccess
+from .reply_exec import ReplyExec
 from .spike_exec import SpikeExec
-from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, IMAGE_REPLY_HEAD,
+from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, IMAGE_REPLY_HEAD,
                        V2_OVERHEAD, ClearMask, Cmd, LinkInfo, Status, encode_info, encode_link,
                        max_events)
 # UART and CRC logic live in boards/uart.py; re-exported for existing imports
@@ -187,39 +192,29 @@ class HostBridge(wiring.Component):
         # ---- executor ----------------------------------------------------------------------------
         e_cmd = r_cmd
         e_len = r_len
-        tptr = Signal(8)
         mask = Signal(3)
-        ev_left = Signal(8)
-        ev = Signal(ev_w)
-        emit_idx = Signal(3)
         ctrl = self.ctrl
         # payload reads and host spikes: the spike executor's unless another executor runs
         m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload)]
-        # response bytes for STATUS (emitted by EMIT)
-        step32 = Signal(32)
-        m.d.comb += step32.eq(ctrl.step)
         level16 = Signal(16)
         m.d.comb += [level16.eq(fifo.r_level), spk.events.eq(level16)]
-        status_bytes = Array([ctrl.error.as_value(), flags, *(step32.word_select(i, 8)
-                              for i in range(4)), level16[:8], level16[8:]])
-        info_rom = Array([Const(b, 8) for b in self.info])
-        info_idx = Signal(range(len(self.info) + 1))
-        link_bytes = encode_link(self.link)
-        link_rom = Array([Const(b, 8) for b in link_bytes])
+        m.submodules.reply_exec = rep = ReplyExec(
+            info=self.info, link=encode_link(self.link), out_bits=self.out_bits,
+            step_bits=self.step_bits, max_events=max_ev)
+        m.d.comb += [rep.cmd.eq(lr.cmd), rep.length.eq(r_len), rep.hdr0.eq(lr.hdr[0]),
+                     rep.errors.eq(ctrl.error.as_value()), rep.flags.eq(flags),
+                     rep.step.eq(ctrl.step), rep.ev_rdy.eq(fifo.r_rdy),
+                     fifo.r_en.eq(rep.ev_en), rep.ev_data.eq(fifo.r_data),
+                     rep.ev_level.eq(level16)]
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
             m.next = "RESPOND"
 
-        def txbuf_put(value):
-            m.d.comb += [txw.en.eq(1), txw.addr.eq(tptr), txw.data.eq(value)]
-            m.d.sync += tptr.eq(tptr + 1)
-
         with m.FSM(name="executor") as executor:
             with m.State("IDLE"):
                 with m.If(pending & ~tx_busy & ~tx_start):
                     m.d.comb += take.eq(1)
-                    m.d.sync += tptr.eq(0)
                     v2_cmd = (r_cmd == Cmd.ENCODER) | (r_cmd == Cmd.IMAGE)
                     with m.If((r_err != Status.OK) & lr.v2):        # v2: the tag follows
                         m.d.comb += [txw.en.eq(1), txw.addr.eq(0), txw.data.eq(lr.tag)]
@@ -232,27 +227,12 @@ class HostBridge(wiring.Component):
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.Switch(e_cmd):
-                    with m.Case(Cmd.INFO):
-                        with m.If(e_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += info_idx.eq(0)
-                            m.next = "INFO"
-                    with m.Case(Cmd.LINK):
-                        with m.If(e_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += info_idx.eq(0)
-                            m.next = "LINK"
+                    with m.Case(Cmd.INFO, Cmd.LINK, Cmd.STATUS, Cmd.EVENTS):
+                        m.d.comb += rep.start.eq(1)
+                        m.next = "REPLY"
                     with m.Case(Cmd.ENCODER, Cmd.IMAGE):
                         m.d.comb += runner.start.eq(1)
                         m.next = "RUNNER"
-                    with m.Case(Cmd.STATUS):
-                        with m.If(e_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += emit_idx.eq(0)
-                            m.next = "EMIT"
                     with m.Case(Cmd.CLEAR):
                         with m.If(e_len > 1):
                             respond(Status.BAD_LENGTH)
@@ -265,29 +245,8 @@ class HostBridge(wiring.Component):
                     with m.Case(Cmd.SPIKES, Cmd.STEP, Cmd.RUN):
                         m.d.comb += spk.start.eq(1)
                         m.next = "SPIKES"
-                    with m.Case(Cmd.EVENTS):
-                        limit = Mux((e_len == 1) & (hdr[0] < max_ev), hdr[0], max_ev)
-                        with m.If(e_len > 1):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += ev_left.eq(Mux(fifo.r_level < limit, fifo.r_level,
-                                                       limit))
-                            m.next = "EV_COUNT"
                     with m.Default():
                         respond(Status.UNKNOWN_CMD)
-
-            # -- INFO: copy the constant bytes
-            with m.State("INFO"):
-                txbuf_put(info_rom[info_idx])
-                m.d.sync += info_idx.eq(info_idx + 1)
-                with m.If(info_idx == len(self.info) - 1):
-                    respond(Status.OK, len(self.info))
-
-            with m.State("LINK"):
-                txbuf_put(link_rom[info_idx])
-                m.d.sync += info_idx.eq(info_idx + 1)
-                with m.If(info_idx == len(link_bytes) - 1):
-                    respond(Status.OK, len(link_bytes))
 
             # -- WRITE / READ / FILL: the memory-access executor owns the configuration port
             with m.State("MEMORY"):
@@ -314,12 +273,12 @@ class HostBridge(wiring.Component):
                 with m.If(spk.done):
                     respond(spk.status, spk.count)
 
-            # -- STATUS reply: a few register bytes
-            with m.State("EMIT"):
-                txbuf_put(status_bytes[emit_idx])
-                m.d.sync += emit_idx.eq(emit_idx + 1)
-                with m.If(emit_idx == len(status_bytes) - 1):
-                    respond(Status.OK, len(status_bytes))
+            # -- INFO / LINK / STATUS / EVENTS: the reply executor
+            with m.State("REPLY"):
+                m.d.comb += [txw.en.eq(rep.tx_en), txw.addr.eq(rep.tx_addr),
+                             txw.data.eq(rep.tx_data)]
+                with m.If(rep.done):
+                    respond(rep.status, rep.count)
 
             # -- CLEAR
             with m.State("CLEAR_CORE"):
@@ -331,28 +290,6 @@ class HostBridge(wiring.Component):
                     m.d.comb += [fifo_rst.eq(mask[1]), ctrl.error_clear.eq(mask[2]),
                                  clr_flags.eq(mask[2])]
                     respond(Status.OK)
-
-            # -- EVENTS: count, then (id u16, step u32) per event
-            with m.State("EV_COUNT"):
-                txbuf_put(ev_left)
-                m.next = "EV_POP"
-            with m.State("EV_POP"):
-                with m.If(ev_left == 0):
-                    respond(Status.OK, tptr)
-                with m.Elif(fifo.r_rdy):
-                    m.d.comb += fifo.r_en.eq(1)
-                    m.d.sync += [ev.eq(fifo.r_data), emit_idx.eq(0), ev_left.eq(ev_left - 1)]
-                    m.next = "EV_EMIT"
-            with m.State("EV_EMIT"):
-                ev_id = Signal(16)
-                ev_step = Signal(32)
-                m.d.comb += [ev_id.eq(ev[:self.out_bits]), ev_step.eq(ev[self.out_bits:])]
-                ev_bytes = Array([ev_id[:8], ev_id[8:], *(ev_step.word_select(i, 8)
-                                                         for i in range(4))])
-                txbuf_put(ev_bytes[emit_idx])
-                m.d.sync += emit_idx.eq(emit_idx + 1)
-                with m.If(emit_idx == EVENT_BYTES - 1):
-                    m.next = "EV_POP"
 
             with m.State("RESPOND"):
                 m.d.comb += [tx_start.eq(1)]
