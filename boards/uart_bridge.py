@@ -113,41 +113,19 @@ class HostBridge(wiring.Component):
         })
 
     def elaborate(self, platform):
-        g = self.geometry
         m = Module()
         mp = self.max_payload
-        max_ev = max_events(mp)
 
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
         m.submodules.sender = snd = ResponseSender(divisor=self.divisor, depth=mp)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(snd.tx)]
 
-        # ---- receiver (ring + parser), v2 executor, response buffer ------------------------
+        # ---- receiver (ring + parser) and the reply buffer ----------------------------------
         m.submodules.receiver = lr = LinkReceiver(depth=self.rx_depth, timeout=self.timeout,
                                                   max_payload=mp,
                                                   max_frame=self.link.max_frame)
         m.d.comb += [lr.rx_data.eq(urx.data), lr.rx_valid.eq(urx.valid)]
-        L = self.link
-        m.submodules.runner = runner = ImageRunner(
-            max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
-            axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
-            max_clocks=L.enc_clocks)
-        m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length), runner.tag.eq(lr.tag),
-                     runner.pl_data.eq(lr.pl_data), runner.busy.eq(self.ctrl.busy),
-                     runner.step.eq(self.ctrl.step), runner.inp.ready.eq(self.inp.ready),
-                     runner.out.payload.eq(self.out.payload)]
-        in_runner = Signal()
-        m.submodules.spike_exec = spk = SpikeExec(n_axons=g.n_axons, axon_bits=g.axon_bits,
-                                                  step_bits=self.step_bits)
-        m.d.comb += [spk.cmd.eq(lr.cmd), spk.length.eq(lr.length[:8]), spk.hdr0.eq(lr.hdr[0]),
-                     spk.hdr1.eq(lr.hdr[1]), spk.pl_data.eq(lr.pl_data),
-                     spk.inp.ready.eq(self.inp.ready), spk.busy.eq(self.ctrl.busy),
-                     spk.step.eq(self.ctrl.step)]
-        m.submodules.mem_access = mem = MemoryAccess(g, max_payload=mp)
-        wiring.connect(m, wiring.flipped(self.cfg), mem.cfg)
-        m.d.comb += [mem.cmd.eq(lr.cmd), mem.length.eq(lr.length[:8]),
-                     mem.pl_data.eq(lr.pl_data), mem.core_busy.eq(self.ctrl.busy),
-                     *(mem.hdr[i].eq(lr.hdr[i]) for i in range(8))]
+        in_runner = self._in_runner = Signal()
         txw = SimpleNamespace(en=snd.w_en, addr=snd.w_addr, data=snd.w_data)
 
         # ---- sticky bridge flags -----------------------------------------------------------
@@ -177,7 +155,6 @@ class HostBridge(wiring.Component):
             self.out.ready.eq(1),
             fifo.w_data.eq(Cat(self.out.payload, self.ctrl.step)),
             fifo.w_en.eq(self.out.valid & ~in_runner),
-            runner.out.valid.eq(self.out.valid & in_runner),
         ]
         with m.If(self.out.valid & ~in_runner & ~fifo.w_rdy):
             m.d.comb += set_flags[0].eq(1)
@@ -194,18 +171,11 @@ class HostBridge(wiring.Component):
         e_len = r_len
         mask = Signal(3)
         ctrl = self.ctrl
+        level16 = Signal(16)
+        m.d.comb += level16.eq(fifo.r_level)
+        runner, spk, mem, rep = self._executors(m, lr, fifo, flags, level16)
         # payload reads and host spikes: the spike executor's unless another executor runs
         m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload)]
-        level16 = Signal(16)
-        m.d.comb += [level16.eq(fifo.r_level), spk.events.eq(level16)]
-        m.submodules.reply_exec = rep = ReplyExec(
-            info=self.info, link=encode_link(self.link), out_bits=self.out_bits,
-            step_bits=self.step_bits, max_events=max_ev)
-        m.d.comb += [rep.cmd.eq(lr.cmd), rep.length.eq(r_len), rep.hdr0.eq(lr.hdr[0]),
-                     rep.errors.eq(ctrl.error.as_value()), rep.flags.eq(flags),
-                     rep.step.eq(ctrl.step), rep.ev_rdy.eq(fifo.r_rdy),
-                     fifo.r_en.eq(rep.ev_en), rep.ev_data.eq(fifo.r_data),
-                     rep.ev_level.eq(level16)]
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
@@ -304,6 +274,44 @@ class HostBridge(wiring.Component):
             self.led_error.eq((flags != 0) | (ctrl.error.as_value() != 0)),
         ]
         return m
+
+    def _executors(self, m, lr, fifo, flags, level16):
+        """The command executors, their inputs wired to the parsed frame (``lr``), the core
+        and the event FIFO; the dispatch FSM routes their outputs."""
+        g, mp = self.geometry, self.max_payload
+        max_ev = max_events(mp)
+        ctrl = self.ctrl
+        L = self.link
+        m.submodules.runner = runner = ImageRunner(
+            max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
+            axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
+            max_clocks=L.enc_clocks)
+        m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length), runner.tag.eq(lr.tag),
+                     runner.pl_data.eq(lr.pl_data), runner.busy.eq(ctrl.busy),
+                     runner.step.eq(ctrl.step), runner.inp.ready.eq(self.inp.ready),
+                     runner.out.payload.eq(self.out.payload)]
+        m.submodules.spike_exec = spk = SpikeExec(n_axons=g.n_axons, axon_bits=g.axon_bits,
+                                                  step_bits=self.step_bits)
+        m.d.comb += [spk.cmd.eq(lr.cmd), spk.length.eq(lr.length[:8]), spk.hdr0.eq(lr.hdr[0]),
+                     spk.hdr1.eq(lr.hdr[1]), spk.pl_data.eq(lr.pl_data),
+                     spk.inp.ready.eq(self.inp.ready), spk.busy.eq(ctrl.busy),
+                     spk.step.eq(ctrl.step)]
+        m.submodules.mem_access = mem = MemoryAccess(g, max_payload=mp)
+        wiring.connect(m, wiring.flipped(self.cfg), mem.cfg)
+        m.d.comb += [mem.cmd.eq(lr.cmd), mem.length.eq(lr.length[:8]),
+                     mem.pl_data.eq(lr.pl_data), mem.core_busy.eq(ctrl.busy),
+                     *(mem.hdr[i].eq(lr.hdr[i]) for i in range(8))]
+        m.d.comb += [runner.out.valid.eq(self.out.valid & self._in_runner),
+                     spk.events.eq(level16)]
+        m.submodules.reply_exec = rep = ReplyExec(
+            info=self.info, link=encode_link(self.link), out_bits=self.out_bits,
+            step_bits=self.step_bits, max_events=max_ev)
+        m.d.comb += [rep.cmd.eq(lr.cmd), rep.length.eq(lr.length[:8]), rep.hdr0.eq(lr.hdr[0]),
+                     rep.errors.eq(ctrl.error.as_value()), rep.flags.eq(flags),
+                     rep.step.eq(ctrl.step), rep.ev_rdy.eq(fifo.r_rdy),
+                     fifo.r_en.eq(rep.ev_en), rep.ev_data.eq(fifo.r_data),
+                     rep.ev_level.eq(level16)]
+        return runner, spk, mem, rep
 
 
 class NeurocoreSystem(wiring.Component):
