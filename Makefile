@@ -100,3 +100,7 @@ bitstream: install  ## BOARD=icebreaker|ulx3s [BAUD=115200] [CLOCK=MHz]: build/$
 
 boards-report: install  ## both bitstreams, then docs/boards.md (utilisation, Fmax, geometry, inferences/s)
 	$(BITSTREAM_ENV) $(BIN)/python tools/boards_report.py
+
+.PHONY: link-report
+link-report: install  ## host link v2 bytes per image and img/s per baud into docs/boards.md (no bitstream build)
+	$(BIN)/python tools/link_report.py

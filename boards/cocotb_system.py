@@ -94,9 +94,9 @@ async def host_session(dut):
             elif kind == "flush":
                 received.clear()
                 transport.reply(None)
-            elif kind == "wait":
+            elif kind == "wait":                  # reply: cycles since the session began
                 await ClockCycles(dut.clk, req[1])
-                transport.reply(None)
+                transport.reply(int((get_sim_time("ns") - start_ns) // CLOCK_NS))
             else:
                 transport.fail(f"unknown request {kind!r}")
     finally:

@@ -65,6 +65,8 @@ class Board(BoardBase):
     multiplier_bits = 16
     #: Memories put into SPRAM.
     spram = ("synapses",)
+    rx_depth = 512               # block RAM is scarce: room for 3 digits IMAGE frames
+    enc_inputs = 256
 
     @property
     def clock_hz(self) -> float:

@@ -26,11 +26,33 @@ __all__ = ["PROTOCOL_VERSION", "SYNC_REQUEST", "SYNC_RESPONSE", "DEFAULT_MAX_PAY
            "Status", "BridgeFlags", "ClearMask", "MEMORY_INDEX", "EVENT_BYTES", "SPIKE_BYTES",
            "crc16", "crc16_update", "encode_frame", "FrameParser", "Frame", "word_bytes",
            "BoardInfo", "encode_info", "decode_info", "GEOMETRY_FIELDS", "max_read_words",
-           "max_events", "max_spikes", "max_write_words"]
+           "max_events", "max_spikes", "max_write_words", "SYNC_REQUEST_V2", "V2_OVERHEAD",
+           "encode_frame_v2", "LinkInfo", "encode_link", "decode_link", "BAUD_OPTIONS",
+           "ENCODER_TABLES", "ENCODER_PARAMS", "image_reply_bytes", "CLASS_BYTES",
+           "IMAGE_REPLY_HEAD"]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SYNC_REQUEST = 0xA5
 SYNC_RESPONSE = 0x5A
+#: Sync byte of a version-2 request frame (docs/protocol.md, "Version 2").
+SYNC_REQUEST_V2 = 0xA6
+#: Bytes a v2 request frame adds to its payload: sync, cmd, tag, len u16, header CRC, CRC.
+V2_OVERHEAD = 9
+#: Bytes a v1 frame occupies at most (sync, cmd, len, 255 payload bytes, CRC).
+V1_MAX_FRAME = 5 + 255
+#: Bytes of an IMAGE reply before the per-class fields: status, tag, class.
+IMAGE_REPLY_HEAD = 3
+#: Per class in an IMAGE reply: spike count u8, first-spike step u16 (0xFFFF: none).
+CLASS_BYTES = 3
+#: Encoder tables of the ENCODER command (rtl/encoder.py numbering, then the parameters).
+ENCODER_TABLES = {"lut": 0, "axons": 1, "clock_axon": 2, "clock_step": 3, "params": 4}
+#: Words of the ENCODER ``params`` table.
+ENCODER_PARAMS = {"n_inputs": 0, "n_steps": 1, "n_classes": 2}
+#: Header of an ENCODER request: table u8, address u16 (then u16 words).
+ENCODER_HEADER = 3
+#: Baud rates the boards' USB UARTs run (FT2232H on the iCEBreaker, FT231X on the ULX3S);
+#: a bitstream is built for one (``BAUD=``), the divisor error must stay below 2 %.
+BAUD_OPTIONS = (115200, 921600, 1_000_000, 2_000_000, 3_000_000)
 #: Largest payload (bytes) a frame may carry unless a bridge is built with another limit.
 DEFAULT_MAX_PAYLOAD = 128
 #: One output event in an EVENTS response: output id (u16) then step (u32).
@@ -48,6 +70,7 @@ class Cmd(enum.IntEnum):
     """Request commands (the ``CMD`` byte)."""
 
     INFO = 0x01      # -> protocol version, limits, clock, geometry
+    LINK = 0x04      # -> v2 limits: rx ring, max frame, encoder sizes
     STATUS = 0x02    # -> core error flags, bridge flags, step counter, events pending
     CLEAR = 0x03     # [mask u8]: core state + step counter / event FIFO / error flags
     WRITE = 0x10     # mem u8, addr u24, count u8, count words
@@ -57,6 +80,8 @@ class Cmd(enum.IntEnum):
     RUN = 0x30       # n u16: run n steps -> step u32, events pending u16
     STEP = 0x31      # axon ids (u16 each), then run one step -> step u32, events pending u16
     EVENTS = 0x40    # [max u8] -> count u8, count x (output id u16, step u32)
+    ENCODER = 0x50   # table u8, addr u16, u16 words -> tag
+    IMAGE = 0x51     # n_inputs pixel bytes -> tag, class u8, per class (count u8, first u16)
 
 
 class Status(enum.IntEnum):
@@ -79,6 +104,7 @@ class BridgeFlags(enum.IntFlag):
     RX_OVERRUN = 2       # a byte arrived while a command executed or a frame waited (dropped)
     FRAMING = 4          # a byte had no stop bit (dropped)
     REJECTED = 8         # a frame was answered with an error status
+    SKIPPED = 16         # v2: a header failed its CRC, or a non-sync byte came in v2 mode
 
 
 class ClearMask(enum.IntFlag):
@@ -122,6 +148,58 @@ def encode_frame(cmd: int, payload: bytes = b"", *, sync: int = SYNC_REQUEST,
     body = bytes([int(cmd), len(payload)]) + payload
     crc = crc16(body)
     return bytes([sync]) + body + bytes([crc >> 8, crc & 0xFF])
+
+
+def encode_frame_v2(cmd: int, payload: bytes = b"", *, tag: int = 0,
+                    max_frame: int = 0xFFFF) -> bytes:
+    """Return one v2 request frame: sync, cmd, tag, len u16 LE, header CRC (CRC-16 of cmd, tag
+    and len, high byte first), payload, CRC-16 of the payload (high byte first)."""
+    payload = bytes(payload)
+    for name, byte in (("command", cmd), ("tag", tag)):
+        if not 0 <= int(byte) <= 0xFF:
+            raise ValueError(f"{name} {int(byte):#x} does not fit one byte")
+    if len(payload) > max_frame:
+        raise ValueError(f"v2 payload of {len(payload)} bytes exceeds the limit of {max_frame}")
+    head = bytes([int(cmd), int(tag)]) + len(payload).to_bytes(2, "little")
+    hcrc, crc = crc16(head), crc16(payload)
+    return (bytes([SYNC_REQUEST_V2]) + head + bytes([hcrc >> 8, hcrc & 0xFF]) + payload
+            + bytes([crc >> 8, crc & 0xFF]))
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """LINK reply: the v2 limits of a bridge."""
+
+    rx_depth: int        # bytes of the RX ring
+    max_frame: int       # largest v2 payload
+    enc_inputs: int      # encoder: inputs per image
+    enc_steps: int       # encoder: steps per image
+    enc_classes: int     # classes an IMAGE reply reports at most
+    enc_clocks: int      # clock axons
+
+    def window(self, frame_bytes: int) -> int:
+        """Frames of ``frame_bytes`` the host may have unanswered (credit window): they and
+        one v1 frame of garbage fit the ring; at least 1."""
+        return max(1, (self.rx_depth - V1_MAX_FRAME) // frame_bytes)
+
+
+LINK_REPLY = struct.Struct("<HHHHBB")
+
+
+def encode_link(info: LinkInfo) -> bytes:
+    return LINK_REPLY.pack(info.rx_depth, info.max_frame, info.enc_inputs, info.enc_steps,
+                           info.enc_classes, info.enc_clocks)
+
+
+def decode_link(data: bytes) -> LinkInfo:
+    if len(data) != LINK_REPLY.size:
+        raise ValueError(f"LINK reply of {len(data)} bytes; expected {LINK_REPLY.size}")
+    return LinkInfo(*LINK_REPLY.unpack(data))
+
+
+def image_reply_bytes(n_classes: int) -> int:
+    """Bytes of an IMAGE response frame (sync, cmd, len, payload, CRC)."""
+    return 5 + IMAGE_REPLY_HEAD + CLASS_BYTES * n_classes
 
 
 @dataclass

@@ -23,7 +23,16 @@ from .ice40 import SinglePortRAM
 from .top import MemoryOverride, core_memory_selector
 from .uart_bridge import NeurocoreSystem
 
-__all__ = ["SimPlatform", "build", "run", "TOPLEVEL", "system_for"]
+__all__ = ["SimPlatform", "build", "run", "TOPLEVEL", "system_for", "SIM_DIVISOR",
+           "board_spram"]
+
+#: Clock cycles per UART bit of the system simulation (a fast line keeps the traffic short).
+SIM_DIVISOR = 4
+
+
+def board_spram(board: str) -> tuple:
+    """Memories the board puts on SPRAM (the simulation uses the SPRAM model for them)."""
+    return ("synapses",) if board == "icebreaker" else ()
 
 TOPLEVEL = "board_system"
 TEST_MODULE = "neurocore.boards.cocotb_system"
@@ -56,6 +65,9 @@ def build(geometry: CoreGeometry, *, divisor: int = 4, timeout: int | None = Non
           event_depth: int = 128):
     """Write the Verilog and build the Verilator model; return ``(runner, dir, seconds)``."""
     from cocotb_tools.runner import get_runner
+
+    from ..sim.verilator import verilator_on_path
+    verilator_on_path()
 
     timeout = timeout if timeout is not None else 64 * divisor
     tag = f"system-{geometry.name}-div{divisor}" + ("-spram" if spram else "")

@@ -79,6 +79,9 @@ class BoardBase:
     default_baud = 115200
     timeout_ms = 20.0            # protocol inter-byte timeout
     event_depth = 256
+    rx_depth = 2048              # protocol v2: RX ring bytes (two 784-pixel IMAGE frames)
+    enc_inputs = 1024            # on-chip encoder: pixels per image ...
+    enc_steps = 256              # ... steps per image
     synth_opts = ""
     nextpnr_opts = "--timing-allow-fail"
     multipliers = 0              # hard multipliers of the device ...
@@ -134,7 +137,8 @@ class BoardBase:
             self.geometry, divisor=uart_divisor(self.clock_hz, self.baud),
             timeout=int(self.timeout_ms * 1e-3 * self.clock_hz),
             max_payload=DEFAULT_MAX_PAYLOAD, event_depth=self.event_depth,
-            clock_hz=int(round(self.clock_hz)), baud=self.baud)
+            clock_hz=int(round(self.clock_hz)), baud=self.baud, rx_depth=self.rx_depth,
+            enc_inputs=min(self.enc_inputs, self.geometry.n_axons), enc_steps=self.enc_steps)
 
     def build(self, build_dir: Path, seed: int | None = None):
         opts = self.nextpnr_opts + (f" --seed {seed}" if seed is not None else "")

@@ -2,15 +2,17 @@
 
 docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds its constants.
 
-* :class:`UARTRx`, :class:`UARTTx`: 8N1 at ``divisor`` clock cycles per bit (>= 4).  The
-  receiver synchronises the line, rejects start-bit glitches and drops a byte without stop
-  bit (``framing`` pulse).
-* :class:`HostBridge`: receives frames into a payload buffer, checks length and CRC-16, runs
-  the command on the core's configuration port, control port and spike streams, and answers
-  with one response frame.  A frame that stops arriving for ``timeout`` cycles is answered
-  with ``TIMEOUT``; a frame with a bad CRC or an over-long ``LEN`` is answered with
-  ``BAD_CRC``/``BAD_LENGTH`` once the line has been quiet for ``timeout`` cycles (the rest of
-  the bad frame is skipped); the receiver then hunts for the next sync byte.  Output events
+* :mod:`neurocore.boards.uart`: the 8N1 :class:`UARTRx`/:class:`UARTTx` (re-exported here).
+* :mod:`neurocore.boards.link_rx`: :class:`~neurocore.boards.link_rx.LinkReceiver`, the RX
+  ring buffer and the v1/v2 frame parser (timeouts, bad CRC, resynchronisation).
+* :mod:`neurocore.boards.link_tx`: the reply buffer and the response-frame transmitter.
+* The command executors, one component each, started with the parsed frame and answering
+  with a status and the reply bytes they wrote: :mod:`~neurocore.boards.reply_exec` (INFO,
+  LINK, STATUS, EVENTS), :mod:`~neurocore.boards.mem_access` (WRITE, READ, FILL),
+  :mod:`~neurocore.boards.spike_exec` (SPIKES, STEP, RUN) and
+  :mod:`~neurocore.boards.image_runner` (v2 ENCODER, IMAGE on the on-chip encoder).
+* :class:`HostBridge`: wires them, dispatches each parsed frame to its executor (CLEAR it
+  runs itself), and sends one response frame per request.  Output events
   (id, step) go into a FIFO that the host drains with EVENTS; the core's ``out.ready`` is
   always high, so a full FIFO drops events and raises ``EVENT_OVERFLOW``.
 * :class:`NeurocoreSystem`: bridge + core, with the serial pins as ports (the board tops and
@@ -19,121 +21,28 @@ docs/protocol.md describes the protocol; :mod:`neurocore.boards.protocol` holds 
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..rtl.core import ControlSignature, ConfigSignature, Neurocore
+from ..rtl.core import ConfigSignature, ControlSignature, Neurocore
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import port_targets
-from .protocol import (CRC_INIT, CRC_POLY, DEFAULT_MAX_PAYLOAD, EVENT_BYTES, FILL_HEADER,
-                       MEMORY_INDEX, SYNC_REQUEST, SYNC_RESPONSE, WRITE_HEADER, ClearMask,
-                       Cmd, Status, encode_info, max_events, word_bytes)
+from .image_runner import ImageRunner
+from .link_rx import LinkReceiver
+from .link_tx import ResponseSender
+from .mem_access import MemoryAccess
+from .reply_exec import ReplyExec
+from .spike_exec import SpikeExec
+from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, IMAGE_REPLY_HEAD,
+                       V2_OVERHEAD, ClearMask, Cmd, LinkInfo, Status, encode_info, encode_link,
+                       max_events)
+# UART and CRC logic live in boards/uart.py; re-exported for existing imports
+from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
 
 __all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
-
-#: Smallest supported clock cycles per bit.
-MIN_DIVISOR = 4
-
-
-def _check_divisor(divisor):
-    if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-        raise ValueError(f"divisor must be an integer >= {MIN_DIVISOR} cycles per bit, "
-                         f"not {divisor!r}")
-
-
-class UARTRx(wiring.Component):
-    """8N1 receiver: ``valid`` pulses for one cycle with ``data`` after each stop bit."""
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__({"rx": In(1, init=1), "data": Out(8), "valid": Out(1),
-                          "framing": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.divisor
-        line = Signal(init=1)
-        m.submodules.sync = FFSynchronizer(self.rx, line, init=1)
-        cnt = Signal(range(d))
-        bit = Signal(range(8))
-        shreg = Signal(8)
-        with m.FSM(name="rx"):
-            with m.State("IDLE"):
-                with m.If(~line):
-                    m.d.sync += cnt.eq(d // 2 - 1)
-                    m.next = "START"
-            with m.State("START"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    with m.If(line):                 # glitch, not a start bit
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.sync += [cnt.eq(d - 1), bit.eq(0)]
-                        m.next = "DATA"
-            with m.State("DATA"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    m.d.sync += [shreg.eq(Cat(shreg[1:], line)), cnt.eq(d - 1), bit.eq(bit + 1)]
-                    with m.If(bit == 7):
-                        m.next = "STOP"
-            with m.State("STOP"):
-                m.d.sync += cnt.eq(cnt - 1)
-                with m.If(cnt == 0):
-                    with m.If(line):
-                        m.d.comb += [self.valid.eq(1), self.data.eq(shreg)]
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.comb += self.framing.eq(1)
-                        m.next = "BREAK"
-            with m.State("BREAK"):                   # wait for the line to go idle again
-                with m.If(line):
-                    m.next = "IDLE"
-        return m
-
-
-class UARTTx(wiring.Component):
-    """8N1 transmitter with a stream input (``data.ready`` while idle)."""
-
-    def __init__(self, divisor: int):
-        _check_divisor(divisor)
-        self.divisor = divisor
-        super().__init__({"tx": Out(1, init=1), "data": In(stream.Signature(8)),
-                          "busy": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.divisor
-        cnt = Signal(range(d))
-        bits = Signal(range(11))
-        shreg = Signal(10, init=0x3FF)
-        m.d.comb += [self.tx.eq(shreg[0]), self.busy.eq(bits != 0),
-                     self.data.ready.eq(bits == 0)]
-        with m.If(bits == 0):
-            with m.If(self.data.valid):
-                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.data.payload, Const(1, 1))),
-                             bits.eq(10), cnt.eq(d - 1)]
-        with m.Else():
-            m.d.sync += cnt.eq(cnt - 1)
-            with m.If(cnt == 0):
-                m.d.sync += [shreg.eq(Cat(shreg[1:], Const(1, 1))), bits.eq(bits - 1),
-                             cnt.eq(d - 1)]
-        return m
-
-
-def crc16_byte(crc, byte):
-    """CRC-16/CCITT-FALSE of one byte, unrolled into XORs (``crc``: 16 bits, ``byte``: 8)."""
-    bits = [crc[i] for i in range(16)]
-    data = [byte[i] for i in range(8)]
-    for i in range(7, -1, -1):
-        fb = bits[15] ^ data[i]
-        shifted = [Const(0, 1)] + bits[:15]
-        bits = [(shifted[j] ^ fb) if (CRC_POLY >> j) & 1 else shifted[j] for j in range(16)]
-    return Cat(*bits)
 
 
 class HostBridge(wiring.Component):
@@ -155,13 +64,18 @@ class HostBridge(wiring.Component):
         The core's step counter width and host-spike buffer depth (reported by INFO).
     clock_hz, baud : int
         Reported by INFO (informational).
+    rx_depth : int
+        Bytes of the RX ring (power of two); a v2 payload may hold ``rx_depth - V2_OVERHEAD``.
+    enc_inputs, enc_steps, enc_classes : int
+        Encoder sizes (v2 IMAGE): pixels per image, steps per image, classes reported.
     """
 
     def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
                  step_bits: int = 32, input_depth: int | None = None, clock_hz: int = 0,
-                 baud: int = 0):
-        _check_divisor(divisor)
+                 baud: int = 0, rx_depth: int = 2048, enc_inputs: int | None = None,
+                 enc_steps: int = 256, enc_classes: int | None = None):
+        check_divisor(divisor)
         g = self.geometry = geometry
         if not isinstance(timeout, int) or timeout < 2 * divisor:
             raise ValueError(f"timeout must be at least two bit times ({2 * divisor} cycles), "
@@ -179,6 +93,14 @@ class HostBridge(wiring.Component):
         self.divisor, self.timeout, self.max_payload = divisor, timeout, max_payload
         self.event_depth, self.step_bits = event_depth, step_bits
         self.out_bits = bits_for(g.n_outputs)
+        self.rx_depth = rx_depth
+        self.link = LinkInfo(rx_depth=rx_depth, max_frame=rx_depth - V2_OVERHEAD,
+                             enc_inputs=enc_inputs or min(g.n_axons, 1024),
+                             enc_steps=enc_steps,
+                             enc_classes=enc_classes or min(g.n_outputs, 16), enc_clocks=3)
+        if IMAGE_REPLY_HEAD - 1 + CLASS_BYTES * self.link.enc_classes > max_payload:
+            raise ValueError(f"{self.link.enc_classes} classes do not fit an IMAGE reply of "
+                             f"max_payload {max_payload} bytes")
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -191,124 +113,38 @@ class HostBridge(wiring.Component):
         })
 
     def elaborate(self, platform):
-        g = self.geometry
         m = Module()
         mp = self.max_payload
-        targets = port_targets(g)
-        wb_of = word_bytes(g)
-        names = list(MEMORY_INDEX)
-        sel_bits = bits_for(len(names))
-        # a select of a memory this geometry lacks (conv with n_conv = 0): BAD_MEMORY
-        wb_of = {n: wb_of.get(n, 1) for n in names}
-        WB = Array([Const(wb_of[n], 4) for n in names])
-        DEPTH = Array([Const(targets.get(n, (0, 8))[0], 25) for n in names])
-        MAXREAD = Array([Const(min(255, (mp - 1) // wb_of[n]), 8) for n in names])
-        PRESENT = Array([Const(n in targets, 1) for n in names])
-        max_ev = max_events(mp)
 
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
-        m.submodules.uart_tx = utx = UARTTx(self.divisor)
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        m.submodules.sender = snd = ResponseSender(divisor=self.divisor, depth=mp)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(snd.tx)]
 
-        # ---- payload buffers ---------------------------------------------------------------
-        rxbuf = m.submodules.rxbuf = Memory(shape=8, depth=mp, init=[])
-        rxw, rxr = rxbuf.write_port(), rxbuf.read_port()
-        txbuf = m.submodules.txbuf = Memory(shape=8, depth=mp, init=[])
-        txw, txr = txbuf.write_port(), txbuf.read_port()
+        # ---- receiver (ring + parser) and the reply buffer ----------------------------------
+        m.submodules.receiver = lr = LinkReceiver(depth=self.rx_depth, timeout=self.timeout,
+                                                  max_payload=mp,
+                                                  max_frame=self.link.max_frame)
+        m.d.comb += [lr.rx_data.eq(urx.data), lr.rx_valid.eq(urx.valid)]
+        in_runner = self._in_runner = Signal()
+        txw = SimpleNamespace(en=snd.w_en, addr=snd.w_addr, data=snd.w_data)
 
         # ---- sticky bridge flags -----------------------------------------------------------
-        flags = Signal(4)
-        set_flags = Signal(4)
+        flags = Signal(5)
+        set_flags = Signal(5)
         clr_flags = Signal()
         m.d.sync += flags.eq(Mux(clr_flags, 0, flags) | set_flags)
-        with m.If(urx.framing):
-            m.d.comb += set_flags[2].eq(1)
+        m.d.comb += [set_flags[2].eq(urx.framing), set_flags[1].eq(lr.overrun),
+                     set_flags[4].eq(lr.skipped)]
 
-        # ---- receiver: sync, cmd, len, payload, crc ---------------------------------------------
-        exec_busy = Signal()                 # the executor reads the frame: drop bytes
+        # ---- the parsed frame ----------------------------------------------------------------
+        exec_busy = Signal()                 # the executor runs a command: the parser holds
         take = Signal()                      # the executor takes the pending frame
-        r_cmd = Signal(8)
-        r_len = Signal(8)
-        r_idx = Signal(8)
-        r_crc = Signal(16)
-        r_crc_hi = Signal(8)
-        r_err = Signal(8)                    # status of a rejected frame (0: frame OK)
-        hdr = Array([Signal(8, name=f"hdr{i}") for i in range(8)])
-        timer = Signal(range(self.timeout + 1))
-        byte = urx.data
-        got = Signal()
-        m.d.comb += got.eq(urx.valid & ~exec_busy)
-        with m.If(urx.valid & exec_busy):
-            m.d.comb += set_flags[1].eq(1)
-        with m.If(got):
-            m.d.sync += timer.eq(0)
-        with m.Else():
-            m.d.sync += timer.eq(Mux(timer == self.timeout, timer, timer + 1))
-        expired = timer == self.timeout
-        pending = Signal()
-        with m.FSM(name="receiver"):
-            with m.State("HUNT"):
-                with m.If(got & (byte == SYNC_REQUEST)):
-                    m.d.sync += [r_cmd.eq(0), r_crc.eq(CRC_INIT)]
-                    m.next = "CMD"
-            with m.State("CMD"):
-                with m.If(got):
-                    m.d.sync += [r_cmd.eq(byte), r_crc.eq(crc16_byte(r_crc, byte))]
-                    m.next = "LEN"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("LEN"):
-                with m.If(got):
-                    m.d.sync += [r_len.eq(byte), r_idx.eq(0), r_crc.eq(crc16_byte(r_crc, byte))]
-                    with m.If(byte > mp):
-                        m.d.sync += r_err.eq(Status.BAD_LENGTH)
-                        m.next = "DISCARD"
-                    with m.Elif(byte == 0):
-                        m.next = "CRC_HI"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("PAYLOAD"):
-                with m.If(got):
-                    m.d.comb += [rxw.en.eq(1), rxw.addr.eq(r_idx), rxw.data.eq(byte)]
-                    with m.If(r_idx < 8):
-                        m.d.sync += hdr[r_idx[:3]].eq(byte)
-                    m.d.sync += [r_idx.eq(r_idx + 1), r_crc.eq(crc16_byte(r_crc, byte))]
-                    with m.If(r_idx == r_len - 1):
-                        m.next = "CRC_HI"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("CRC_HI"):
-                with m.If(got):
-                    m.d.sync += r_crc_hi.eq(byte)
-                    m.next = "CRC_LO"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("CRC_LO"):
-                with m.If(got):
-                    with m.If(Cat(byte, r_crc_hi) == r_crc):
-                        m.d.sync += r_err.eq(Status.OK)
-                        m.next = "PENDING"
-                    with m.Else():
-                        m.d.sync += r_err.eq(Status.BAD_CRC)
-                        m.next = "DISCARD"
-                with m.Elif(expired):
-                    m.d.sync += r_err.eq(Status.TIMEOUT)
-                    m.next = "PENDING"
-            with m.State("DISCARD"):             # skip the rest of a bad frame until quiet
-                with m.If(expired & ~got):
-                    m.next = "PENDING"
-            with m.State("PENDING"):
-                m.d.comb += pending.eq(1)
-                with m.If(urx.valid):
-                    m.d.comb += set_flags[1].eq(1)
-                with m.If(take):
-                    m.next = "HUNT"
+        r_cmd = lr.cmd
+        r_len = lr.length[:8]                # v1 commands: LEN <= max_payload (checked)
+        r_err = lr.status                    # status of a rejected frame (0: frame OK)
+        hdr = Array(lr.hdr)
+        pending = lr.pending
+        m.d.comb += [lr.hold.eq(exec_busy), lr.take.eq(take)]
 
         # ---- event FIFO (output id, step) ------------------------------------------------------
         fifo_rst = Signal()
@@ -318,166 +154,55 @@ class HostBridge(wiring.Component):
         m.d.comb += [
             self.out.ready.eq(1),
             fifo.w_data.eq(Cat(self.out.payload, self.ctrl.step)),
-            fifo.w_en.eq(self.out.valid),
+            fifo.w_en.eq(self.out.valid & ~in_runner),
         ]
-        with m.If(self.out.valid & ~fifo.w_rdy):
+        with m.If(self.out.valid & ~in_runner & ~fifo.w_rdy):
             m.d.comb += set_flags[0].eq(1)
 
-        # ---- transmitter: sync, cmd, len, status, txbuf[0:count], crc ------------------------
-        tx_start = Signal()
-        tx_busy = Signal()
-        t_cmd = Signal(8)
-        t_status = Signal(8)
-        t_count = Signal(8)
-        t_idx = Signal(8)
-        t_idx_nxt = Signal(8)
-        t_crc = Signal(16)
-        t_byte = Signal(8)
-        m.d.comb += [t_idx_nxt.eq(t_idx), txr.addr.eq(t_idx_nxt), utx.data.payload.eq(t_byte)]
-        m.d.sync += t_idx.eq(t_idx_nxt)
-        fire = utx.data.valid & utx.data.ready
-        with m.If(fire):
-            m.d.sync += t_crc.eq(crc16_byte(t_crc, t_byte))
-
+        # ---- transmitter: the response frame (boards/link_tx.py) ------------------------
         # status & count of the response under construction (set by the executor)
         e_status = Signal(8)
         e_count = Signal(8)
-        with m.FSM(name="sender"):
-            with m.State("IDLE"):
-                with m.If(tx_start):
-                    m.d.sync += [t_cmd.eq(r_cmd), t_status.eq(e_status), t_count.eq(e_count)]
-                    m.next = "SYNC"
-            with m.State("SYNC"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(SYNC_RESPONSE), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.sync += t_crc.eq(CRC_INIT)        # the sync byte is not covered
-                    m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_cmd), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "LEN"
-            with m.State("LEN"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_count + 1), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_status), utx.data.valid.eq(1),
-                             t_idx_nxt.eq(0)]
-                with m.If(fire):
-                    m.next = "BODY_OR_CRC"
-            with m.State("BODY_OR_CRC"):
-                m.d.comb += tx_busy.eq(1)
-                with m.If(t_idx == t_count):
-                    m.next = "CRC_HI"
-                with m.Else():
-                    m.next = "BODY"
-            with m.State("BODY"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(txr.data), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.comb += t_idx_nxt.eq(t_idx + 1)
-                    with m.If(t_idx + 1 == t_count):
-                        m.next = "CRC_HI"
-            with m.State("CRC_HI"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[8:]), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.d.sync += t_crc.eq(t_crc)           # keep: CRC_LO sends the low byte
-                    m.next = "CRC_LO"
-            with m.State("CRC_LO"):
-                m.d.comb += [tx_busy.eq(1), t_byte.eq(t_crc[:8]), utx.data.valid.eq(1)]
-                with m.If(fire):
-                    m.next = "DONE"
-            with m.State("DONE"):                          # wait for the stop bit to leave
-                m.d.comb += tx_busy.eq(1)
-                with m.If(~utx.busy):
-                    m.next = "IDLE"
+        tx_start, tx_busy = snd.start, snd.busy
+        m.d.comb += [snd.cmd.eq(r_cmd), snd.status.eq(e_status), snd.count.eq(e_count)]
 
         # ---- executor ----------------------------------------------------------------------------
         e_cmd = r_cmd
         e_len = r_len
-        mem_sel = Signal(8)
-        addr = Signal(25)
-        remain = Signal(24)
-        wbyte = Signal(3)
-        word = Signal(64)
-        tptr = Signal(8)
-        rptr = Signal(8)
-        rptr_nxt = Signal(8)
-        spike_lo = Signal(8)
-        spike_cnt = Signal(8)
-        nsteps = Signal(16)
         mask = Signal(3)
-        ev_left = Signal(8)
-        ev = Signal(ev_w)
-        emit_idx = Signal(3)
-        m.d.comb += [rptr_nxt.eq(rptr), rxr.addr.eq(rptr_nxt)]
-        m.d.sync += rptr.eq(rptr_nxt)
-        wb = WB[mem_sel[:sel_bits]]
-        hdr_mem = hdr[0]
-        hdr_addr = Cat(hdr[1], hdr[2], hdr[3])
-        hdr_count8 = hdr[4]
-        hdr_count24 = Cat(hdr[4], hdr[5], hdr[6])
-        wb_h = WB[hdr_mem[:sel_bits]]
-        # WRITE payload bytes: count * word bytes, by memory, as shifts and adds (Yosys would
-        # share constant multiplications as one multiplier on a DSP)
-        payload_h = Array([sum(hdr_count8 << i for i in range(wb_of[n].bit_length())
-                               if wb_of[n] >> i & 1) for n in names])[hdr_mem[:sel_bits]]
-        is_fill = e_cmd == Cmd.FILL
-        is_read = e_cmd == Cmd.READ
-        end = Signal(25)                     # first address after the access
-        bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
-        cfg, ctrl = self.cfg, self.ctrl
-        m.d.comb += [cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word),
-                     self.inp.payload.eq(Cat(spike_lo, rxr.data))]
-        # response bytes for STATUS and RUN/STEP (emitted by EMIT)
-        emit_sel = Signal()                  # 0: STATUS (8 bytes), 1: RUN (6 bytes)
-        step32 = Signal(32)
-        m.d.comb += step32.eq(ctrl.step)
+        ctrl = self.ctrl
         level16 = Signal(16)
         m.d.comb += level16.eq(fifo.r_level)
-        status_bytes = Array([ctrl.error.as_value(), flags, *(step32.word_select(i, 8)
-                              for i in range(4)), level16[:8], level16[8:]])
-        run_bytes = Array([*(step32.word_select(i, 8) for i in range(4)), level16[:8],
-                           level16[8:]])
-        info_rom = Array([Const(b, 8) for b in self.info])
-        info_idx = Signal(range(len(self.info) + 1))
-
-        # The core's cfg.ready is ~busy & ~start & ~clear, and the executor never drives start
-        # or clear while it accesses the configuration port: there the access is taken iff the
-        # core is not busy.  (Waiting on busy, a register decode, keeps the core's ready logic,
-        # which depends on this FSM's start/clear, out of this FSM's next-state logic.)
-        cfg_taken = ~ctrl.busy
+        runner, spk, mem, rep = self._executors(m, lr, fifo, flags, level16)
+        # payload reads and host spikes: the spike executor's unless another executor runs
+        m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload)]
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
             m.next = "RESPOND"
 
-        def txbuf_put(value):
-            m.d.comb += [txw.en.eq(1), txw.addr.eq(tptr), txw.data.eq(value)]
-            m.d.sync += tptr.eq(tptr + 1)
-
         with m.FSM(name="executor") as executor:
             with m.State("IDLE"):
                 with m.If(pending & ~tx_busy & ~tx_start):
                     m.d.comb += take.eq(1)
-                    m.d.sync += tptr.eq(0)
-                    with m.If(r_err != Status.OK):
+                    v2_cmd = (r_cmd == Cmd.ENCODER) | (r_cmd == Cmd.IMAGE)
+                    with m.If((r_err != Status.OK) & lr.v2):        # v2: the tag follows
+                        m.d.comb += [txw.en.eq(1), txw.addr.eq(0), txw.data.eq(lr.tag)]
+                        respond(r_err, 1)
+                    with m.Elif(r_err != Status.OK):
                         respond(r_err)
+                    with m.Elif(~v2_cmd & (lr.length > mp)):
+                        respond(Status.BAD_LENGTH)
                     with m.Else():
                         m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.Switch(e_cmd):
-                    with m.Case(Cmd.INFO):
-                        with m.If(e_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += info_idx.eq(0)
-                            m.next = "INFO"
-                    with m.Case(Cmd.STATUS):
-                        with m.If(e_len != 0):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += [emit_idx.eq(0), emit_sel.eq(0)]
-                            m.next = "EMIT"
+                    with m.Case(Cmd.INFO, Cmd.LINK, Cmd.STATUS, Cmd.EVENTS):
+                        m.d.comb += rep.start.eq(1)
+                        m.next = "REPLY"
+                    with m.Case(Cmd.ENCODER, Cmd.IMAGE):
+                        m.d.comb += runner.start.eq(1)
+                        m.next = "RUNNER"
                     with m.Case(Cmd.CLEAR):
                         with m.If(e_len > 1):
                             respond(Status.BAD_LENGTH)
@@ -485,74 +210,45 @@ class HostBridge(wiring.Component):
                             m.d.sync += mask.eq(Mux(e_len == 1, hdr[0][:3], ClearMask.ALL))
                             m.next = "CLEAR_CORE"
                     with m.Case(Cmd.WRITE, Cmd.READ, Cmd.FILL):
-                        # The checks are registered here and decided in ACCESS (timing).
-                        count = Mux(is_fill, hdr_count24, hdr_count8)
-                        need = Mux(is_fill, FILL_HEADER + wb_h,
-                                   Mux(is_read, WRITE_HEADER, WRITE_HEADER + payload_h))
-                        m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
-                                     wbyte.eq(0), word.eq(0), end.eq(hdr_addr + count),
-                                     bad_short.eq(e_len < WRITE_HEADER),
-                                     bad_mem.eq((hdr_mem >= len(MEMORY_INDEX))
-                                                | ~PRESENT[hdr_mem[:sel_bits]]),
-                                     bad_len.eq((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
-                                                (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]])))]
-                        m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
-                        m.next = "ACCESS"
-                    with m.Case(Cmd.SPIKES, Cmd.STEP):
-                        m.d.comb += rptr_nxt.eq(0)
-                        m.d.sync += [spike_cnt.eq(0), nsteps.eq(1)]
-                        with m.If(e_len[0]):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "CHECK_LO"
-                    with m.Case(Cmd.RUN):
-                        m.d.sync += nsteps.eq(Cat(hdr[0], hdr[1]))
-                        with m.If(e_len != 2):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "RUN_NEXT"
-                    with m.Case(Cmd.EVENTS):
-                        limit = Mux((e_len == 1) & (hdr[0] < max_ev), hdr[0], max_ev)
-                        with m.If(e_len > 1):
-                            respond(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += ev_left.eq(Mux(fifo.r_level < limit, fifo.r_level,
-                                                       limit))
-                            m.next = "EV_COUNT"
+                        m.d.comb += mem.start.eq(1)
+                        m.next = "MEMORY"
+                    with m.Case(Cmd.SPIKES, Cmd.STEP, Cmd.RUN):
+                        m.d.comb += spk.start.eq(1)
+                        m.next = "SPIKES"
                     with m.Default():
                         respond(Status.UNKNOWN_CMD)
 
-            # -- WRITE / READ / FILL: the header checks, in their order of precedence
-            with m.State("ACCESS"):
-                with m.If(bad_short):
-                    respond(Status.BAD_LENGTH)
-                with m.Elif(bad_mem):
-                    respond(Status.BAD_MEMORY)
-                with m.Elif(bad_len):
-                    respond(Status.BAD_LENGTH)
-                with m.Elif(end > DEPTH[mem_sel[:sel_bits]]):
-                    respond(Status.RANGE)
-                with m.Elif(is_read):
-                    m.next = "READ_ISSUE"
-                with m.Elif(is_fill & (remain == 0)):
-                    respond(Status.OK)
-                with m.Else():
-                    m.next = "WORD"
+            # -- WRITE / READ / FILL: the memory-access executor owns the configuration port
+            with m.State("MEMORY"):
+                m.d.comb += [lr.pl_index.eq(mem.pl_index), txw.en.eq(mem.tx_en),
+                             txw.addr.eq(mem.tx_addr), txw.data.eq(mem.tx_data)]
+                with m.If(mem.done):
+                    respond(mem.status, mem.count)
 
-            # -- INFO: copy the constant bytes
-            with m.State("INFO"):
-                txbuf_put(info_rom[info_idx])
-                m.d.sync += info_idx.eq(info_idx + 1)
-                with m.If(info_idx == len(self.info) - 1):
-                    respond(Status.OK, len(self.info))
+            # -- ENCODER / IMAGE (protocol v2): the runner owns the core and the reply buffer
+            with m.State("RUNNER"):
+                m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
+                             txw.en.eq(runner.tx_en), txw.addr.eq(runner.tx_addr),
+                             txw.data.eq(runner.tx_data), ctrl.clear.eq(runner.clear),
+                             ctrl.start.eq(runner.run), self.inp.valid.eq(runner.inp.valid),
+                             self.inp.payload.eq(runner.inp.payload)]
+                with m.If(runner.done):
+                    respond(runner.status, runner.count)
 
-            # -- STATUS / RUN replies: a few register bytes
-            with m.State("EMIT"):
-                txbuf_put(Mux(emit_sel, run_bytes[emit_idx], status_bytes[emit_idx]))
-                m.d.sync += emit_idx.eq(emit_idx + 1)
-                n_emit = Mux(emit_sel, len(run_bytes), len(status_bytes))
-                with m.If(emit_idx == n_emit - 1):
-                    respond(Status.OK, n_emit)
+            # -- SPIKES / STEP / RUN: the spike executor owns the core's inp and start
+            with m.State("SPIKES"):
+                m.d.comb += [txw.en.eq(spk.tx_en), txw.addr.eq(spk.tx_addr),
+                             txw.data.eq(spk.tx_data), ctrl.start.eq(spk.run),
+                             self.inp.valid.eq(spk.inp.valid)]
+                with m.If(spk.done):
+                    respond(spk.status, spk.count)
+
+            # -- INFO / LINK / STATUS / EVENTS: the reply executor
+            with m.State("REPLY"):
+                m.d.comb += [txw.en.eq(rep.tx_en), txw.addr.eq(rep.tx_addr),
+                             txw.data.eq(rep.tx_data)]
+                with m.If(rep.done):
+                    respond(rep.status, rep.count)
 
             # -- CLEAR
             with m.State("CLEAR_CORE"):
@@ -564,112 +260,6 @@ class HostBridge(wiring.Component):
                     m.d.comb += [fifo_rst.eq(mask[1]), ctrl.error_clear.eq(mask[2]),
                                  clr_flags.eq(mask[2])]
                     respond(Status.OK)
-
-            # -- WRITE / FILL: assemble one word from the payload (little-endian)
-            with m.State("WORD"):
-                m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                m.d.sync += [word.word_select(wbyte, 8).eq(rxr.data), wbyte.eq(wbyte + 1)]
-                with m.If(wbyte == wb - 1):
-                    m.next = "STORE"
-            with m.State("STORE"):
-                m.d.comb += [cfg.valid.eq(1), cfg.write.eq(1)]
-                with m.If(cfg_taken):
-                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1), wbyte.eq(0)]
-                    with m.If(remain == 1):
-                        respond(Status.OK)
-                    with m.Elif(e_cmd == Cmd.WRITE):
-                        m.d.sync += word.eq(0)
-                        m.next = "WORD"
-
-            # -- READ: one word per round, wb bytes into the response
-            with m.State("READ_ISSUE"):
-                m.d.comb += [cfg.valid.eq(1)]
-                with m.If(cfg_taken):
-                    m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
-                with m.If(cfg.rvalid):
-                    m.d.sync += [word.eq(cfg.rdata), wbyte.eq(0)]
-                    m.next = "READ_EMIT"
-            with m.State("READ_EMIT"):
-                txbuf_put(word.word_select(wbyte, 8))
-                m.d.sync += wbyte.eq(wbyte + 1)
-                with m.If(wbyte == wb - 1):
-                    m.d.sync += [addr.eq(addr + 1), remain.eq(remain - 1)]
-                    with m.If(remain == 1):
-                        respond(Status.OK, tptr + 1)
-                    with m.Else():
-                        m.next = "READ_ISSUE"
-
-            # -- SPIKES / STEP: check every axon id first, then push them
-            with m.State("CHECK_LO"):
-                with m.If(rptr == e_len):
-                    m.d.comb += rptr_nxt.eq(0)
-                    m.next = "PUSH_LO"
-                with m.Else():
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr.data)
-                    m.next = "CHECK_HI"
-            with m.State("CHECK_HI"):
-                m.d.comb += [rptr_nxt.eq(rptr + 1)]
-                with m.If(Cat(spike_lo, rxr.data) >= g.n_axons):
-                    respond(Status.RANGE)
-                with m.Else():
-                    m.next = "CHECK_LO"
-            with m.State("PUSH_LO"):
-                with m.If(rptr == e_len):
-                    with m.If(e_cmd == Cmd.STEP):
-                        m.next = "RUN_NEXT"
-                    with m.Else():
-                        txbuf_put(spike_cnt)
-                        respond(Status.OK, 1)
-                with m.Else():
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_lo.eq(rxr.data)
-                    m.next = "PUSH_HI"
-            with m.State("PUSH_HI"):
-                m.d.comb += [self.inp.valid.eq(1)]
-                with m.If(self.inp.ready):
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
-                    m.d.sync += spike_cnt.eq(spike_cnt + 1)
-                    m.next = "PUSH_LO"
-                with m.Else():                   # the core is idle: the buffer is full
-                    txbuf_put(spike_cnt)
-                    respond(Status.INPUT_FULL, 1)
-
-            # -- RUN / STEP: nsteps steps, then step counter and events pending
-            with m.State("RUN_NEXT"):
-                with m.If(nsteps == 0):
-                    m.d.sync += [emit_idx.eq(0), emit_sel.eq(1)]
-                    m.next = "EMIT"
-                with m.Elif(~ctrl.busy):
-                    m.d.comb += ctrl.start.eq(1)
-                    m.d.sync += nsteps.eq(nsteps - 1)
-                    m.next = "RUN_WAIT"
-            with m.State("RUN_WAIT"):
-                with m.If(~ctrl.busy):
-                    m.next = "RUN_NEXT"
-
-            # -- EVENTS: count, then (id u16, step u32) per event
-            with m.State("EV_COUNT"):
-                txbuf_put(ev_left)
-                m.next = "EV_POP"
-            with m.State("EV_POP"):
-                with m.If(ev_left == 0):
-                    respond(Status.OK, tptr)
-                with m.Elif(fifo.r_rdy):
-                    m.d.comb += fifo.r_en.eq(1)
-                    m.d.sync += [ev.eq(fifo.r_data), emit_idx.eq(0), ev_left.eq(ev_left - 1)]
-                    m.next = "EV_EMIT"
-            with m.State("EV_EMIT"):
-                ev_id = Signal(16)
-                ev_step = Signal(32)
-                m.d.comb += [ev_id.eq(ev[:self.out_bits]), ev_step.eq(ev[self.out_bits:])]
-                ev_bytes = Array([ev_id[:8], ev_id[8:], *(ev_step.word_select(i, 8)
-                                                         for i in range(4))])
-                txbuf_put(ev_bytes[emit_idx])
-                m.d.sync += emit_idx.eq(emit_idx + 1)
-                with m.If(emit_idx == EVENT_BYTES - 1):
-                    m.next = "EV_POP"
 
             with m.State("RESPOND"):
                 m.d.comb += [tx_start.eq(1)]
@@ -685,19 +275,58 @@ class HostBridge(wiring.Component):
         ]
         return m
 
+    def _executors(self, m, lr, fifo, flags, level16):
+        """The command executors, their inputs wired to the parsed frame (``lr``), the core
+        and the event FIFO; the dispatch FSM routes their outputs."""
+        g, mp = self.geometry, self.max_payload
+        max_ev = max_events(mp)
+        ctrl = self.ctrl
+        L = self.link
+        m.submodules.runner = runner = ImageRunner(
+            max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
+            axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
+            max_clocks=L.enc_clocks)
+        m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length), runner.tag.eq(lr.tag),
+                     runner.pl_data.eq(lr.pl_data), runner.busy.eq(ctrl.busy),
+                     runner.step.eq(ctrl.step), runner.inp.ready.eq(self.inp.ready),
+                     runner.out.payload.eq(self.out.payload)]
+        m.submodules.spike_exec = spk = SpikeExec(n_axons=g.n_axons, axon_bits=g.axon_bits,
+                                                  step_bits=self.step_bits)
+        m.d.comb += [spk.cmd.eq(lr.cmd), spk.length.eq(lr.length[:8]), spk.hdr0.eq(lr.hdr[0]),
+                     spk.hdr1.eq(lr.hdr[1]), spk.pl_data.eq(lr.pl_data),
+                     spk.inp.ready.eq(self.inp.ready), spk.busy.eq(ctrl.busy),
+                     spk.step.eq(ctrl.step)]
+        m.submodules.mem_access = mem = MemoryAccess(g, max_payload=mp)
+        wiring.connect(m, wiring.flipped(self.cfg), mem.cfg)
+        m.d.comb += [mem.cmd.eq(lr.cmd), mem.length.eq(lr.length[:8]),
+                     mem.pl_data.eq(lr.pl_data), mem.core_busy.eq(ctrl.busy),
+                     *(mem.hdr[i].eq(lr.hdr[i]) for i in range(8))]
+        m.d.comb += [runner.out.valid.eq(self.out.valid & self._in_runner),
+                     spk.events.eq(level16)]
+        m.submodules.reply_exec = rep = ReplyExec(
+            info=self.info, link=encode_link(self.link), out_bits=self.out_bits,
+            step_bits=self.step_bits, max_events=max_ev)
+        m.d.comb += [rep.cmd.eq(lr.cmd), rep.length.eq(lr.length[:8]), rep.hdr0.eq(lr.hdr[0]),
+                     rep.errors.eq(ctrl.error.as_value()), rep.flags.eq(flags),
+                     rep.step.eq(ctrl.step), rep.ev_rdy.eq(fifo.r_rdy),
+                     fifo.r_en.eq(rep.ev_en), rep.ev_data.eq(fifo.r_data),
+                     rep.ev_level.eq(level16)]
+        return runner, spk, mem, rep
+
 
 class NeurocoreSystem(wiring.Component):
     """:class:`HostBridge` + :class:`Neurocore`: a UART in, a UART out and two status bits."""
 
     def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
-                 step_bits: int = 32, clock_hz: int = 0, baud: int = 0, core_kwargs=None):
+                 step_bits: int = 32, clock_hz: int = 0, baud: int = 0, core_kwargs=None,
+                 **link_kwargs):
         self.geometry = geometry
         self.core = Neurocore(geometry, step_bits=step_bits, **(core_kwargs or {}))
         self.bridge = HostBridge(geometry, divisor=divisor, timeout=timeout,
                                  max_payload=max_payload, event_depth=event_depth,
                                  step_bits=step_bits, input_depth=self.core.input_depth,
-                                 clock_hz=clock_hz, baud=baud)
+                                 clock_hz=clock_hz, baud=baud, **link_kwargs)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "led_busy": Out(1),
                           "led_error": Out(1)})
 

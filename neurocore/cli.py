@@ -78,6 +78,47 @@ def _convert(args) -> int:
     return 0
 
 
+def _board_run(args) -> int:
+    from .sw.board_run import board_for_geometry, compare, load_pixels, run_images
+    from .sw.image import load_program
+
+    if args.batch < 1:
+        raise UsageError(f"--batch {args.batch} must be at least 1")
+    program = load_program(args.image)          # before the port: a bad image costs nothing
+    pixels, labels = load_pixels(args.dataset, args.images)
+    kwargs = {"image": str(args.image), "batch": args.batch, "progress": not args.quiet}
+    if args.port == "sim":
+        from .boards import sim_system
+
+        board = board_for_geometry(program.config.geometry)
+        print(f"{len(pixels)} {args.dataset} images on the {board} system simulation "
+              f"(Verilator, {sim_system.SIM_DIVISOR} cycles per bit)")
+        report = sim_system.run(program.config.geometry, "neurocore.sw.board_run:run_images",
+                                {**kwargs, "pixels": pixels.tolist(), "timeout": None},
+                                divisor=sim_system.SIM_DIVISOR,
+                                spram=sim_system.board_spram(board), name="board_run")
+        if report["failure"]:
+            raise OSError(report["failure"])
+        result = report["result"]
+        cycles = report["sim_cycles"]
+        print(f"simulated {cycles} clock cycles (loading the image included)")
+    else:
+        from .sw.transport import open_serial
+
+        with open_serial(args.port, args.baud) as port:
+            result = run_images(port, **kwargs, pixels=pixels)
+    n = len(pixels)
+    print(f"{n} images in {result['seconds']:.2f} s ({n / result['seconds']:.1f} img/s), "
+          f"{result['bytes_written'] / n:.1f} bytes per image to the board, "
+          f"{result['bytes_read'] / n:.1f} back; credit window {result['window']} frames; "
+          f"{result['resends']} resends")
+    cmp = compare(program, pixels, labels, result)
+    print(f"accuracy {cmp['accuracy'] * 100:.2f} % (golden {cmp['golden_accuracy'] * 100:.2f} "
+          f"%); {len(cmp['mismatches'])} mismatches against golden"
+          + (f": images {cmp['mismatches'][:20]}" if cmp["mismatches"] else ""))
+    return 1 if cmp["mismatches"] else 0
+
+
 def _report(args) -> int:
     from .sw.image import load_program
 
@@ -130,7 +171,7 @@ def _check_arguments(args) -> None:
         if args.geometry is not None and args.geometry not in {**PRESETS, **CHIP_PRESETS}:
             raise UsageError(f"--geometry {args.geometry!r} is not a preset; known: "
                              f"{', '.join(sorted({**PRESETS, **CHIP_PRESETS}))}")
-    elif args.command == "report":
+    elif args.command in ("report", "board"):
         _file_to_read("image", args.image)
     elif args.command in ("nir", "plot"):
         if getattr(args, "graph", None):
@@ -186,6 +227,22 @@ def main(argv=None) -> int:
     p.set_defaults(func=_convert)
     from .cli_ecosystem import add_parsers
     add_parsers(sub)
+    p = sub.add_parser("board", help="run an image on a board over host link v2")
+    bsub = p.add_subparsers(dest="board_command", required=True)
+    p = bsub.add_parser("run", help="batches of test images through the on-chip encoder; "
+                        "accuracy and mismatches against golden")
+    from .sw.board_run import DATASETS
+    p.add_argument("image", help="program image (.ncimg) converted for a board geometry")
+    p.add_argument("--port", required=True,
+                   help="serial port (e.g. /dev/ttyUSB1), or 'sim' for the Verilator system "
+                        "simulation of the image's board")
+    p.add_argument("--dataset", default="digits", choices=DATASETS,
+                   help="test split to run (default digits; digits28: the digits at 28x28)")
+    p.add_argument("--images", type=int, default=None, help="first N test images (default all)")
+    p.add_argument("--batch", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud (the bitstream's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_board_run)
     p = sub.add_parser("report", help="print the fit report of an image")
     p.add_argument("image")
     p.set_defaults(func=_report)

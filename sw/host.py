@@ -11,6 +11,10 @@ simulation; the same code runs on both):
   :class:`~neurocore.golden.network.CoreConfig`), runs spike rasters step by step and runs
   Quartz inference on samples (:meth:`NeurocoreHost.infer`: encode → per step host spikes and
   one step → output events → decode).
+* Protocol v2 (docs/protocol.md, "Version 2"): :meth:`NeurocoreHost.load_encoder` loads
+  the on-chip encoder's tables, :meth:`NeurocoreHost.infer_batch` sends images of 8-bit
+  pixels as IMAGE frames within the credit window and returns each image's class, spike
+  counts and first spikes (no round trip per step).  ``neurocore board run`` uses it.
 
 Command line (a real board)::
 
@@ -27,16 +31,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..boards.protocol import (DEFAULT_MAX_PAYLOAD, EVENT_BYTES, MEMORY_INDEX, SPIKE_BYTES,
-                               BoardInfo, BridgeFlags, ClearMask, Cmd, Frame, FrameParser,
-                               Status, decode_info, encode_frame, max_events, max_read_words,
-                               max_spikes, max_write_words, word_bytes)
+from ..boards.protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, ENCODER_HEADER,
+                               ENCODER_PARAMS, ENCODER_TABLES, EVENT_BYTES, IMAGE_REPLY_HEAD,
+                               MEMORY_INDEX, SPIKE_BYTES, V2_OVERHEAD, BoardInfo, BridgeFlags,
+                               ClearMask, Cmd, Frame, FrameParser, LinkInfo, Status,
+                               decode_info, decode_link, encode_frame, encode_frame_v2,
+                               max_events, max_read_words, max_spikes, max_write_words,
+                               word_bytes)
 from ..golden.network import CoreConfig, config_memory_names
 from ..spec.schedule import register_index
 from ..spec.geometry import CoreGeometry
 
 __all__ = ["ProtocolError", "LinkTimeout", "BoardLink", "BoardStatus", "NeurocoreHost",
-           "Inference", "RasterRun", "geometry_from_info", "infer_samples"]
+           "Inference", "RasterRun", "geometry_from_info", "infer_samples", "BatchResult",
+           "decode_image_reply", "batch_session"]
 
 #: Commands that may be sent again when their response is lost (same effect twice).
 IDEMPOTENT = {Cmd.INFO, Cmd.STATUS, Cmd.CLEAR, Cmd.WRITE, Cmd.READ, Cmd.FILL}
@@ -95,6 +103,10 @@ class BoardLink:
         self.max_payload = max_payload
         self.frames_sent = 0
         self.resends = 0
+        #: Send every request as a v2 frame (set once LINK answered: a bridge in v2 mode
+        #: skips v1 sync bytes until the line has been quiet).
+        self.v2 = False
+        self.tag = 0
 
     # ---- framing -------------------------------------------------------------------------------
     def _read_frame(self, cmd: int) -> Frame:
@@ -131,7 +143,8 @@ class BoardLink:
     def request(self, cmd: Cmd, payload: bytes = b"", *, allow=()) -> Frame:
         """Send one frame; return the OK response (or one with a status in ``allow``)."""
         cmd = Cmd(cmd)
-        frame = encode_frame(cmd, payload, max_payload=self.max_payload)
+        frame = (encode_frame_v2(cmd, payload, max_frame=self.max_payload) if self.v2 else
+                 encode_frame(cmd, payload, max_payload=self.max_payload))
         for attempt in range(self.retries + 1):
             self.t.reset_input_buffer()
             self.t.write(frame)
@@ -161,6 +174,54 @@ class BoardLink:
             return decode_info(self.request(Cmd.INFO).data)
         except ValueError as e:
             raise ProtocolError(f"INFO reply: {e}") from None
+
+    def link_info(self) -> LinkInfo:
+        """LINK: the v2 limits (RX ring, largest v2 payload, encoder sizes)."""
+        try:
+            return decode_link(self.request(Cmd.LINK).data)
+        except ValueError as e:
+            raise ProtocolError(f"LINK reply: {e}") from None
+
+    def _next_tag(self, busy=()) -> int:
+        while True:
+            self.tag = (self.tag + 1) & 0xFF
+            if self.tag not in busy:
+                return self.tag
+
+    def send_v2(self, cmd: Cmd, payload: bytes, busy=()) -> int:
+        """Send one v2 frame without waiting; return its tag."""
+        tag = self._next_tag(busy)
+        self.t.write(encode_frame_v2(cmd, payload, tag=tag))
+        self.frames_sent += 1
+        return tag
+
+    def encoder(self, table: str, addr: int, words, max_frame: int) -> None:
+        """ENCODER: write u16 ``words`` into encoder ``table`` from ``addr`` (v2 frames of at
+        most ``max_frame`` payload bytes; each waits for its reply, resent when the board
+        executed nothing)."""
+        words = [int(w) for w in words]
+        per = (max_frame - ENCODER_HEADER) // 2
+        for i in range(0, len(words), per):
+            chunk = words[i:i + per]
+            payload = (bytes([ENCODER_TABLES[table]]) + int(addr + i).to_bytes(2, "little")
+                       + b"".join(w.to_bytes(2, "little") for w in chunk))
+            for attempt in range(self.retries + 1):
+                tag = self.send_v2(Cmd.ENCODER, payload)
+                rsp = self._reply(Cmd.ENCODER, {tag})
+                if rsp.status in NOT_EXECUTED and attempt < self.retries:
+                    self.resends += 1
+                    continue
+                if rsp.status != Status.OK:
+                    raise ProtocolError(f"ENCODER {table}[{addr + i}:+{len(chunk)}] failed: "
+                                        f"{_status_name(rsp.status)}", rsp.status, rsp.data)
+                break
+
+    def _reply(self, cmd: Cmd, tags) -> Frame:
+        """Read frames until a reply to ``cmd`` carrying one of ``tags`` arrives."""
+        while True:
+            rsp = self._read_frame(cmd)
+            if len(rsp.payload) >= 2 and rsp.payload[1] in tags:
+                return rsp
 
     def _fixed(self, cmd: Cmd, payload: bytes, layout: struct.Struct) -> tuple:
         """Send ``cmd``; unpack its OK reply, which must be exactly ``layout.size`` bytes."""
@@ -253,6 +314,26 @@ class BoardLink:
                 return out
 
 
+def _status_name(status) -> str:
+    return status.name if isinstance(status, Status) else f"0x{status:02x}"
+
+
+def decode_image_reply(data: bytes, n_classes: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """IMAGE reply data after status and tag: (class (-1: none), counts, first steps (-1))."""
+    if len(data) != 1 + CLASS_BYTES * n_classes:
+        raise ProtocolError(f"IMAGE reply has {len(data)} data bytes after the tag, expected "
+                            f"{1 + CLASS_BYTES * n_classes} for {n_classes} classes",
+                            Status.OK, data)
+    cls = data[0]
+    body = np.frombuffer(data[1:], dtype=np.uint8).reshape(n_classes, CLASS_BYTES)
+    counts = body[:, 0].astype(np.int64)
+    first = body[:, 1].astype(np.int64) | (body[:, 2].astype(np.int64) << 8)
+    first = np.where(first == 0xFFFF, -1, first)
+    if cls != 0xFF and cls >= n_classes:
+        raise ProtocolError(f"IMAGE reply names class {cls} of {n_classes}", Status.OK, data)
+    return (-1 if cls == 0xFF else int(cls)), counts, first
+
+
 def _spike_bytes(axons) -> bytes:
     return b"".join(int(a).to_bytes(SPIKE_BYTES, "little") for a in axons)
 
@@ -278,6 +359,17 @@ class Inference:
     seconds: float = 0.0
 
 
+@dataclass
+class BatchResult:
+    """Replies of a batch of IMAGE frames (:meth:`NeurocoreHost.infer_batch`), image order."""
+
+    predicted: np.ndarray                   # (N,) class, -1: no output spike
+    counts: np.ndarray                      # (N, n_classes) spikes per class (saturate 255)
+    first_spike: np.ndarray                 # (N, n_classes) first-spike step, -1: none
+    resends: int = 0                        # IMAGE frames sent again (BAD_CRC / TIMEOUT)
+    seconds: float = 0.0
+
+
 class NeurocoreHost:
     """A core on a board, driven over a :class:`BoardLink` (see the module docstring)."""
 
@@ -287,6 +379,110 @@ class NeurocoreHost:
         self.link.max_payload = self.info.max_payload
         self.geometry = geometry_from_info(self.info)
         self.loaded: CoreConfig | None = None
+        self.link_info: LinkInfo | None = None  # LINK, asked by the first v2 call
+        self.encoder_for = None                 # program whose tables the encoder holds
+        self.tables = None
+
+    # ---- protocol v2: on-chip encoder, batches of images -----------------------------
+    def load_encoder(self, program) -> None:
+        """Load ``program``'s config (if not loaded) and its encoder tables
+        (:func:`~neurocore.sw.pixels.encoder_tables`); ValueError when they exceed the
+        board's encoder (each size named with the board's limit)."""
+        from .pixels import NO_STEP, encoder_tables
+
+        tab = encoder_tables(program)
+        if self.link_info is None:
+            self.link_info = self.link.link_info()
+            self.link.v2 = True
+        L = self.link_info
+        for what, need, have in (("inputs", tab.n_inputs, L.enc_inputs),
+                                 ("steps per image", tab.n_steps, L.enc_steps),
+                                 ("classes", tab.n_outputs, L.enc_classes),
+                                 ("clock axons", len(tab.clocks), L.enc_clocks)):
+            if need > have:
+                raise ValueError(f"program needs {need} {what}; the board's encoder holds "
+                                 f"{have} (LINK)")
+        if self.loaded is not program.config:
+            self.load(program)
+        mf = L.max_frame
+        self.link.encoder("lut", 0, tab.lut.tolist(), mf)
+        self.link.encoder("axons", 0, tab.axons.tolist(), mf)
+        clocks = list(tab.clocks) + [(0, NO_STEP)] * (L.enc_clocks - len(tab.clocks))
+        self.link.encoder("clock_axon", 0, [a for a, _ in clocks], mf)
+        self.link.encoder("clock_step", 0, [s for _, s in clocks], mf)
+        p = ENCODER_PARAMS
+        params = [0] * len(p)
+        params[p["n_inputs"]], params[p["n_steps"]] = tab.n_inputs, tab.n_steps
+        params[p["n_classes"]] = tab.n_outputs
+        self.link.encoder("params", 0, params, mf)
+        self.encoder_for, self.tables = program, tab
+
+    def window(self, n_inputs: int) -> int:
+        """IMAGE frames of ``n_inputs`` pixels the host may have unanswered (credits)."""
+        return self.link_info.window(n_inputs + V2_OVERHEAD)
+
+    def infer_batch(self, program, pixels, *, progress=None) -> BatchResult:
+        """Run images of 8-bit pixels (N, n_inputs; byte ``b`` is the input ``b / 255``) as
+        IMAGE frames within the credit window; return every reply in image order.
+
+        ``progress(n)`` is called with the number of images answered so far.  A frame the
+        board did not execute (``BAD_CRC``/``TIMEOUT``, or no reply in time) is sent again,
+        at most ``retries`` times per image; any other error status is a ProtocolError.
+        """
+        from .pixels import check_pixels
+
+        t0 = time.perf_counter()
+        if self.encoder_for is not program:
+            self.load_encoder(program)
+        tab = self.tables
+        px = check_pixels(tab, pixels, "infer_batch")
+        n, C = px.shape[0], tab.n_outputs
+        out = BatchResult(predicted=np.full(n, -1), counts=np.zeros((n, C), dtype=np.int64),
+                          first_spike=np.full((n, C), -1))
+        window = self.window(tab.n_inputs)
+        todo = list(range(n))[::-1]           # stack: next image last
+        outstanding: dict[int, int] = {}      # tag -> image
+        order: list[int] = []                 # tags in the order sent
+        tries = np.zeros(n, dtype=np.int64)
+        done = 0
+        while todo or outstanding:
+            while todo and len(outstanding) < window:
+                i = todo.pop()
+                tag = self.link.send_v2(Cmd.IMAGE, px[i].tobytes(), busy=outstanding)
+                outstanding[tag] = i
+                order.append(tag)
+            try:
+                rsp = self.link._reply(Cmd.IMAGE, outstanding)
+            except LinkTimeout:
+                # replies lost: send every unanswered image again
+                for tag in list(outstanding):
+                    i = outstanding.pop(tag)
+                    self._retry(tries, i, "no reply")
+                    todo.append(i)
+                continue
+            tag = rsp.payload[1]
+            i = outstanding.pop(tag)
+            if rsp.status in NOT_EXECUTED:
+                self._retry(tries, i, _status_name(rsp.status))
+                todo.append(i)
+                continue
+            if rsp.status != Status.OK:
+                raise ProtocolError(f"IMAGE {i} failed: {_status_name(rsp.status)}",
+                                    rsp.status, rsp.data)
+            cls, counts, first = decode_image_reply(rsp.data[1:], C)
+            out.predicted[i], out.counts[i], out.first_spike[i] = cls, counts, first
+            done += 1
+            if progress is not None:
+                progress(done)
+        out.resends = int(tries.sum())
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    def _retry(self, tries, i: int, why: str) -> None:
+        tries[i] += 1
+        self.link.resends += 1
+        if tries[i] > self.link.retries:
+            raise ProtocolError(f"IMAGE {i}: {why} after {tries[i]} tries")
 
     # ---- image -----------------------------------------------------------------------------------
     def load(self, config_or_program, *, verify: bool = False) -> int:
@@ -395,6 +591,24 @@ def infer_samples(transport, image: str, samples, *, timeout: float | None = Non
                     "events": [list(e) for e in r.events], "seconds": r.seconds})
     return {"samples": out, "words_written": written, "frames": host.link.frames_sent,
             "resends": host.link.resends, "status": list(host.link.status().__dict__.values())}
+
+
+def batch_session(transport, image: str, pixels, *, timeout: float | None = None) -> dict:
+    """Load a program image and run ``pixels`` (N × n_inputs bytes) as one v2 batch;
+    JSON-able replies and link counters (a simulation session)."""
+    from .image import load_program
+
+    program = load_program(image)
+    host = NeurocoreHost(transport, timeout=timeout)
+    host.load_encoder(program)
+    before = (transport.bytes_written, transport.bytes_read)
+    r = host.infer_batch(program, np.asarray(pixels, dtype=np.uint8))
+    return {"predicted": r.predicted.tolist(), "counts": r.counts.tolist(),
+            "first_spike": r.first_spike.tolist(), "resends": r.resends,
+            "batch_bytes_written": transport.bytes_written - before[0],
+            "batch_bytes_read": transport.bytes_read - before[1],
+            "window": host.window(host.tables.n_inputs),
+            "status": list(host.link.status().__dict__.values())}
 
 
 def _parse_args(argv):

@@ -28,6 +28,7 @@ G = CoreGeometry(name="bridge-test", n_compartments=8, n_axons=16, n_synapses=64
                  n_profiles=2, n_delay_slots=2, n_outputs=8, max_fanout=16, max_routes=4)
 DIV = 4
 TIMEOUT = 30 * DIV           # cycles: inter-byte timeout and the quiet time after a bad frame
+RING = 256                   # RX ring of the overrun test (bytes)
 INFO = encode_info(G, max_payload=128, step_bits=32, event_depth=256, input_depth=16)
 
 
@@ -212,19 +213,28 @@ def test_framing_error_and_overrun_are_flagged_and_recovered():
         send_line(t, [(lv, DIV) for lv in uart_bits(0xA5, stop=0)] + [(0, 40 * DIV)])
         flags_framing = link.status().bridge_flags
         link.clear(ClearMask.ERRORS)
-        # a frame sent while a long RUN executes is dropped
+        # a frame sent while a long RUN executes waits in the RX ring: answered after the RUN
         t.reset_input_buffer()
         t.write(encode_frame(Cmd.RUN, (400).to_bytes(2, "little")) + encode_frame(Cmd.INFO))
         frames = exchange(t, b"", first=40_000)
+        flags_kept = link.status().bridge_flags
+        # more bytes than the ring holds while a RUN executes: the excess is dropped, flagged
+        t.reset_input_buffer()
+        t.write(encode_frame(Cmd.RUN, (2000).to_bytes(2, "little")) + bytes(RING + 40))
+        frames_over = exchange(t, b"", first=200_000)
         flags_overrun = link.status().bridge_flags
         ok = link.info().same_geometry(G)
         assert link.resends == 0
-        return flags_framing, frames, flags_overrun, ok
+        return flags_framing, frames, flags_kept, frames_over, flags_overrun, ok
 
-    flags_framing, frames, flags_overrun, ok = run(host)
+    flags_framing, frames, flags_kept, frames_over, flags_overrun, ok = run(host,
+                                                                            rx_depth=RING)
     assert flags_framing & BridgeFlags.FRAMING
-    assert [f.cmd for f in frames] == [Cmd.RUN] and frames[0].status == Status.OK
+    assert [f.cmd for f in frames] == [Cmd.RUN, Cmd.INFO]
+    assert [f.status for f in frames] == [Status.OK, Status.OK]
     assert int.from_bytes(frames[0].data[:4], "little") == 400
+    assert not flags_kept & BridgeFlags.RX_OVERRUN
+    assert [f.cmd for f in frames_over] == [Cmd.RUN] and frames_over[0].status == Status.OK
     assert flags_overrun & BridgeFlags.RX_OVERRUN
     assert ok
 

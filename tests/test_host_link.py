@@ -64,8 +64,8 @@ def test_short_or_inconsistent_ok_replies_are_protocol_errors(method, cmd, data)
 
 def test_decode_info_rejects_another_protocol_version():
     data = bytearray(info_payload())
-    data[0] = 2
-    with pytest.raises(ValueError, match="protocol version 2"):
+    data[0] = 1                                     # a version-1 bitstream
+    with pytest.raises(ValueError, match="protocol version 1; this host speaks version 2"):
         decode_info(bytes(data))
 
 

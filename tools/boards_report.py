@@ -254,6 +254,7 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tools"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--samples", type=int, default=100)
@@ -269,6 +270,8 @@ def main(argv=None) -> int:
                                        a.samples) for b in BOARDS}
     DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0,
                           rebuilt=not a.skip_build))
+    from link_report import update as update_link_section   # tools/link_report.py
+    update_link_section(DOC)
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0 if all(r["timing_met"] for r in reports.values()) else 1
 
