@@ -11,7 +11,9 @@ lanes.  The components (one file each, docs/rtl.md §1):
 - :class:`~neurocore.rtl.synapse_walker.SynapseWalker`: axon → ``k_s`` synapses per cycle;
 - :class:`~neurocore.rtl.dendrite.DendriteLane` × ``k_s``: accumulators, read-modify-write;
 - :class:`~neurocore.rtl.idle_skip.IdleSkip`: which groups need an update, and the scanner;
-- :class:`~neurocore.rtl.counters.Counters`: ``n_active`` and the hardware counters.
+- :class:`~neurocore.rtl.counters.Counters`: ``n_active`` and the hardware counters;
+- :class:`~neurocore.rtl.reset_phase.ResetPhases` (``reset_bits > 0`` only): which profiles
+  reset in the next step (periodic reset, spec §11).
 
 The controller walks the phases of :class:`~neurocore.spec.schedule.Phase`; the cycle model
 (:mod:`neurocore.spec.cycle_model`) predicts every step's cycles and counters exactly.
@@ -24,9 +26,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..spec.geometry import ConfigError, CoreGeometry, bits_for
+from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
-from ..spec.words import flit_layout
+from ..spec.words import flit_layout, profile_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
 from .counters import Counters
@@ -34,6 +36,7 @@ from .dendrite import DendriteLane
 from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, Fault
 from .host_queue import HostQueue
 from .idle_skip import IdleSkip
+from .reset_phase import ResetPhases
 from .route_reader import RouteReader
 from .spike_queue import SpikeQueue
 from .synapse_walker import SynapseWalker
@@ -103,11 +106,6 @@ class Neurocore(wiring.Component):
                                  and 0 <= index < max(geometry.n_cores, 1)):
             problems.append(ValueError(f"index must be a core index below n_cores="
                                        f"{geometry.n_cores}, not {index!r}"))
-        if not problems and geometry.reset_bits:
-            problems.append(ConfigError(
-                f"geometry {geometry.name!r} has reset_bits={geometry.reset_bits}: the RTL "
-                "core does not implement the periodic reset yet (docs/spec.md §11), so it "
-                "would not reset; build it with reset_bits=0"))
         if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
             problems.append(ValueError(f"flit_depth must be a positive integer, not "
                                        f"{flit_depth!r}"))
@@ -185,6 +183,9 @@ class Neurocore(wiring.Component):
                                        | sum(d.list_range for d in dendrites).bool())]
         m.d.comb += ctl.lanes_busy.eq(sum(d.busy for d in dendrites).bool())
 
+        if g.reset_bits:
+            self._reset_phases(m, g, ctl, bus, lanes)
+
         # ---- UPDATE: the scanner picks groups, lanes in lockstep, accumulator rows read in
         # U0 and cleared in U1 ------------------------------------------------------------
         self._idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus)
@@ -253,6 +254,20 @@ class Neurocore(wiring.Component):
         m.d.comb += [ctl.flits_empty.eq(flits.level == 0), ctl.step_end.eq(self.step_end),
                      self.deliver_done.eq(ctl.deliver_done),
                      self.out_done.eq(in_spike & spikes.empty & ~routes.busy)]
+
+    def _reset_phases(self, m, g, ctl, bus, lanes):
+        """Periodic reset: the phases follow the profile writes, ``clear`` and DONE; every
+        lane gets the profiles due in this step."""
+        f = self.fault
+        phases = m.submodules.reset_phases = ResetPhases(
+            g, fault=f and f.applies_to(CORE_SIGNALS, 0))
+        word = data.View(profile_layout(g), bus.wdata[:profile_layout(g).size])
+        m.d.comb += [phases.write.eq(bus.valid & bus.write
+                                     & (bus.mem == MEMORY_INDEX["profiles"])),
+                     phases.addr.eq(bus.addr), phases.interval.eq(word.reset_interval),
+                     phases.offset.eq(word.reset_offset), phases.clear.eq(ctl.clearing),
+                     phases.advance.eq(ctl.done_cycle)]
+        m.d.comb += [c.due.eq(phases.due) for c in lanes]
 
     @staticmethod
     def _idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus):

@@ -13,6 +13,11 @@ issues group ``r`` (compartments ``r·k_u … r·k_u + k_u - 1``) to every lane 
   whole bank).
 
 A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.5).
+
+Periodic reset (``reset_bits > 0``, spec §11): in U1 the lane selects its compartment's
+profile bit of ``due`` (rtl/reset_phase.py) and loads ``u = v = 0`` into the U2 state
+register instead of the stored state, so the datapath updates from the reset state.  With
+``reset_bits = 0`` the lane has no ``due`` port and no reset logic.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ class UpdateLane(wiring.Component):
     entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
     ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
     was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (write-back of a group, and
-    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``)."""
+    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``
+    and, with ``reset_bits > 0``, ``reset_interval = 0``), ``due`` (``reset_bits > 0`` only:
+    the profiles that reset in this step)."""
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
         g = self.geometry = geometry
@@ -64,6 +71,7 @@ class UpdateLane(wiring.Component):
             "wb_valid": Out(1),
             "wb_group": Out(range(g.bank_depth)),
             "wb_quiet": Out(1),
+            **({"due": In(g.n_profiles)} if g.reset_bits else {}),
         })
 
     def elaborate(self, platform):
@@ -90,15 +98,22 @@ class UpdateLane(wiring.Component):
         u2 = {name: Signal(layouts[name], name=f"u2_{name}") for name in _BANKED}
         u2_acc = Signal(accumulator_layout(g))
         m.d.sync += [u2_valid.eq(u1_valid), u2_group.eq(u1_group), u2_acc.eq(acc_sum)]
-        m.d.sync += [u2[name].eq(rd[name].data) for name in _BANKED]
+        read = {name: rd[name].data for name in _BANKED}
+        if g.reset_bits:                  # periodic reset: the update starts from u = v = 0
+            reset = self.due.bit_select(rd["compartments"].data.profile, 1)
+            read["state"] = Mux(reset, 0, rd["state"].data)
+        m.d.sync += [u2[name].eq(read[name]) for name in _BANKED]
         dp = m.submodules.datapath = CompartmentUpdate(g, latency=DATAPATH_LATENCY,
                                                        fault=self.fault)
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2["state"]),
                      dp.config.eq(u2["compartments"]), dp.profile.eq(rd["profiles"].data)]
         still = Signal()                  # bias 0 and (dv 0): only u and v can move it
         m.d.comb += still.eq(u2["compartments"].bias_mant == 0)
-        v_holds = Signal()
-        m.d.comb += v_holds.eq(rd["profiles"].data.dv == 0)
+        v_holds = Signal()               # v stays: dv 0 (and no periodic reset to clear it)
+        holds = rd["profiles"].data.dv == 0
+        if g.reset_bits:
+            holds = holds & (rd["profiles"].data.reset_interval == 0)
+        m.d.comb += v_holds.eq(holds)
         w_valid, w_group, w_axon, w_still, w_holds = (u2_valid, u2_group, u2["axon_map"], still,
                                                       v_holds)
         for k in range(dp.latency):       # follow the datapath's register stages
