@@ -16,8 +16,10 @@ So ``due`` follows the rule exactly from ``clear`` on, for profiles written whil
 counter is 0 — after ``clear`` and before the first step, as every loader does (a profile
 written at a later step ``t`` resets as if it had been written at a step ``≡ 0 mod I``).
 
-``due`` is a combinational compare of registers, stable through a whole step; the lanes
-select their compartment's bit in U1 (rtl/update_lane.py).
+``due`` is registered: it follows a phase change one cycle later, which no step sees (the
+phases change at DONE, at a write while idle and in CLEAR; the first U1 of a step comes at
+least two cycles after any of them).  It is stable through a whole step; the lanes select
+their compartment's bit in U1 (rtl/update_lane.py).
 """
 
 from __future__ import annotations
@@ -74,5 +76,5 @@ class ResetPhases(wiring.Component):
                 m.d.sync += phase.eq(start)
             with m.Elif(self.advance):
                 m.d.sync += phase.eq(Mux(nxt == interval, 0, nxt))
-        m.d.comb += self.due.eq(inject(m, self.fault, "reset_due", due))
+        m.d.sync += self.due.eq(inject(m, self.fault, "reset_due", due))
         return m
