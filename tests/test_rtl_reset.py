@@ -125,6 +125,31 @@ def test_random_reset_networks_on_verilator(seed):
           f"{seeds[-1]}): {resets} compartment resets, RTL = golden + cycle model")
 
 
+def test_chip_of_reset_cores_equals_golden(seed):
+    """A random reset network partitioned over 2–4 chip cores with reset fields (rtl/chip.py
+    in Amaranth's simulator): output events, u and v of every step equal one golden core's."""
+    from test_chip import chip_for, random_partition
+    from test_rtl_chip import check_run
+
+    from neurocore.golden.chip import Partition, build_chip
+    from neurocore.sim.chipsim import run_chip_rtl
+    for s in range(seed + 900, seed + 1100):
+        net = with_random_resets(random_network(s, TINY_RESET, steps=12, max_compartments=24),
+                                 np.random.default_rng(s), max_interval=4, no_reset=0)
+        rng = np.random.default_rng(s)
+        n_cores = int(rng.integers(2, 5))
+        chip = build_chip(net.config, Partition(chip_for(net.config, n_cores),
+                                                random_partition(rng, net.config, n_cores)))
+        x = net.inputs[0]
+        ref = GoldenCore(net.config).run(x, record=("u", "v"))
+        flits = int((ref.spikes.sum(axis=0) * chip.remote_routes()).sum())
+        if flits >= 8 and _reset_count(net.config, 12):
+            break
+    assert chip.chip.core.reset_bits == TINY_RESET.reset_bits
+    check_run(chip, ref, run_chip_rtl(chip, x), flits,
+              f"seed {s} on {n_cores} cores (NEUROCORE_SEED={seed})")
+
+
 # ---- the pipelined digits CNN on the RTL ------------------------------------------------
 N_STREAM = 20          # images back to back in one stream
 STREAM_STATE_EVERY = 40
