@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
-from ..spec.words import flit_layout, profile_layout
+from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
 from .counters import Counters
@@ -150,6 +150,13 @@ class Neurocore(wiring.Component):
         for j, c in enumerate(dendrites):
             m.submodules[f"dendrite{j}"] = c
         owners = [walker, routes, counters, *lanes]
+        if g.reset_bits:                 # periodic reset: the profiles' reset fields, phases
+            phases = m.submodules.reset_phases = ResetPhases(
+                g, fault=f and f.applies_to(CORE_SIGNALS, 0))
+            owners.append(phases)
+            m.d.comb += [phases.clear.eq(ctl.clearing), phases.advance.eq(ctl.done_cycle)]
+            for c in lanes:
+                m.d.comb += [c.due.eq(phases.due), c.active.eq(phases.active)]
 
         # ---- configuration port: range check, one bus, OR of the owners' read data --------
         cfg, bus = self.cfg, ConfigBus(g).create(path=("bus",))
@@ -182,9 +189,6 @@ class Neurocore(wiring.Component):
                      ctl.list_range.eq(routes.list_range
                                        | sum(d.list_range for d in dendrites).bool())]
         m.d.comb += ctl.lanes_busy.eq(sum(d.busy for d in dendrites).bool())
-
-        if g.reset_bits:
-            self._reset_phases(m, g, ctl, bus, lanes)
 
         # ---- UPDATE: the scanner picks groups, lanes in lockstep, accumulator rows read in
         # U0 and cleared in U1 ------------------------------------------------------------
@@ -254,20 +258,6 @@ class Neurocore(wiring.Component):
         m.d.comb += [ctl.flits_empty.eq(flits.level == 0), ctl.step_end.eq(self.step_end),
                      self.deliver_done.eq(ctl.deliver_done),
                      self.out_done.eq(in_spike & spikes.empty & ~routes.busy)]
-
-    def _reset_phases(self, m, g, ctl, bus, lanes):
-        """Periodic reset: the phases follow the profile writes, ``clear`` and DONE; every
-        lane gets the profiles due in this step."""
-        f = self.fault
-        phases = m.submodules.reset_phases = ResetPhases(
-            g, fault=f and f.applies_to(CORE_SIGNALS, 0))
-        word = data.View(profile_layout(g), bus.wdata[:profile_layout(g).size])
-        m.d.comb += [phases.write.eq(bus.valid & bus.write
-                                     & (bus.mem == MEMORY_INDEX["profiles"])),
-                     phases.addr.eq(bus.addr), phases.interval.eq(word.reset_interval),
-                     phases.offset.eq(word.reset_offset), phases.clear.eq(ctl.clearing),
-                     phases.advance.eq(ctl.done_cycle)]
-        m.d.comb += [c.due.eq(phases.due) for c in lanes]
 
     @staticmethod
     def _idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus):

@@ -82,6 +82,30 @@ def test_hand_network_resets_and_idle_skip_keeps_reset_steps():
     assert rtl.counters["skipped"] == 6
 
 
+def test_profile_words_read_back(seed):
+    """Profile words (random bits: the lanes keep the decay and threshold fields, the reset
+    phases the reset fields) read back through the configuration port as written, after a
+    clear and after steps."""
+    from neurocore.sim.pysim import simulate
+    from neurocore.spec.words import memories
+    g = TINY_RESET.replace(k_u=2)
+    rng = np.random.default_rng(seed)
+    width = memories(g)["profiles"].layout.size
+    words = [int(w) for w in rng.integers(0, 1 << min(width, 63), size=g.n_profiles)]
+    words[0] &= (1 << (width - 2 * g.reset_bits)) - 1        # no reset fields at all
+
+    async def tb(drv):
+        for a, w in enumerate(words):
+            await drv.write("profiles", a, w)
+        first = await drv.read_many("profiles", list(range(g.n_profiles)))
+        await drv.run_step()
+        await drv.run_step()
+        return first, await drv.read_many("profiles", list(range(g.n_profiles)))
+
+    first, later = simulate(Neurocore(g), tb)
+    assert first == words and later == words, (seed, words, first, later)
+
+
 @pytest.mark.parametrize("lanes", [(2, 2), (4, 2)], ids=lambda kk: f"ku{kk[0]}-ks{kk[1]}")
 def test_random_reset_networks_in_amaranth_sim(seed, lanes):
     g = TINY_RESET.replace(k_u=lanes[0], k_s=lanes[1])
