@@ -33,7 +33,7 @@ from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
 from .counters import Counters
 from .dendrite import DendriteLane
-from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, Fault
+from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, RESET_SIGNALS, Fault
 from .host_queue import HostQueue
 from .idle_skip import IdleSkip
 from .reset_phase import ResetPhases
@@ -96,6 +96,10 @@ class Neurocore(wiring.Component):
             problems.append(TypeError(f"geometry must be a CoreGeometry, not {geometry!r}"))
         if fault is not None and not isinstance(fault, Fault):
             problems.append(TypeError(f"fault must be a Fault or None, not {fault!r}"))
+        elif (fault is not None and fault.signal in RESET_SIGNALS
+              and isinstance(geometry, CoreGeometry) and not geometry.reset_bits):
+            problems.append(ValueError(f"fault {fault.signal!r} needs a core with periodic "
+                                       f"reset; geometry {geometry.name!r} has reset_bits=0"))
         if not isinstance(step_bits, int) or step_bits < 1:
             problems.append(ValueError(f"step_bits must be a positive integer, not {step_bits!r}"))
         depth = geometry.n_axons if input_depth is None and not problems else input_depth

@@ -39,12 +39,15 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Const, Module, Signal, Value
 
-__all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
+__all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "RESET_SIGNALS",
+           "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
 CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need", "conv_target", "reset_due",
                 "reset_start")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
+#: Signals that exist only on a core with ``reset_bits > 0``.
+RESET_SIGNALS = ("reset_due", "reset_start")
 
 
 @dataclass(frozen=True)
