@@ -269,7 +269,9 @@ class Neurocore(wiring.Component):
         shift = (g.k_u - 1).bit_length()
         groups = Signal(range(g.bank_depth + 1))
         wanted = (counters.n_active + g.k_u - 1) >> shift
-        m.d.comb += groups.eq(Mux(wanted > g.bank_depth, g.bank_depth, wanted))
+        # registered: n_active changes only through the configuration port, which is closed
+        # in the start cycle, so the first UPDATE cycle already sees the new value
+        m.d.sync += groups.eq(Mux(wanted > g.bank_depth, g.bank_depth, wanted))
         touch = bus.valid & bus.write
         m.d.comb += [
             skip.slot.eq(ctl.slot), skip.groups.eq(groups), skip.pos.eq(ctl.pos),

@@ -1,14 +1,19 @@
 """Register file: ``n_active`` and the hardware counters (spec/schedule.py ``REGISTERS``).
 
 Every register is ``REGISTER_BITS`` wide and is read and written through the configuration
-port (memory ``registers``).  A counter adds its increment input every cycle (wrapping); a
-write sets it (the host writes 0 to start a measurement).  A write wins over that cycle's
-increment.
+port (memory ``registers``).  ``n_active`` takes the written word.  A counter adds its
+increment input one cycle later (the increment is registered, so the logic that computes it
+and the counter's carry chain are timed apart; wrapping); a write clears it to 0 whatever
+the word (the host starts a measurement so), and wins over the increment it would have
+added in that cycle.  A step's last increments (its DONE cycle) are in the counters one cycle
+after DONE, before any configuration read can return them.  Clearing instead of loading
+lets the counter use its flip-flops' synchronous reset: no multiplexer in front of its adder
+(about 290 of the iCE40UP5K's 5280 logic cells for the nine counters).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,12 +57,15 @@ class Counters(wiring.Component):
         m.d.sync += addr_q.eq(self.cfg.addr)
         write = reader.write("registers")
         for i, (name, reg) in enumerate(zip(REGISTERS, regs)):
-            if name != "n_active":
+            hit = write & (self.cfg.addr == i)
+            if name == "n_active":
+                with m.If(hit):
+                    m.d.sync += reg.eq(self.cfg.wdata[:REGISTER_BITS])
+            else:
                 inc = inject(m, self.fault, "counter_inc", getattr(self, f"inc_{name}")) \
                     if name == "sops" else getattr(self, f"inc_{name}")
-                m.d.sync += reg.eq(reg + inc)
-            with m.If(write & (self.cfg.addr == i)):
-                m.d.sync += reg.eq(self.cfg.wdata[:REGISTER_BITS])
+                inc_q = Signal(increment_bits(name), name=f"{name}_inc")
+                m.d.sync += [inc_q.eq(inc), reg.eq(Mux(hit, 0, reg + inc_q))]
             with m.If(addr_q == i):
                 reader.drive("registers", reg)
         return m

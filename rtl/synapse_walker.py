@@ -1,7 +1,10 @@
 """Synapse walker: turns a stream of axon ids into ``k_s`` synapse words per cycle.
 
 It owns the synapse map and the ``k_s`` synapse banks (word ``a`` in bank ``a mod k_s``, row
-``a // k_s``).  An axon goes through two registers:
+``a // k_s``).  An accepted axon first waits in the input FIFO (``AXON_PIPE_DEPTH`` entries,
+spec/schedule.py; ``axon.ready`` is its registered ``w_rdy``, so the lookup below never
+lengthens the route reader's or the host queue's combinational paths); from the FIFO's head
+it goes through two registers:
 
 - **map** (``m``): the synapse-map word of the axon read in the cycle it was accepted;
 - **list** (``l``): the list being walked, ``k_s`` consecutive words per cycle, one from each
@@ -28,10 +31,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
+from ..spec.schedule import AXON_PIPE_DEPTH
 from ..spec.words import synapse_layout, synapse_map_layout
 from .config_bus import ConfigBus, ConfigReader, bank_split
 from .conv_walker import ConvWalker
@@ -48,8 +53,8 @@ def axon_request_layout(g: CoreGeometry) -> data.StructLayout:
 class SynapseWalker(wiring.Component):
     """Members: ``cfg``/``rdata`` (configuration bus; ``synapse_map`` and ``synapses``),
     ``running`` (memories follow the walker, not the bus), ``axon`` (stream in, accepted
-    only while ``running``), ``syn_valid``/``syn`` (per lane, stage S1), ``busy`` (an axon or
-    a list is held, or S1 holds words).  With ``n_conv > 0`` it also owns the ``conv`` memory
+    only while ``running``, into the input FIFO), ``syn_valid``/``syn`` (per lane, stage S1),
+    ``busy`` (the FIFO holds an axon, an axon or a list is held, or S1 holds words).  With ``n_conv > 0`` it also owns the ``conv`` memory
     (through its :class:`~neurocore.rtl.conv_walker.ConvWalker`); ``fault`` (tests only)
     reaches the conv walker (``conv_target``)."""
 
@@ -81,6 +86,14 @@ class SynapseWalker(wiring.Component):
         rd = [b.read_port() for b in banks]
         wr = [b.write_port() for b in banks]
 
+        # ---- input FIFO ------------------------------------------------------------------
+        request = axon_request_layout(g)
+        pipe = m.submodules.axon_pipe = SyncFIFO(width=request.size, depth=AXON_PIPE_DEPTH)
+        head = data.View(request, pipe.r_data)
+        m.d.comb += [self.axon.ready.eq(self.running & pipe.w_rdy),
+                     pipe.w_en.eq(self.running & self.axon.valid),
+                     pipe.w_data.eq(self.axon.payload)]
+
         # ---- map register --------------------------------------------------------------
         m_valid, m_bad = Signal(), Signal()
         smap = smap_rd.data
@@ -108,10 +121,9 @@ class SynapseWalker(wiring.Component):
         else:
             conv = None
             m_consume = m_valid & (~l_valid | l_last | (m_len == 0))
-        m.d.comb += [ready.eq(self.running & (~m_valid | m_consume)),
-                     self.axon.ready.eq(ready)]
+        m.d.comb += [ready.eq(self.running & (~m_valid | m_consume)), pipe.r_en.eq(ready)]
         with m.If(ready):
-            m.d.sync += [m_valid.eq(self.axon.valid), m_bad.eq(self.axon.payload.bad)]
+            m.d.sync += [m_valid.eq(pipe.r_rdy), m_bad.eq(head.bad)]
 
         # ---- list register and issue -----------------------------------------------------
         with m.If(l_valid):
@@ -140,7 +152,7 @@ class SynapseWalker(wiring.Component):
                 m.d.comb += row.eq(conv.lane_row[b])
             with m.If(s1_conv):
                 m.d.comb += self.syn[b].target.eq(s1_target)
-        m.d.comb += self.busy.eq(m_valid | l_valid | s1_valid.any()
+        m.d.comb += self.busy.eq(pipe.r_rdy | m_valid | l_valid | s1_valid.any()
                                  | (conv.busy if conv is not None else 0))
 
         # ---- configuration access --------------------------------------------------------
@@ -156,7 +168,7 @@ class SynapseWalker(wiring.Component):
                 with m.Case(b):
                     reader.drive("synapses", rd[b].data)
         m.d.comb += [
-            smap_rd.addr.eq(Mux(self.running, self.axon.payload.axon, self.cfg.addr)),
+            smap_rd.addr.eq(Mux(self.running, head.axon, self.cfg.addr)),
             smap_rd.en.eq(~self.running | ready),
             smap_wr.addr.eq(self.cfg.addr),
             smap_wr.data.eq(self.cfg.wdata[:synapse_map_layout(g).size]),

@@ -14,6 +14,9 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
   first step after ``ctrl.clear`` every group is needed; DRAIN takes ``UPDATE_DRAIN``;
 - HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
   last one left (at least one cycle);
+- an axon offered to the walker (by the host queue, the route reader or the chip's flit
+  queue) is taken while its input FIFO holds fewer than ``AXON_PIPE_DEPTH`` axons and
+  reaches the FIFO's head one cycle later;
 - the walker holds one axon in its map register and one list in its list register; a list
   of ``L`` synapses is walked in ``ceil(L / k_s)`` cycles, and the next axon is looked up in
   the list's last cycle; an empty list leaves the map register at once;
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .schedule import COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
+from .schedule import AXON_PIPE_DEPTH, COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
 
 __all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
 
@@ -179,8 +182,9 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
     phase = "HOST"
     counts = dict.fromkeys(COUNTERS, 0)
     events = []
-    # walker: map register (axon, bad) and its age, list register (ptr, rem) and the scatter
-    # (cycles left); S1 and S2 lane entries
+    # walker: input FIFO, map register (axon, bad) and its age, list register (ptr, rem) and
+    # the scatter (cycles left); S1 and S2 lane entries
+    pipe: deque = deque()
     m_axon = None
     m_age = 0
     l_ptr = l_rem = 0
@@ -207,7 +211,8 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
         else:
             m_conv = False
             m_consume = m_axon is not None and (l_rem == 0 or l_last or m_len == 0)
-        ready = m_axon is None or m_consume
+        ready = m_axon is None or m_consume            # the map register takes the head
+        w_rdy = len(pipe) < AXON_PIPE_DEPTH            # the input FIFO takes the offer
         offer = None                                   # (axon, bad) offered to the walker
         take = False
         advance = False
@@ -225,12 +230,12 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
                     counts["stalls"] += 1
             else:
                 offer = (target, target >= g.n_axons)
-                advance = ready
+                advance = w_rdy
             if advance and r_rem == 1:
                 take = bool(queue)
         else:
             take = bool(queue)
-        idle = (phase == "SPIKE" and not queue and not r_route and m_axon is None
+        idle = (phase == "SPIKE" and not queue and not r_route and not pipe and m_axon is None
                 and l_rem == 0 and not scatter and not s1 and not s2)
         counts["host_cycles" if phase == "HOST" else "spike_cycles"] += 1
         counts["sops"] += len(s2)
@@ -256,8 +261,10 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
             scatter = deque(L.scatter[m_axon[0]])
         m_age = 0 if ready else m_age + 1
         if ready:
-            m_axon = offer
-            if offer is not None and phase == "HOST":
+            m_axon = pipe.popleft() if pipe else None
+        if offer is not None and w_rdy:
+            pipe.append(offer)
+            if phase == "HOST":
                 host.popleft()
         if phase == "SPIKE" and r_route and advance:
             if r_rem == 1:
@@ -268,7 +275,7 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
             cx = queue.popleft()
             r_route, r_ptr, r_rem = True, int(L.rbase[cx]), int(L.rlen[cx])
         c += 1
-        if phase == "HOST" and not host and not (offer is not None and ready):
+        if phase == "HOST" and not host and not (offer is not None and w_rdy):
             phase = "SPIKE"
         elif idle:
             break

@@ -13,8 +13,8 @@ from enum import Enum
 
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
-           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "SKIP_WINDOW", "register_index",
-           "write_cycle", "port_targets", "FLIT_IN_DEPTH", "ROUTER_FIFO_DEPTH"]
+           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "AXON_PIPE_DEPTH", "SKIP_WINDOW",
+           "register_index", "write_cycle", "port_targets", "FLIT_IN_DEPTH", "ROUTER_FIFO_DEPTH"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
 #: the register file below (not a memory of :func:`neurocore.spec.words.memories`); ``conv``
@@ -80,6 +80,12 @@ SKIP_WINDOW = 32
 #: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
 #: accumulator, S2 adds and writes back.
 SYNAPSE_STAGES = 2
+#: Entries of the synapse walker's input FIFO (rtl/synapse_walker.py): axons from the host
+#: queue, the route reader or the chip's flit queue enter it one cycle before the walker can
+#: look them up.  Its ``ready`` is a register, so the walker's map lookup never lies on the
+#: same combinational path as the route reader's list logic (timing); two entries keep one
+#: axon per cycle flowing.
+AXON_PIPE_DEPTH = 2
 #: Chip cores (spec §10, docs/rtl.md §8): entries of a core's FIFO of remote flits (axons
 #: sent by other cores), drained by its synapse walker in the SPIKE phase.
 FLIT_IN_DEPTH = 4
