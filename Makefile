@@ -88,8 +88,8 @@ clean:
 	rm -rf sim_build build bench/results .pytest_cache
 
 .PHONY: sim
-sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression (all 9 lane configurations), C++ harness vs cocotb, mutants, digits CNN (WAVES=1: FST in sim_build/tiny-waves)
-	NEUROCORE_LANE_CONFIGS=all $(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py tests/test_rtl_conv.py
+sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression (all 9 lane configurations), C++ harness vs cocotb, mutants, digits CNN, periodic reset (WAVES=1: FST in sim_build/tiny-waves)
+	NEUROCORE_LANE_CONFIGS=all $(BIN)/python -m pytest tests/test_rtl_compartment.py tests/test_rtl_core.py tests/test_golden_monitor.py tests/test_rtl_cocotb.py tests/test_rtl_fast.py tests/test_rtl_mutants.py tests/test_rtl_digits.py tests/test_rtl_conv.py tests/test_rtl_reset.py
 
 .PHONY: bitstream boards-report
 BOARD ?= icebreaker

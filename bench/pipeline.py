@@ -6,7 +6,7 @@ T = 16 twice: one image at a time (a clear between images) and ``pipelined=True`
 reset per stage, a new image every ``stream_period`` steps).  The test images run through
 both; before a figure is written every image's prediction and every output's first spike
 must be equal.  The table gives the steps per image of each and their ratio: the golden
-model's step counts, not a hardware measurement (the RTL has no periodic reset yet).
+model's step counts, not a hardware measurement (the RTL's cycles: tests/test_rtl_reset.py).
 
 Run ``python -m neurocore.bench.pipeline`` (``make bench-pipeline``); ``--update-docs`` writes
 the table into docs/performance.md.
@@ -66,7 +66,7 @@ def markdown(rows: list[dict]) -> str:
              f"; T={T_MAX}; golden model; {images}, {streams} side by side. Predictions and "
              "every output's first spike identical pipelined and unpipelined: **"
              + ("yes" if all(r["identical"] for r in rows) else "NO")
-             + "**. Step counts of the golden model (the RTL has no periodic reset yet); the "
+             + "**. Step counts of the golden model (RTL cycles: below); the "
              "unpipelined figure leaves out the host's clear between images.", "",
              "| network | test images | steps per image, one at a time | steps per image, "
              "pipelined (stream period) | gain | accuracy (pipelined) |",

@@ -63,7 +63,7 @@ def _convert(args) -> int:
 
     data, name, model = _data_and_model(args)
     program = from_model(model, args.t_max, data.x_train, percentile=args.percentile,
-                         geometry=args.geometry, dense=args.dense)
+                         geometry=args.geometry, dense=args.dense, pipelined=args.pipelined)
     print(program.fit_report())
     save_program(args.out, program)
     print(f"wrote {args.out}")
@@ -158,7 +158,7 @@ def _file_to_read(option: str, path) -> None:
 
 def _check_arguments(args) -> None:
     """Check every path and name before any long work (training, conversion, evaluation)."""
-    from .spec.geometry import CHIP_PRESETS, PRESETS
+    from .spec.geometry import CHIP_PRESETS, PRESETS, RESET_SUFFIX
 
     if getattr(args, "cache", None):
         _folder("--cache", args.cache)
@@ -168,9 +168,10 @@ def _check_arguments(args) -> None:
         _file_to_write("--out", args.out)
         if args.hex:
             _folder("--hex", args.hex)
-        if args.geometry is not None and args.geometry not in {**PRESETS, **CHIP_PRESETS}:
+        known = {**PRESETS, **CHIP_PRESETS, **{n + RESET_SUFFIX: g for n, g in PRESETS.items()}}
+        if args.geometry is not None and args.geometry not in known:
             raise UsageError(f"--geometry {args.geometry!r} is not a preset; known: "
-                             f"{', '.join(sorted({**PRESETS, **CHIP_PRESETS}))}")
+                             f"{', '.join(sorted(known))}")
     elif args.command in ("report", "board"):
         _file_to_read("image", args.image)
     elif args.command in ("nir", "plot"):
@@ -222,6 +223,11 @@ def main(argv=None) -> int:
     p.add_argument("--dense", action="store_true",
                    help="map convolutions as dense synapse lists, not conv descriptors (needed "
                         "for a geometry without conv memory)")
+    p.add_argument("--pipelined", action="store_true",
+                   help="give every layer a periodic reset so that images run back to back, "
+                        "a new one every stream_period steps (docs/spec.md §11); needs a "
+                        "geometry with reset fields: the fitted one, or a preset's '-reset' "
+                        "variant (e.g. ulx3s-reset)")
     p.add_argument("--out", required=True, help="image file to write (.ncimg)")
     p.add_argument("--hex", metavar="DIR", help="also write $readmemh files into DIR")
     p.set_defaults(func=_convert)

@@ -101,7 +101,7 @@ class CompartmentUpdate(wiring.Component):
         super().__init__({
             "acc": In(signed(g.acc_bits)),
             "state": In(state_layout(g)),
-            "profile": In(profile_layout(g)),
+            "profile": In(profile_layout(g, reset=False)),
             "config": In(compartment_layout(g)),
             "next_state": Out(state_layout(g)),
             "spike": Out(1),

@@ -11,7 +11,9 @@ lanes.  The components (one file each, docs/rtl.md §1):
 - :class:`~neurocore.rtl.synapse_walker.SynapseWalker`: axon → ``k_s`` synapses per cycle;
 - :class:`~neurocore.rtl.dendrite.DendriteLane` × ``k_s``: accumulators, read-modify-write;
 - :class:`~neurocore.rtl.idle_skip.IdleSkip`: which groups need an update, and the scanner;
-- :class:`~neurocore.rtl.counters.Counters`: ``n_active`` and the hardware counters.
+- :class:`~neurocore.rtl.counters.Counters`: ``n_active`` and the hardware counters;
+- :class:`~neurocore.rtl.reset_phase.ResetPhases` (``reset_bits > 0`` only): which profiles
+  reset in the next step (periodic reset, spec §11).
 
 The controller walks the phases of :class:`~neurocore.spec.schedule.Phase`; the cycle model
 (:mod:`neurocore.spec.cycle_model`) predicts every step's cycles and counters exactly.
@@ -24,16 +26,17 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..spec.geometry import ConfigError, CoreGeometry, bits_for
+from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
 from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
 from .counters import Counters
 from .dendrite import DendriteLane
-from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, Fault
+from .fault import CORE_SIGNALS, DATAPATH_SIGNALS, RESET_SIGNALS, Fault
 from .host_queue import HostQueue
 from .idle_skip import IdleSkip
+from .reset_phase import ResetPhases
 from .route_reader import RouteReader
 from .spike_queue import SpikeQueue
 from .synapse_walker import SynapseWalker
@@ -93,6 +96,10 @@ class Neurocore(wiring.Component):
             problems.append(TypeError(f"geometry must be a CoreGeometry, not {geometry!r}"))
         if fault is not None and not isinstance(fault, Fault):
             problems.append(TypeError(f"fault must be a Fault or None, not {fault!r}"))
+        elif (fault is not None and fault.signal in RESET_SIGNALS
+              and isinstance(geometry, CoreGeometry) and not geometry.reset_bits):
+            problems.append(ValueError(f"fault {fault.signal!r} needs a core with periodic "
+                                       f"reset; geometry {geometry.name!r} has reset_bits=0"))
         if not isinstance(step_bits, int) or step_bits < 1:
             problems.append(ValueError(f"step_bits must be a positive integer, not {step_bits!r}"))
         depth = geometry.n_axons if input_depth is None and not problems else input_depth
@@ -103,11 +110,6 @@ class Neurocore(wiring.Component):
                                  and 0 <= index < max(geometry.n_cores, 1)):
             problems.append(ValueError(f"index must be a core index below n_cores="
                                        f"{geometry.n_cores}, not {index!r}"))
-        if not problems and geometry.reset_bits:
-            problems.append(ConfigError(
-                f"geometry {geometry.name!r} has reset_bits={geometry.reset_bits}: the RTL "
-                "core does not implement the periodic reset yet (docs/spec.md §11), so it "
-                "would not reset; build it with reset_bits=0"))
         if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
             problems.append(ValueError(f"flit_depth must be a positive integer, not "
                                        f"{flit_depth!r}"))
@@ -152,6 +154,13 @@ class Neurocore(wiring.Component):
         for j, c in enumerate(dendrites):
             m.submodules[f"dendrite{j}"] = c
         owners = [walker, routes, counters, *lanes]
+        if g.reset_bits:                 # periodic reset: the profiles' reset fields, phases
+            phases = m.submodules.reset_phases = ResetPhases(
+                g, fault=f and f.applies_to(CORE_SIGNALS, 0))
+            owners.append(phases)
+            m.d.comb += [phases.clear.eq(ctl.clearing), phases.advance.eq(ctl.done_cycle)]
+            for c in lanes:
+                m.d.comb += [c.due.eq(phases.due), c.active.eq(phases.active)]
 
         # ---- configuration port: range check, one bus, OR of the owners' read data --------
         cfg, bus = self.cfg, ConfigBus(g).create(path=("bus",))

@@ -23,6 +23,10 @@ name             where      what
 ``counter_inc``  core       the ``sops`` counter's per-cycle increment
 ``skip_need``    core       the idle-skip scanner's "group needs an update" vector
 ``conv_target``  core       the conv generator's target of a chunk (bit 0: off by one)
+``reset_due``    core       periodic reset: bit ``p`` = profile ``p`` resets this step
+                            (``reset_bits > 0`` only; rtl/reset_phase.py)
+``reset_start``  core       periodic reset: start phase ``(−reset_offset) mod I`` of a written
+                            profile (bit 0 flipped: the reset one step early or late)
 ===============  =========  =============================================================
 
 ``lane`` picks the synapse lane (``acc_new``, ``fwd_hit``) or update lane (datapath signals)
@@ -35,11 +39,15 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Const, Module, Signal, Value
 
-__all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "inject"]
+__all__ = ["Fault", "FAULT_SIGNALS", "DATAPATH_SIGNALS", "CORE_SIGNALS", "RESET_SIGNALS",
+           "inject"]
 
 DATAPATH_SIGNALS = ("u_dec", "v_dec", "u_sum", "v_sum", "threshold", "spike")
-CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need", "conv_target")
+CORE_SIGNALS = ("acc_new", "fwd_hit", "counter_inc", "skip_need", "conv_target", "reset_due",
+                "reset_start")
 FAULT_SIGNALS = DATAPATH_SIGNALS + CORE_SIGNALS
+#: Signals that exist only on a core with ``reset_bits > 0``.
+RESET_SIGNALS = ("reset_due", "reset_start")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ issues group ``r`` (compartments ``r·k_u … r·k_u + k_u - 1``) to every lane 
   whole bank).
 
 A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.5).
+
+Periodic reset (``reset_bits > 0``, spec §11): in U2 the lane selects its compartment's
+profile bit of ``due`` (rtl/reset_phase.py) with the registered profile index and feeds the
+datapath ``u = v = 0`` instead of the stored state, so it updates from the reset state.  With
+``reset_bits = 0`` the lane has no ``due`` port and no reset logic.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ class UpdateLane(wiring.Component):
     entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
     ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
     was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (write-back of a group, and
-    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``)."""
+    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``
+    and, with ``reset_bits > 0``, ``reset_interval = 0``), ``due``/``active`` (``reset_bits >
+    0`` only, from :class:`~neurocore.rtl.reset_phase.ResetPhases`: the profiles that reset in
+    this step / that have a reset at all).  The lanes' profile copies hold the decay and
+    threshold fields only (``profile_layout(g, reset=False)``)."""
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
         g = self.geometry = geometry
@@ -64,6 +73,7 @@ class UpdateLane(wiring.Component):
             "wb_valid": Out(1),
             "wb_group": Out(range(g.bank_depth)),
             "wb_quiet": Out(1),
+            **({"due": In(g.n_profiles), "active": In(g.n_profiles)} if g.reset_bits else {}),
         })
 
     def elaborate(self, platform):
@@ -73,7 +83,8 @@ class UpdateLane(wiring.Component):
                    "axon_map": axon_map_layout(g)}
         mems = {name: Memory(shape=layouts[name], depth=g.bank_depth, init=[])
                 for name in _BANKED}
-        mems["profiles"] = Memory(shape=profile_layout(g), depth=g.n_profiles, init=[])
+        lane_profile = profile_layout(g, reset=False)      # the reset fields: ResetPhases
+        mems["profiles"] = Memory(shape=lane_profile, depth=g.n_profiles, init=[])
         for name, mem in mems.items():
             m.submodules[name] = mem
         rd = {name: mem.read_port() for name, mem in mems.items()}
@@ -93,12 +104,20 @@ class UpdateLane(wiring.Component):
         m.d.sync += [u2[name].eq(rd[name].data) for name in _BANKED]
         dp = m.submodules.datapath = CompartmentUpdate(g, latency=DATAPATH_LATENCY,
                                                        fault=self.fault)
-        m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(u2["state"]),
+        state = u2["state"]
+        if g.reset_bits:    # periodic reset: the update starts from u = v = 0 (registers only
+            reset = Signal()  # before the select, not the compartment BRAM's output)
+            m.d.comb += reset.eq(self.due.bit_select(u2["compartments"].profile, 1))
+            state = Mux(reset, 0, u2["state"])
+        m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(state),
                      dp.config.eq(u2["compartments"]), dp.profile.eq(rd["profiles"].data)]
         still = Signal()                  # bias 0 and (dv 0): only u and v can move it
         m.d.comb += still.eq(u2["compartments"].bias_mant == 0)
-        v_holds = Signal()
-        m.d.comb += v_holds.eq(rd["profiles"].data.dv == 0)
+        v_holds = Signal()               # v stays: dv 0 (and no periodic reset to clear it)
+        holds = rd["profiles"].data.dv == 0
+        if g.reset_bits:
+            holds = holds & ~self.active.bit_select(u2["compartments"].profile, 1)
+        m.d.comb += v_holds.eq(holds)
         w_valid, w_group, w_axon, w_still, w_holds = (u2_valid, u2_group, u2["axon_map"], still,
                                                       v_holds)
         for k in range(dp.latency):       # follow the datapath's register stages
@@ -133,7 +152,7 @@ class UpdateLane(wiring.Component):
             rd["profiles"].addr.eq(Mux(self.running, rd["compartments"].data.profile,
                                        self.cfg.addr)),
             wr["profiles"].addr.eq(self.cfg.addr),
-            wr["profiles"].data.eq(self.cfg.wdata[:profile_layout(g).size]),
+            wr["profiles"].data.eq(self.cfg.wdata[:lane_profile.size]),
             wr["profiles"].en.eq(reader.write("profiles")),
         ]
         with m.If(w_valid):

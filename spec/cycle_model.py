@@ -9,7 +9,8 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
 - UPDATE: the idle-skip scanner walks windows of ``SKIP_WINDOW`` groups and issues one
   needed group per cycle (a window without one costs a cycle), at least one cycle; a group
   is needed unless all its compartments were quiet after the last step (``u = 0``,
-  ``bias_mant = 0``, ``v = 0`` or ``dv = 0``) and no synapse input lands on it now; in the
+  ``bias_mant = 0``, ``v = 0`` or ``dv = 0`` with no periodic reset in the profile) and no
+  synapse input lands on it now; in the
   first step after ``ctrl.clear`` every group is needed; DRAIN takes ``UPDATE_DRAIN``;
 - HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
   last one left (at least one cycle);
@@ -143,9 +144,12 @@ def group_need(config, u_prev, v_prev, landing_groups, lists: _Lists | None = No
     if u_prev is None or not g.idle_skip:
         return np.ones(rows, dtype=bool)
     cx = config.mem["compartments"]
-    dv = config.mem["profiles"]["dv"][cx["profile"]]
+    prof = config.mem["profiles"]
+    holds = prof["dv"][cx["profile"]] == 0             # v stays (spec §2.5) ...
+    if g.reset_bits:                                   # ... unless a periodic reset clears it
+        holds &= prof["reset_interval"][cx["profile"]] == 0
     quiet = (np.asarray(u_prev) == 0) & (cx["bias_mant"] == 0) & ((np.asarray(v_prev) == 0)
-                                                                  | (dv == 0))
+                                                                  | holds)
     n_active = lists.n_active if lists is not None else config.n_active()
     quiet[min(n_active, g.n_compartments):] = True      # never updated
     need = ~quiet.reshape(rows, g.k_u).all(axis=1)

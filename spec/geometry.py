@@ -246,16 +246,27 @@ class CoreGeometry:
     # ---- presets -------------------------------------------------------------------
     @classmethod
     def preset(cls, name: str) -> "CoreGeometry":
-        """Return the named preset (see :data:`PRESETS`)."""
+        """Return the named preset (see :data:`PRESETS`), or its periodic-reset variant
+        ``"<preset>-reset"``: the preset with ``reset_bits = RESET_VARIANT_BITS`` (spec §11)."""
+        base = name[:-len(RESET_SUFFIX)] if name.endswith(RESET_SUFFIX) else None
+        if base in PRESETS:
+            return PRESETS[base].replace(name=name, reset_bits=RESET_VARIANT_BITS)
         try:
             return PRESETS[name]
         except KeyError:
-            raise KeyError(f"unknown geometry preset {name!r}; known: {sorted(PRESETS)}") from None
+            raise KeyError(f"unknown geometry preset {name!r}; known: {sorted(PRESETS)} "
+                           f"and each with {RESET_SUFFIX!r}") from None
 
     def replace(self, **changes) -> "CoreGeometry":
         """Return a copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
 
+
+#: Periodic-reset variant of a preset (:meth:`CoreGeometry.preset`): ``"<preset>-reset"`` has
+#: reset fields of ``RESET_VARIANT_BITS`` bits (intervals up to 2047 steps; a Quartz pipeline
+#: period is far below); every preset's profile word stays within 64 bits with them.
+RESET_SUFFIX = "-reset"
+RESET_VARIANT_BITS = 11
 
 PRESETS: dict[str, CoreGeometry] = {
     # Unit tests and the RTL regression: small enough for fast Verilator builds.

@@ -158,17 +158,18 @@ def compartment_layout(g: CoreGeometry) -> data.StructLayout:
     })
 
 
-def profile_layout(g: CoreGeometry) -> data.StructLayout:
+def profile_layout(g: CoreGeometry, *, reset: bool = True) -> data.StructLayout:
     """Compartment profile, shared by many compartments; on a core with ``reset_bits > 0``
     also its periodic reset (spec §11): u = v = 0 before the update of every step ``t`` with
-    ``reset_interval > 0`` and ``(t − reset_offset) mod reset_interval = 0``."""
+    ``reset_interval > 0`` and ``(t − reset_offset) mod reset_interval = 0``.  ``reset=False``:
+    the decay and threshold fields only (the same offsets; the RTL lanes' profile copies)."""
     fields = {
         "du": _u(g.decay_bits),
         "dv": _u(g.decay_bits),
         "du_offset": _u(1),                 # effective current decay = du + du_offset
         "vth": _u(g.vth_bits),              # threshold = vth << vth_shift
     }
-    if g.reset_bits:  # a core without periodic reset has no reset fields
+    if g.reset_bits and reset:  # a core without periodic reset has no reset fields
         fields.update({
             "reset_interval": _u(g.reset_bits),  # 0: never reset
             "reset_offset": _u(g.reset_bits),    # < reset_interval

@@ -24,6 +24,28 @@ def test_convert_and_report(tmp_path, digits_cnn, digits, capsys):
     assert "T=8" in report and "model[7] (Linear)" in report
 
 
+def test_convert_pipelined(tmp_path, digits_cnn, digits, capsys):
+    """``--pipelined`` on a preset's reset variant: the image holds the stream period, its
+    profiles reset with it, and the report says so."""
+    from neurocore.sw.image import load_program
+    from neurocore.sw.models import checkpoint_path
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    torch.save(digits_cnn.state_dict(), checkpoint_path("digits_cnn", cache))
+    image = tmp_path / "pipelined.ncimg"
+    assert main(["convert", "--cache", str(cache), "--t-max", "16", "--geometry", "ulx3s-reset",
+                 "--pipelined", "--out", str(image)]) == 0
+    program = load_program(image)
+    P = program.stream_period
+    assert 0 < P < program.n_steps and program.config.geometry.name == "ulx3s-reset"
+    used = program.config.mem["compartments"]["profile"][:program.config.n_active()]
+    assert (program.config.mem["profiles"]["reset_interval"][used] == P).all()
+    assert f"pipelined: a new image every {P} steps" in capsys.readouterr().out
+    assert main(["convert", "--cache", str(cache), "--geometry", "ulx3s", "--pipelined",
+                 "--out", str(tmp_path / "x.ncimg")]) == 2
+    assert "neurocore: error: pipelined=True" in capsys.readouterr().err
+
+
 def test_report_of_a_corrupt_image_is_an_error(tmp_path, capsys):
     bad = tmp_path / "bad.ncimg"
     bad.write_bytes(b"NOTANIMAGE" * 10)

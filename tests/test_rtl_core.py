@@ -424,8 +424,13 @@ def test_lane_geometry_errors(changes, match):
         TINY.replace(**changes)
 
 
-def test_core_refuses_a_geometry_with_periodic_reset():
-    """The RTL has no periodic reset yet (spec §11): a core that would ignore the profile's
-    reset fields is refused, not built."""
-    with pytest.raises(ConfigError, match="reset_bits=4.*does not implement the periodic reset"):
-        Neurocore(TINY.replace(reset_bits=4))
+def test_periodic_reset_logic_only_with_reset_bits():
+    """A core without reset fields has no reset logic (its Verilog is that of the core before
+    the periodic reset); one with them has the phases (tests/test_rtl_reset.py runs it)."""
+    from amaranth.hdl import Fragment
+
+    from neurocore.rtl.update_lane import UpdateLane
+    for g, has in ((TINY, False), (TINY.replace(reset_bits=4), True)):
+        lane = UpdateLane(g, 0)
+        assert ("due" in lane.signature.members) == has
+        Fragment.get(lane, None)          # elaborates (the reset select only with reset_bits)

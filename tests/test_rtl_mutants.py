@@ -32,7 +32,7 @@ from test_rtl_conv import TINY, conv_runs
 from neurocore.golden.core import GoldenCore
 from neurocore.golden.random_networks import random_network
 from neurocore.rtl.core import Neurocore
-from neurocore.rtl.fault import FAULT_SIGNALS, Fault
+from neurocore.rtl.fault import FAULT_SIGNALS, RESET_SIGNALS, Fault
 from neurocore.sim.fast import run_many_fast
 from neurocore.sim.pysim import run_rtl
 from neurocore.sim.verilator import build_dir_for, run_regression
@@ -61,10 +61,15 @@ def test_no_fault_adds_nothing_and_each_fault_changes_the_design():
     assert verilog.convert(Neurocore(CoreGeometry.preset("tiny"), fault=None),
                            name="neurocore", emit_src=False) == plain
     assert "faulty" not in plain
-    for sig in FAULT_SIGNALS:
-        text = verilog.convert(Neurocore(CoreGeometry.preset("tiny"), fault=Fault(sig, 0)),
+    reset_plain = verilog.convert(Neurocore(CoreGeometry.preset("tiny-reset")),
+                                  name="neurocore", emit_src=False)
+    for sig in FAULT_SIGNALS:        # the reset signals exist on a core with reset fields
+        name, base = (("tiny-reset", reset_plain) if sig in RESET_SIGNALS else ("tiny", plain))
+        text = verilog.convert(Neurocore(CoreGeometry.preset(name), fault=Fault(sig, 0)),
                                name="neurocore", emit_src=False)
-        assert text != plain and f"{sig}_faulty" in text, sig
+        assert text != base and f"{sig}_faulty" in text, sig
+    with pytest.raises(ValueError, match="'reset_due' needs a core with periodic reset"):
+        Neurocore(CoreGeometry.preset("tiny"), fault=Fault("reset_due", 0))
     assert build_dir_for("tiny", fault=NO_FORWARDING).name == "tiny-fault-fwd_hit-b0-stuck0"
 
 
