@@ -29,7 +29,8 @@ from ..golden.chip import ChipConfig, GoldenChip
 from ..golden.network import config_memory_names
 from ..rtl.chip import Chip, chip_config_addr
 from ..spec.geometry import CoreGeometry
-from ..spec.schedule import COUNTERS, MEMORY_INDEX, REGISTER_BITS, register_index
+from ..spec.schedule import (COUNTERS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS,
+                             ROUTER_FIFO_DEPTH, register_index)
 from ..spec.words import RouteKind
 from .driver import StepResult, decode_state
 from .fast import compile_harness
@@ -44,25 +45,31 @@ CHIP_COUNTERS = ("cycles", "flits", "flit_waits")
 _WRAP = 1 << REGISTER_BITS
 
 
-def chip_dir_for(core: CoreGeometry, opt: str | None = None) -> Path:
-    """``sim_build/chip-<core geometry key>-cxx[-<opt>]`` (no suffix for ``quick``)."""
+def chip_dir_for(core: CoreGeometry, opt: str | None = None,
+                 depths: tuple[int, int] = (FLIT_IN_DEPTH, ROUTER_FIFO_DEPTH)) -> Path:
+    """``sim_build/chip-<core geometry key>[-fifo<flit>x<router>]-cxx[-<opt>]`` (no suffix
+    for the default FIFO depths and the ``quick`` C++ profile)."""
     opt = cxx_opt(opt)
-    return ROOT / "sim_build" / (f"chip-{geometry_key(core)}-cxx"
+    fifo = "" if depths == (FLIT_IN_DEPTH, ROUTER_FIFO_DEPTH) else f"-fifo{depths[0]}x{depths[1]}"
+    return ROOT / "sim_build" / (f"chip-{geometry_key(core)}{fifo}-cxx"
                                  + ("" if opt == "quick" else f"-{opt}"))
 
 
 @functools.lru_cache(maxsize=4)
-def _chip_verilog(core: CoreGeometry) -> tuple[str, dict]:
-    dut = Chip(core)
+def _chip_verilog(core: CoreGeometry, depths: tuple[int, int]) -> tuple[str, dict]:
+    dut = Chip(core, flit_depth=depths[0], router_depth=depths[1])
     return verilog.convert(dut, name=TOPLEVEL, emit_src=False), port_map(dut)
 
 
-def build_chip_fast(core: CoreGeometry, *, opt: str | None = None) -> tuple[Path, float, dict]:
+def build_chip_fast(core: CoreGeometry, *, opt: str | None = None,
+                    depths: tuple[int, int] = (FLIT_IN_DEPTH, ROUTER_FIFO_DEPTH),
+                    ) -> tuple[Path, float, dict]:
     """Build (incrementally) the chip harness of chip cores ``core`` (``n_cores >= 2``) with
-    the C++ profile ``opt``; return ``(executable, seconds, port map)``."""
-    bdir = chip_dir_for(core, opt)
+    the C++ profile ``opt`` and ``depths = (flit_depth, router_depth)`` (:class:`Chip`'s);
+    return ``(executable, seconds, port map)``."""
+    bdir = chip_dir_for(core, opt, depths)
     bdir.mkdir(parents=True, exist_ok=True)
-    text, ports = _chip_verilog(core)
+    text, ports = _chip_verilog(core, tuple(depths))
     src = bdir / f"{TOPLEVEL}.v"
     if not src.exists() or src.read_text() != text:     # keep the mtime: incremental build
         src.write_text(text)
@@ -85,8 +92,10 @@ def _state_read(t: int, steps: int, every: int) -> bool:
 
 
 def chip_job(chip: ChipConfig, inputs: np.ndarray, *, state_every: int = 1,
-             max_cycles: int = 1_000_000) -> Job:
-    """The job of ``inputs`` (images, steps, logical n_axons) on ``chip`` (module docstring)."""
+             ready=(), max_cycles: int = 1_000_000) -> Job:
+    """The job of ``inputs`` (images, steps, logical n_axons) on ``chip`` (module docstring);
+    ``ready``: ``out.ready`` bits taken cyclically, one per step cycle, continuing across steps
+    (empty: always ready)."""
     g = chip.chip.core
     x = np.asarray(inputs, dtype=bool)
     payloads = _host_payloads(chip)
@@ -94,6 +103,8 @@ def chip_job(chip: ChipConfig, inputs: np.ndarray, *, state_every: int = 1,
     first = register_index(COUNTERS[0])
     regs = MEMORY_INDEX["registers"]
     job, previous = Job(max_cycles), None
+    if len(ready):
+        job.ready(ready)
     for b in range(x.shape[0]):
         job.clear()
         for k, cfg in enumerate(chip.cores):
@@ -199,17 +210,20 @@ def _split_reads(records: list[Record]) -> list[list[np.ndarray]]:
 
 
 def run_chip_fast(chip: ChipConfig, inputs: np.ndarray, *, state_every: int = 1,
-                  opt: str | None = None, name: str = "chip",
+                  opt: str | None = None, name: str = "chip", ready=(),
+                  depths: tuple[int, int] = (FLIT_IN_DEPTH, ROUTER_FIFO_DEPTH),
                   max_cycles: int = 1_000_000) -> ChipFastRun:
     """Run ``inputs`` ((images,) steps, logical n_axons) on the RTL chip in the C++ harness
-    (:func:`chip_job`); ``opt``: the C++ profile (``quick`` for tests, ``fast`` for benches)."""
+    (:func:`chip_job`); ``opt``: the C++ profile (``quick`` for tests, ``fast`` for benches);
+    ``ready``: the output-ready pattern (:func:`chip_job`); ``depths``: the chip's
+    ``(flit_depth, router_depth)``."""
     x = np.asarray(inputs, dtype=bool)
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3 or x.shape[2] != chip.logical.geometry.n_axons:
         raise ValueError(f"inputs must be (images, steps, {chip.logical.geometry.n_axons}) "
                          f"host rasters, not shape {np.shape(inputs)}")
-    exe, build_s, ports = build_chip_fast(chip.chip.core, opt=opt)
-    job = chip_job(chip, x, state_every=state_every, max_cycles=max_cycles)
+    exe, build_s, ports = build_chip_fast(chip.chip.core, opt=opt, depths=depths)
+    job = chip_job(chip, x, state_every=state_every, ready=ready, max_cycles=max_cycles)
     job.check_ports(ports)
     bdir = exe.parent
     job_path, res_path = job.save(bdir / f"{name}.job"), bdir / f"{name}.results"
@@ -288,12 +302,11 @@ def chip_mismatch(chip: ChipConfig, run: ChipFastRun, gold, label: str) -> str |
 
 
 def check_chip_fast(chip: ChipConfig, inputs: np.ndarray, *, label: str, state_every: int = 1,
-                    opt: str | None = None, name: str = "chip") -> tuple[ChipFastRun, object,
-                                                                        str | None]:
-    """Run ``inputs`` on the RTL chip and on :class:`GoldenChip`; return ``(run, golden run,
-    first mismatch or None)``."""
+                    **kw) -> tuple[ChipFastRun, object, str | None]:
+    """Run ``inputs`` on the RTL chip (``kw``: :func:`run_chip_fast`'s) and on
+    :class:`GoldenChip`; return ``(run, golden run, first mismatch or None)``."""
     x = np.asarray(inputs, dtype=bool)
     x = x[None] if x.ndim == 2 else x
     gold = GoldenChip(chip).run(x, record=("u", "v"))
-    run = run_chip_fast(chip, x, state_every=state_every, opt=opt, name=name)
+    run = run_chip_fast(chip, x, state_every=state_every, **kw)
     return run, gold, chip_mismatch(chip, run, gold, label)
