@@ -28,6 +28,10 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
 
 Synaptic operations are counted in the dendrite lanes' write-back stage (S2); ``forwards``
 counts write-backs onto the entry that the same lane wrote in the cycle before.
+
+:class:`CoreStep` holds one core's registers of one step and advances them a cycle at a
+time; :func:`step_schedule` runs one alone, spec/chip_cycle_model.py runs the cores of a chip
+in lockstep.
 """
 
 from __future__ import annotations
