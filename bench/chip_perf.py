@@ -135,7 +135,7 @@ def markdown(r: dict) -> str:
         "",
         "Per core (mean per image): " + "; ".join(busy) + ".",
         "",
-        f"Why: every step is as long as its slowest core. Core {heavy} (the dense layers) does "
+        f"Why: every step is as long as its slowest core. Core {heavy}, the busiest, does "
         f"{100 * sops[heavy] / sops.sum():.0f} % of the SOPs with one synapse lane, and every "
         f"core's UPDATE pass walks its compartments one per cycle (k_u = 1); the other cores "
         f"wait at the barrier, and their flits to core {heavy} wait for its walker "

@@ -24,7 +24,7 @@ def test_section_states_the_figures_the_clock_and_the_verdict():
     assert "100 MHz target clock (timing not yet closed" in slow
     assert "4.91 ms/image, ~204 images/s" in slow
     assert "missed by 4.5× (2.26 ms)" in slow
-    assert "1: 300 SOPs (75 %)" in slow and "Core 1 (the dense layers) does 75 %" in slow
+    assert "1: 300 SOPs (75 %)" in slow and "Core 1, the busiest, does 75 %" in slow
     fast = chip_perf.markdown(result(40_000))
     assert "| target ≤ 0.5 ms, ≥ 2000 images/s | met |" in fast
 
