@@ -23,7 +23,7 @@ from .verilator import (BUILD_ARGS, CXX_OPT, cxx_opt, NO_SPLIT, TOPLEVEL, TRACE_
                         fst_build_args, run_job_cocotb, verilator_on_path, waves_enabled,
                         write_verilog)
 
-__all__ = ["build_fast", "run_job_fast", "run_stored_fast", "run_many_fast", "crosscheck_cocotb",
+__all__ = ["build_fast", "compile_harness", "run_job_fast", "run_stored_fast", "run_many_fast", "crosscheck_cocotb",
            "cxx_dir_for", "TESTBENCH"]
 
 TESTBENCH = Path(__file__).resolve().parent / "cxx" / "neurocore_tb.cpp"
@@ -39,14 +39,23 @@ def build_fast(geometry: CoreGeometry | str, *, waves: bool | None = None,
                fault: Fault | None = None, opt: str | None = None) -> tuple[Path, float]:
     """Build (incrementally) the harness with the C++ profile ``opt`` (:data:`CXX_OPT`:
     ``quick`` for tests, ``fast`` for benchmarks); return ``(executable, seconds)``."""
-    verilator_on_path()
     waves = waves_enabled() if waves is None else waves
     bdir = cxx_dir_for(geometry, waves, fault, opt)
-    src = write_verilog(geometry, bdir, fault)
+    return compile_harness(write_verilog(geometry, bdir, fault), opt=opt, waves=waves)
+
+
+def compile_harness(src: Path, *, opt: str | None = None, waves: bool = False,
+                    defines: tuple[str, ...] = ()) -> tuple[Path, float]:
+    """Verilate ``src`` (top module ``neurocore``) with :data:`TESTBENCH` into its folder,
+    incrementally; ``defines``: C++ macros (``NEUROCORE_CHIP`` for a chip).  Returns
+    ``(executable, seconds)``."""
+    verilator_on_path()
+    bdir = src.parent
     exe = bdir / EXE
     t0 = time.perf_counter()
+    cflags = ["-CFLAGS", " ".join(f"-D{d}" for d in defines)] if defines else []
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", "1", "--top-module", TOPLEVEL,
-           "-Mdir", str(bdir), "-o", EXE, *BUILD_ARGS, *NO_SPLIT,
+           "-Mdir", str(bdir), "-o", EXE, *BUILD_ARGS, *NO_SPLIT, *cflags,
            "-MAKEFLAGS", CXX_OPT[cxx_opt(opt)],
            *(TRACE_ARGS + fst_build_args(bdir) if waves else []), str(src), str(TESTBENCH)]
     done = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True)

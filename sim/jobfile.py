@@ -18,6 +18,8 @@ op         operands                            driver call
 ``READY``  ``n, bits packed LSB-first``        ``out.ready`` of each following step cycle, taken
                                                cyclically from the ``n`` bits (``n = 0``: 1)
 ``MARK``   ``tag``                             nothing (records the cycle and the time)
+``COUNTERS`` --                                a chip's counter outputs ``cycles, flits,
+                                               flit_waits`` (chip builds only: sim/chipfast.py)
 ``END``    --                                  end of the job
 =========  ==================================  =============================================
 
@@ -27,6 +29,7 @@ one record per ``STEP``, ``READ``, ``MARK`` and the final ``END``, each starting
 
     STEP: step, cycles, start_cycle, stalls, n, (id, cycle) * n
     READ: n, word * n
+    COUNTERS: n, word * n   (n = 3: cycles, flits, flit_waits)
     MARK: tag
     END:  --
 """
@@ -56,6 +59,7 @@ class Op(IntEnum):
     READ = 5
     READY = 6
     MARK = 7
+    COUNTERS = 8
 
 
 class Job:
@@ -123,6 +127,10 @@ class Job:
     def mark(self, tag: int) -> None:
         self._put(Op.MARK, tag)
 
+    def counters(self) -> None:
+        """Record a chip's counter outputs (a chip harness only)."""
+        self._put(Op.COUNTERS)
+
     def words(self) -> np.ndarray:
         return np.concatenate(self.chunks + [np.array([Op.END], dtype=np.uint64)])
 
@@ -176,7 +184,7 @@ class Record:
     wall_ns: int
     step: StepResult | None = None       # STEP
     start_cycle: int = 0                 # STEP: absolute cycle in which ctrl.start was accepted
-    words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # READ
+    words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # READ, COUNTERS
     tag: int = 0                         # MARK
 
 
@@ -189,7 +197,7 @@ def encode_results(records: list[Record]) -> np.ndarray:
             s = r.step
             out += [s.step, s.cycles, r.start_cycle, s.stalls, len(s.events)]
             out += [x for e in s.events for x in e]
-        elif r.op == Op.READ:
+        elif r.op in (Op.READ, Op.COUNTERS):
             out += [len(r.words), *(int(x) for x in r.words)]
         elif r.op == Op.MARK:
             out.append(r.tag)
@@ -212,7 +220,7 @@ def read_results(data: np.ndarray | Path) -> list[Record]:
                                 stalls=stalls)
             r.start_cycle = start
             i += 5 + 2 * n
-        elif op == Op.READ:
+        elif op in (Op.READ, Op.COUNTERS):
             n = int(w[i])
             r.words = w[i + 1:i + 1 + n].copy()
             i += 1 + n

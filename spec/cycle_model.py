@@ -32,6 +32,10 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
 
 Synaptic operations are counted in the dendrite lanes' write-back stage (S2); ``forwards``
 counts write-backs onto the entry that the same lane wrote in the cycle before.
+
+:class:`CoreStep` holds one core's registers of one step and advances them a cycle at a
+time; :func:`step_schedule` runs one alone, spec/chip_cycle_model.py runs the cores of a chip
+in lockstep.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import numpy as np
 
 from .schedule import AXON_PIPE_DEPTH, COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
 
-__all__ = ["StepSchedule", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
+__all__ = ["StepSchedule", "CoreStep", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
 
 #: Cycles from an axon's lookup (its first cycle in the map register) to the earliest hand-over
 #: of a conv axon: the descriptor read and the window setup (rtl/conv_walker.py).
@@ -157,6 +161,174 @@ def group_need(config, u_prev, v_prev, landing_groups, lists: _Lists | None = No
     return need
 
 
+class CoreStep:
+    """One core's registers during one step, advanced one cycle at a time by :meth:`cycle`
+    (the schedule of the module docstring).  :func:`step_schedule` runs one alone; the chip
+    model (:mod:`neurocore.spec.chip_cycle_model`) runs several in lockstep, giving each the
+    chip's signals of the cycle: output ready, the router's ``flit_out.ready`` and the head of
+    the core's queue of remote flits.  Arguments as :func:`step_schedule`; ``index``: the
+    core's index on a chip (None: a single core, whose AXON routes are all local)."""
+
+    def __init__(self, config, spikes, host_axons, step: int = 0, *, need=None,
+                 lists: _Lists | None = None, index: int | None = None):
+        L = self.L = lists or _Lists(config)
+        g = L.g
+        self.index = index
+        self.rcore = config.mem["routes"]["core"] if index is not None else None
+        self.step, self.slot, self.D = step, step % g.n_delay_slots, g.n_delay_slots
+        n = g.n_compartments
+        n_active = min(L.n_active, n)
+        groups = min(-(-L.n_active // g.k_u), g.bank_depth)
+        need = np.ones(g.bank_depth, dtype=bool) if need is None else need
+        scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
+        self.updates = sum(min(g.k_u, n_active - r * g.k_u) for r in issued)
+        self.update = scan + UPDATE_DRAIN
+        self.n_active = n_active
+        self.host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
+        fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))
+        self.queue = deque(sorted(fired.tolist(), key=lambda cx: (cx % g.k_u, cx)))
+        self.c = 1 + self.update            # the first HOST cycle
+        self.phase = "HOST"
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.events: list[tuple[int, int]] = []
+        # walker: input FIFO, map register (axon, bad) and its age, list register (ptr, rem)
+        # and the scatter (cycles left); S1 and S2 lane entries
+        self.pipe: deque = deque()
+        self.m_axon, self.m_age, self.l_ptr, self.l_rem = None, 0, 0, 0
+        self.scatter: deque = deque()
+        self.s1: list = []
+        self.s2: list = []
+        self.prev_written: dict[int, tuple] = {}
+        self.forwards = 0
+        self.landings: set = set()
+        # route reader
+        self.r_route, self.r_ptr, self.r_rem = False, 0, 0
+
+    def idle(self) -> bool:
+        """SPIKE with nothing left to deliver (a chip core: no remote flit queued either)."""
+        return (self.phase == "SPIKE" and not self.queue and not self.r_route
+                and not self.pipe and self.m_axon is None and self.l_rem == 0 and not self.scatter
+                and not self.s1 and not self.s2)
+
+    def out_done(self) -> bool:
+        """SPIKE, spike queue empty and route reader idle: the last output event has left."""
+        return self.phase == "SPIKE" and not self.queue and not self.r_route
+
+    def cycle(self, out_ready: Callable[[int], bool] | None = None, flit_ready: bool = True,
+              flit_head: int | None = None) -> tuple[tuple[int, int] | None, bool]:
+        """One cycle: ``out_ready(cycle)`` (always ready when None), ``flit_ready`` (the
+        router takes a flit), ``flit_head`` (the axon at the head of the remote-flit queue,
+        None when empty).  Returns ``(flit offered (core, axon) or None, head flit taken)``."""
+        L, g = self.L, self.L.g
+        k_s, slot, D = g.k_s, self.slot, self.D
+        c = self.c
+        # ---- combinational ----------------------------------------------------------
+        m_axon = self.m_axon
+        m_len = 0 if m_axon is None or m_axon[1] else int(L.length[m_axon[0]])
+        l_last = self.l_rem > 0 and self.l_rem <= k_s
+        emit = bool(self.scatter) and self.l_rem == 0
+        if g.n_conv:
+            setup = (m_axon is None or m_axon[1] or not L.conv[m_axon[0]]
+                     or self.m_age >= CONV_SETUP)
+            m_conv = m_axon is not None and not m_axon[1] and m_axon[0] in L.scatter
+            # the list stage is free, or in its last cycle (dense list or scatter)
+            free = ((self.l_rem == 0 or l_last) and not self.scatter
+                    or emit and len(self.scatter) == 1)
+            m_consume = m_axon is not None and setup and (free or (m_len == 0 and not m_conv))
+        else:
+            m_conv = False
+            m_consume = m_axon is not None and (self.l_rem == 0 or l_last or m_len == 0)
+        ready = m_axon is None or m_consume            # the map register takes the head
+        w_rdy = len(self.pipe) < AXON_PIPE_DEPTH       # the input FIFO takes the offer
+        offer = None                                   # (axon, bad) offered to the walker
+        flit = None                                    # (core, axon) offered to the router
+        take = advance = False
+        spike = self.phase == "SPIKE"
+        if spike and flit_head is not None:            # remote flits go first (rtl/core.py)
+            offer = (flit_head, False)
+        if self.phase == "HOST":
+            if self.host:
+                offer = (self.host[0], False)
+        elif self.r_route:
+            kind, target = int(L.rkind[self.r_ptr]), int(L.rtarget[self.r_ptr])
+            if kind == OUTPUT_KIND:
+                if out_ready is None or out_ready(c):
+                    self.events.append((target, c))
+                    advance = True
+                else:
+                    self.counts["stalls"] += 1
+            else:
+                bad = target >= g.n_axons
+                core = self.index
+                if self.index is not None:
+                    core = int(self.rcore[self.r_ptr])
+                    bad = bad or core >= g.n_cores
+                if not bad and core != self.index:
+                    flit = (core, target)
+                    advance = flit_ready
+                elif flit_head is None:
+                    offer = (target, bad)
+                    advance = w_rdy
+            if advance and self.r_rem == 1:
+                take = bool(self.queue)
+        else:
+            take = bool(self.queue)
+        idle = self.idle() and flit_head is None
+        self.counts["host_cycles" if self.phase == "HOST" else "spike_cycles"] += 1
+        self.counts["sops"] += len(self.s2)
+        # ---- registers ----------------------------------------------------------------
+        s2_next = self.s1
+        for lane, entry in self.s2:
+            if self.prev_written.get(lane) == entry:
+                self.forwards += 1
+        self.prev_written = dict(self.s2)
+        l_ptr, l_rem = self.l_ptr, self.l_rem
+        s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
+              for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]
+        if emit:                      # the scatter's chunk: word a on lane a mod k_s
+            s1 = sorted((a % k_s, _entry(L, a, slot, D, target))
+                        for a, target in self.scatter.popleft())
+        for _, (s_x, target) in s1:
+            self.landings.add((self.step + 1 + (s_x - slot - 1) % D, target // g.k_u))
+        self.s1, self.s2 = s1, s2_next
+        if l_rem:
+            self.l_ptr, self.l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
+        if m_consume and m_len:
+            self.l_ptr, self.l_rem = int(L.base[m_axon[0]]), m_len
+        if m_consume and m_conv:
+            self.scatter = deque(L.scatter[m_axon[0]])
+        self.m_age = 0 if ready else self.m_age + 1
+        took_flit = spike and flit_head is not None and w_rdy
+        if ready:
+            self.m_axon = self.pipe.popleft() if self.pipe else None
+        if offer is not None and w_rdy:
+            self.pipe.append(offer)
+            if self.phase == "HOST":
+                self.host.popleft()
+        if spike and self.r_route and advance:
+            if self.r_rem == 1:
+                self.r_route = False
+            else:
+                self.r_ptr, self.r_rem = self.r_ptr + 1, self.r_rem - 1
+        if take:
+            cx = self.queue.popleft()
+            self.r_route, self.r_ptr, self.r_rem = True, int(L.rbase[cx]), int(L.rlen[cx])
+        self.c = c + 1
+        if self.phase == "HOST" and not self.host and not (offer is not None and w_rdy):
+            self.phase = "SPIKE"
+        self.last_idle = idle
+        return flit, took_flit
+
+    def result(self, cycles: int) -> StepSchedule:
+        """The step's schedule when it ends with ``cycles`` cycles (its DONE cycle last)."""
+        counts = self.counts
+        counts.update(steps=1, cycles=cycles, update_cycles=self.update, updates=self.updates,
+                      skipped=self.n_active - self.updates)
+        return StepSchedule(step=self.step, cycles=cycles, events=self.events,
+                            sops=counts["sops"], forwards=self.forwards, counters=counts,
+                            landings=self.landings)
+
+
 def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
                   need: np.ndarray | None = None,
                   out_ready: Callable[[int], bool] | None = None, lists: _Lists | None = None,
@@ -165,124 +337,11 @@ def step_schedule(config, spikes: np.ndarray, host_axons, step: int = 0, *,
     ``host_axons`` the step's host spikes in arrival order (ids ``>= n_axons`` are dropped at
     the input), ``need`` the groups to update (:func:`group_need`; all when None),
     ``out_ready(cycle)`` the output handshake (always ready when None)."""
-    L = lists or _Lists(config)
-    g = L.g
-    k_u, k_s, D, n = g.k_u, g.k_s, g.n_delay_slots, g.n_compartments
-    slot = step % D
-    n_active = min(L.n_active, n)
-    groups = min(-(-L.n_active // k_u), g.bank_depth)
-    need = np.ones(g.bank_depth, dtype=bool) if need is None else need
-    scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
-    updates = sum(min(k_u, n_active - r * k_u) for r in issued)
-    update = scan + UPDATE_DRAIN
-    host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
-    fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))
-    queue = deque(sorted(fired.tolist(), key=lambda cx: (cx % k_u, cx)))
-    c = 1 + update
-    phase = "HOST"
-    counts = dict.fromkeys(COUNTERS, 0)
-    events = []
-    # walker: input FIFO, map register (axon, bad) and its age, list register (ptr, rem) and
-    # the scatter (cycles left); S1 and S2 lane entries
-    pipe: deque = deque()
-    m_axon = None
-    m_age = 0
-    l_ptr = l_rem = 0
-    scatter: deque = deque()
-    s1: list = []
-    s2: list = []
-    prev_written: dict[int, tuple] = {}
-    forwards = 0
-    landings: set = set()
-    # route reader
-    r_route = False
-    r_ptr = r_rem = 0
+    core = CoreStep(config, spikes, host_axons, step, need=need, lists=lists)
     while True:
-        # ---- combinational ----------------------------------------------------------
-        m_len = 0 if m_axon is None or m_axon[1] else int(L.length[m_axon[0]])
-        l_last = l_rem > 0 and l_rem <= k_s
-        emit = bool(scatter) and l_rem == 0
-        if g.n_conv:
-            setup = m_axon is None or m_axon[1] or not L.conv[m_axon[0]] or m_age >= CONV_SETUP
-            m_conv = m_axon is not None and not m_axon[1] and m_axon[0] in L.scatter
-            # the list stage is free, or in its last cycle (dense list or scatter)
-            free = (l_rem == 0 or l_last) and not scatter or emit and len(scatter) == 1
-            m_consume = m_axon is not None and setup and (free or (m_len == 0 and not m_conv))
-        else:
-            m_conv = False
-            m_consume = m_axon is not None and (l_rem == 0 or l_last or m_len == 0)
-        ready = m_axon is None or m_consume            # the map register takes the head
-        w_rdy = len(pipe) < AXON_PIPE_DEPTH            # the input FIFO takes the offer
-        offer = None                                   # (axon, bad) offered to the walker
-        take = False
-        advance = False
-        if phase == "HOST":
-            if host:
-                offer = (host[0], False)
-        elif r_route:
-            kind, target = int(L.rkind[r_ptr]), int(L.rtarget[r_ptr])
-            if kind == OUTPUT_KIND:
-                rdy = True if out_ready is None else bool(out_ready(c))
-                if rdy:
-                    events.append((target, c))
-                    advance = True
-                else:
-                    counts["stalls"] += 1
-            else:
-                offer = (target, target >= g.n_axons)
-                advance = w_rdy
-            if advance and r_rem == 1:
-                take = bool(queue)
-        else:
-            take = bool(queue)
-        idle = (phase == "SPIKE" and not queue and not r_route and not pipe and m_axon is None
-                and l_rem == 0 and not scatter and not s1 and not s2)
-        counts["host_cycles" if phase == "HOST" else "spike_cycles"] += 1
-        counts["sops"] += len(s2)
-        # ---- registers ----------------------------------------------------------------
-        s2_next = s1
-        for lane, entry in s2:
-            if prev_written.get(lane) == entry:
-                forwards += 1
-        prev_written = dict(s2)
-        s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
-              for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]
-        if emit:                      # the scatter's chunk: word a on lane a mod k_s
-            s1 = sorted((a % k_s, _entry(L, a, slot, D, target))
-                        for a, target in scatter.popleft())
-        for _, (s_x, target) in s1:
-            landings.add((step + 1 + (s_x - slot - 1) % D, target // k_u))
-        s2 = s2_next
-        if l_rem:
-            l_ptr, l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
-        if m_consume and m_len:
-            l_ptr, l_rem = int(L.base[m_axon[0]]), m_len
-        if m_consume and m_conv:
-            scatter = deque(L.scatter[m_axon[0]])
-        m_age = 0 if ready else m_age + 1
-        if ready:
-            m_axon = pipe.popleft() if pipe else None
-        if offer is not None and w_rdy:
-            pipe.append(offer)
-            if phase == "HOST":
-                host.popleft()
-        if phase == "SPIKE" and r_route and advance:
-            if r_rem == 1:
-                r_route = False
-            else:
-                r_ptr, r_rem = r_ptr + 1, r_rem - 1
-        if take:
-            cx = queue.popleft()
-            r_route, r_ptr, r_rem = True, int(L.rbase[cx]), int(L.rlen[cx])
-        c += 1
-        if phase == "HOST" and not host and not (offer is not None and w_rdy):
-            phase = "SPIKE"
-        elif idle:
-            break
-    counts.update(steps=1, cycles=c + 1, update_cycles=update, updates=updates,
-                  skipped=n_active - updates)
-    return StepSchedule(step=step, cycles=c + 1, events=events, sops=counts["sops"],
-                        forwards=forwards, counters=counts, landings=landings)
+        core.cycle(out_ready)
+        if core.last_idle:
+            return core.result(core.c + 1)
 
 
 def _entry(L: _Lists, address: int, slot: int, D: int, target: int | None = None,

@@ -23,6 +23,7 @@ from neurocore.golden.random_networks import random_conv_network, random_network
 from neurocore.rtl.chip import Chip, chip_config_addr
 from neurocore.rtl.core import Neurocore
 from neurocore.rtl.router import Router, RouterFault
+from neurocore.sim.chipfast import expected_events
 from neurocore.sim.chipsim import run_chip_rtl
 from neurocore.spec.geometry import CHIP_PRESETS, ChipGeometry, CoreGeometry
 from neurocore.spec.words import RouteKind
@@ -54,23 +55,6 @@ def chip_case(seed: int, *, outputs: int = 0, lanes: tuple[int, int] = (1, 1),
         if flits >= MIN_FLITS and ref.outputs.sum() >= outputs and (not conv or descriptors):
             return chip, x, ref, flits, s
     raise AssertionError(f"no network with flits in seeds {seed}..{seed + SEARCH - 1}")
-
-
-def expected_events(chip, spikes_t) -> list[int]:
-    """Output ids of one step in the chip's order: core by core; in a core update lane by
-    lane (docs/rtl.md §2), in a lane by compartment, each compartment's routes in list
-    order."""
-    out = []
-    k_u = chip.chip.core.k_u
-    for k, cfg in enumerate(chip.cores):
-        am, r = cfg.mem["axon_map"], cfg.mem["routes"]
-        cxs = chip.compartments[k]
-        for lc in sorted(range(cxs.size), key=lambda i: (i % k_u, i)):
-            if spikes_t[cxs[lc]]:
-                for a in range(am["base"][lc], am["base"][lc] + am["length"][lc]):
-                    if r["kind"][a] == RouteKind.OUTPUT.value:
-                        out.append(int(r["target"][a]))
-    return out
 
 
 def mismatch(run, ref) -> str | None:

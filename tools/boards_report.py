@@ -14,6 +14,7 @@ board's geometry, at the board's clock.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -252,6 +253,22 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
     return "\n".join(L)
 
 
+def keep_chip_section(old: str) -> None:
+    """The RTL chip's section (``make bench-chip``, bench/chip_perf.py): from its last result
+    (bench/results/chip_perf.json) if there is one, else as the previous docs/boards.md had
+    it."""
+    from neurocore.bench.chip_perf import RESULT, markdown
+    from neurocore.bench.report import update_doc_section
+    begin, end = "<!-- begin:chip_perf -->", "<!-- end:chip_perf -->"
+    if RESULT.exists():
+        body = markdown(json.loads(RESULT.read_text()))
+    elif begin in old and end in old:
+        body = old.split(begin, 1)[1].split(end, 1)[0].strip()
+    else:
+        body = "The RTL chip's figures: run `make bench-chip`."
+    update_doc_section(DOC, "chip_perf", body)
+
+
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tools"))
@@ -268,10 +285,12 @@ def main(argv=None) -> int:
         print(summary(reports[board]), flush=True)
     throughput = {b: digits_throughput(b, reports[b]["clock_hz"], reports[b]["baud"],
                                        a.samples) for b in BOARDS}
+    old = DOC.read_text() if DOC.exists() else ""
     DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0,
                           rebuilt=not a.skip_build))
     from link_report import update as update_link_section   # tools/link_report.py
     update_link_section(DOC)
+    keep_chip_section(old)
     print(f"wrote {DOC.relative_to(ROOT)}")
     return 0 if all(r["timing_met"] for r in reports.values()) else 1
 

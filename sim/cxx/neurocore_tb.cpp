@@ -6,6 +6,11 @@
 // sim/jobfile.py; memory indices, addresses and words all come from the job, so nothing here
 // depends on the core's memory map.  Ports: cfg.*, ctrl.*, inp.*, out.* (docs/rtl.md §1).
 //
+// Built with -DNEUROCORE_CHIP against a chip's Verilog (rtl/chip.py, top module renamed
+// `neurocore`; sim/chipfast.py), the same driver runs the chip, whose cfg/ctrl/inp/out ports
+// carry the core's names, and the COUNTERS op reads its counter outputs (cycles, flits,
+// flit_waits).  A single-core build refuses COUNTERS.
+//
 // Usage: neurocore_tb JOB RESULTS [FST]      exit 0: done, 2: timeout or bad job (stderr).
 #include <chrono>
 #include <cstdint>
@@ -29,7 +34,7 @@ namespace {
 // Keep in step with sim/jobfile.py.
 constexpr uint64_t MAGIC = 0x3130424f4a43454eULL;  // "NECJOB01"
 enum Op : uint64_t { END = 0, CLEAR = 1, WRITE = 2, SEND = 3, STEP = 4, READ = 5, READY = 6,
-                     MARK = 7 };
+                     MARK = 7, COUNTERS = 8 };
 constexpr uint64_t HALF_PERIOD_PS = 5000;  // 10 ns clock, as CLOCK_NS in sim/check.py
 
 struct Fail {
@@ -300,6 +305,14 @@ int main(int argc, char** argv) {
                     break;
                 }
                 case MARK: rec.insert(rec.end(), {MARK, h.cycle, wall_ns(t0), next()}); break;
+                case COUNTERS:
+#ifdef NEUROCORE_CHIP
+                    rec.insert(rec.end(), {COUNTERS, h.cycle, wall_ns(t0), 3, h.p().cycles,
+                                           h.p().flits, h.p().flit_waits});
+                    break;
+#else
+                    throw Fail{"job op COUNTERS needs a chip build (-DNEUROCORE_CHIP)"};
+#endif
                 default: throw Fail{"unknown job op " + std::to_string(op)};
             }
             if (!rec.empty()) emit();

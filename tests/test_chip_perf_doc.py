@@ -1,0 +1,43 @@
+"""bench/chip_perf.py's generated section (docs/boards.md, docs/performance.md): every figure
+comes from the result, the clock is stated as a target, the target verdict follows the
+latency, and ``make boards-report`` keeps the section."""
+
+from __future__ import annotations
+
+from neurocore.bench import chip_perf
+
+
+def result(cycles: float) -> dict:
+    return {"model": "mnist_convnet_digits", "chip": "ulx3s", "t_max": 16, "steps": 96,
+            "images": 20, "model_checked_images": 20, "cores": 2,
+            "compartments_per_core": [1000, 900], "cycles_mean": cycles,
+            "cycles_min": int(cycles) - 5, "cycles_max": int(cycles) + 5, "flits_mean": 1500.0,
+            "flit_waits_mean": 9.0, "sops_per_core": [100.0, 300.0],
+            "update_cycles_per_core": [cycles / 4, cycles / 2], "host_cycles_per_core": [1, 1],
+            "clock_mhz": 100.0, "ms_per_image": cycles / 1e5, "images_per_s": 1e8 / cycles,
+            "accuracy": 95.0, "opt": "fast"}
+
+
+def test_section_states_the_figures_the_clock_and_the_verdict():
+    slow = chip_perf.markdown(result(225_856))
+    assert "225,856 (225,851–225,861)" in slow and "2.26 ms" in slow and "443" in slow
+    assert "100 MHz target clock (timing not yet closed" in slow
+    assert "4.91 ms/image, ~204 images/s" in slow
+    assert "missed by 4.5× (2.26 ms)" in slow
+    assert "1: 300 SOPs (75 %)" in slow and "Core 1, the busiest, does 75 %" in slow
+    fast = chip_perf.markdown(result(40_000))
+    assert "| target ≤ 0.5 ms, ≥ 2000 images/s | met |" in fast
+
+
+def test_boards_report_keeps_the_chip_section(tmp_path, monkeypatch):
+    import sys
+    sys.path.insert(0, str(chip_perf.ROOT / "tools"))
+    import boards_report
+    doc = tmp_path / "boards.md"
+    monkeypatch.setattr(boards_report, "DOC", doc)
+    monkeypatch.setattr(chip_perf, "RESULT", tmp_path / "absent.json")
+    old = "x\n<!-- begin:chip_perf -->\nOLD FIGURES\n<!-- end:chip_perf -->\n"
+    doc.write_text("regenerated board tables\n")
+    boards_report.keep_chip_section(old)
+    text = doc.read_text()
+    assert text.startswith("regenerated board tables") and "OLD FIGURES" in text
