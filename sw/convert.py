@@ -22,7 +22,8 @@ from torch import nn
 
 from ..golden.chip import ARITHMETIC_FIELDS, build_chip
 from ..golden.conv import conv_connections
-from ..spec.geometry import CHIP_PRESETS, PRESETS, ChipGeometry, ConfigError, CoreGeometry, bits_for
+from ..spec.geometry import (CHIP_PRESETS, PRESETS, RESET_SUFFIX, ChipGeometry, ConfigError,
+                             CoreGeometry, bits_for)
 from ..spec.words import WORD_LIMIT_BITS, conv_layout, spare_reset_bits
 from .compiler import MappingError, QuartzProgram, compile_stages
 from .layers import stages_of
@@ -106,13 +107,16 @@ def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
     if isinstance(geometry, ChipGeometry):
         return None, geometry
     if isinstance(geometry, str):
-        if geometry not in PRESETS and geometry not in CHIP_PRESETS:
-            raise KeyError(f"unknown geometry {geometry!r}: core presets {sorted(PRESETS)}, "
-                           f"chip presets {sorted(CHIP_PRESETS)}")
         chip = CHIP_PRESETS.get(geometry)
-        if geometry not in PRESETS and chip is not None:
-            return None, chip
-        return CoreGeometry.preset(geometry), chip
+        try:
+            core = CoreGeometry.preset(geometry)
+        except KeyError:
+            if chip is not None:
+                return None, chip
+            raise KeyError(f"unknown geometry {geometry!r}: core presets {sorted(PRESETS)} "
+                           f"(each also with {RESET_SUFFIX!r}), chip presets "
+                           f"{sorted(CHIP_PRESETS)}") from None
+        return core, chip
     return geometry, None
 
 
