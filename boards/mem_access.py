@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..rtl.core import ConfigSignature
 from ..spec.geometry import CoreGeometry, bits_for
 from ..spec.schedule import port_targets
+from .exec_reply import reply_writers
 from .protocol import FILL_HEADER, MEMORY_INDEX, WRITE_HEADER, Cmd, Status, word_bytes
 
 __all__ = ["MemoryAccess"]
@@ -78,13 +79,7 @@ class MemoryAccess(wiring.Component):
         # this FSM's next-state logic.)
         cfg_taken = ~self.core_busy
 
-        def finish(status):
-            m.d.sync += self.status.eq(status)
-            m.next = "DONE"
-
-        def put(value):
-            m.d.comb += [self.tx_en.eq(1), self.tx_addr.eq(tptr), self.tx_data.eq(value)]
-            m.d.sync += tptr.eq(tptr + 1)
+        finish, put = reply_writers(m, self, tptr)
 
         with m.FSM(name="mem_access"):
             with m.State("IDLE"):

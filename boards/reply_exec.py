@@ -18,6 +18,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .exec_reply import reply_writers
 from .protocol import EVENT_BYTES, Cmd, Status
 
 __all__ = ["ReplyExec"]
@@ -56,13 +57,7 @@ class ReplyExec(wiring.Component):
                               for i in range(4)), level[:8], level[8:]])
         ev_bytes = Array([ev_id[:8], ev_id[8:], *(ev_step.word_select(i, 8) for i in range(4))])
 
-        def finish(status):
-            m.d.sync += self.status.eq(status)
-            m.next = "DONE"
-
-        def put(value):
-            m.d.comb += [self.tx_en.eq(1), self.tx_addr.eq(tptr), self.tx_data.eq(value)]
-            m.d.sync += tptr.eq(tptr + 1)
+        finish, put = reply_writers(m, self, tptr)
 
         with m.FSM(name="reply_exec"):
             with m.State("IDLE"):

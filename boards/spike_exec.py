@@ -19,6 +19,7 @@ from amaranth.hdl import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .exec_reply import reply_writers
 from .protocol import Cmd, Status
 
 __all__ = ["SpikeExec"]
@@ -52,13 +53,7 @@ class SpikeExec(wiring.Component):
         run_bytes = Array([*(step32.word_select(i, 8) for i in range(4)), self.events[:8],
                            self.events[8:]])
 
-        def finish(status):
-            m.d.sync += self.status.eq(status)
-            m.next = "DONE"
-
-        def put(value):
-            m.d.comb += [self.tx_en.eq(1), self.tx_addr.eq(tptr), self.tx_data.eq(value)]
-            m.d.sync += tptr.eq(tptr + 1)
+        finish, put = reply_writers(m, self, tptr)
 
         with m.FSM(name="spike_exec"):
             with m.State("IDLE"):

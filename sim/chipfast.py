@@ -32,6 +32,7 @@ from ..spec.geometry import CoreGeometry
 from ..spec.schedule import (COUNTERS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS,
                              ROUTER_FIFO_DEPTH, register_index)
 from ..spec.words import RouteKind
+from .chipsim import host_copies
 from .driver import StepResult, decode_state
 from .fast import compile_harness
 from .jobfile import Job, Op, Record, read_results
@@ -77,16 +78,6 @@ def build_chip_fast(core: CoreGeometry, *, opt: str | None = None,
     return exe, secs, ports
 
 
-def _host_payloads(chip: ChipConfig) -> dict[int, list[int]]:
-    """Logical axon -> host-spike payloads ``Cat(local axon, core)`` of its copies."""
-    g = chip.chip.core
-    out: dict[int, list[int]] = {}
-    for k, ax in enumerate(chip.axons):
-        for li, a in enumerate(ax.tolist()):
-            out.setdefault(a, []).append((k << g.axon_bits) | li)
-    return out
-
-
 def _state_read(t: int, steps: int, every: int) -> bool:
     return bool(every and (t + 1) % every == 0) or t == steps - 1
 
@@ -98,7 +89,7 @@ def chip_job(chip: ChipConfig, inputs: np.ndarray, *, state_every: int = 1,
     (empty: always ready)."""
     g = chip.chip.core
     x = np.asarray(inputs, dtype=bool)
-    payloads = _host_payloads(chip)
+    payloads = host_copies(chip)
     words = [cfg.to_words() for cfg in chip.cores]
     first = register_index(COUNTERS[0])
     regs = MEMORY_INDEX["registers"]

@@ -23,7 +23,7 @@ from ..spec.schedule import register_index
 from .driver import CoreDriver, StepResult, decode_state
 from .pysim import AmaranthBackend
 
-__all__ = ["ChipRun", "run_chip_rtl"]
+__all__ = ["ChipRun", "run_chip_rtl", "host_copies"]
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ChipRun:
     flit_waits: int        # the chip's flit_waits counter after the run
 
 
-def _host_copies(chip: ChipConfig) -> dict[int, list[int]]:
+def host_copies(chip: ChipConfig) -> dict[int, list[int]]:
     """Logical axon -> the chip's host-spike payloads ``Cat(local axon, core)``."""
     g = chip.chip.core
     out: dict[int, list[int]] = {}
@@ -63,7 +63,7 @@ def run_chip_rtl(chip: ChipConfig, inputs: np.ndarray, *, out_ready=None,
     x = np.asarray(inputs)
     T = x.shape[0]
     lg = chip.logical.geometry
-    copies = _host_copies(chip)
+    copies = host_copies(chip)
     result = {}
 
     async def tb(ctx):
