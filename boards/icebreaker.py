@@ -67,6 +67,16 @@ class Board(BoardBase):
     spram = ("synapses",)
     rx_depth = 512               # block RAM is scarce: room for 3 digits IMAGE frames
     enc_inputs = 256
+    #: The image runner and its encoder (v2 ENCODER/IMAGE) do not fit the UP5K's 5280 logic
+    #: cells beside the core and the bridge (Yosys: 5594 LUT4 with them); the bitstream
+    #: answers those commands UNKNOWN_CMD (docs/protocol.md).
+    image_commands = False
+    #: 16-bit step counter (65536 steps between CLEARs; the digits MLP runs 62 per image):
+    #: narrower event FIFO entries, step registers and reply multiplexers.
+    step_bits = 16
+    #: 16-bit hardware counters (a digits MLP inference takes about 13,000 cycles; the host
+    #: clears them before each measurement): 9 x 16 fewer flip-flops and adder cells.
+    counter_bits = 16
 
     @property
     def clock_hz(self) -> float:

@@ -14,8 +14,9 @@ payload byte 0 on ``hdr0``), writes the reply data through ``tx_*`` and pulses `
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .exec_reply import reply_writers
@@ -50,8 +51,13 @@ class ReplyExec(wiring.Component):
         step32, ev_id, ev_step = Signal(32), Signal(16), Signal(32)
         m.d.comb += [self.count.eq(tptr), step32.eq(self.step), ev_id.eq(ev[:self.out_bits]),
                      ev_step.eq(ev[self.out_bits:])]
-        info_rom = Array([Const(b, 8) for b in self.info])
-        link_rom = Array([Const(b, 8) for b in self.link])
+        # INFO then LINK bytes in one ROM (block RAM, not a wide LUT multiplexer): the byte
+        # for index idx is addressed one cycle ahead (ROM_WAIT primes index 0)
+        rom = m.submodules.rom = Memory(shape=8, depth=len(self.info) + len(self.link),
+                                        init=list(self.info + self.link))
+        rom_rd = rom.read_port()
+        in_rom = Signal()
+        m.d.comb += rom_rd.addr.eq(Mux(rom_sel, len(self.info), 0) + idx + in_rom)
         level = self.ev_level
         status_bytes = Array([self.errors, self.flags, *(step32.word_select(i, 8)
                               for i in range(4)), level[:8], level[8:]])
@@ -75,12 +81,12 @@ class ReplyExec(wiring.Component):
                     with m.Elif(self.cmd == Cmd.STATUS):
                         m.next = "STATUS"
                     with m.Else():
-                        m.next = "ROM"
+                        m.next = "ROM_WAIT"
+            with m.State("ROM_WAIT"):            # the ROM reads byte 0
+                m.next = "ROM"
             with m.State("ROM"):                 # INFO / LINK: copy the constant bytes
-                with m.If(rom_sel):
-                    put(link_rom[idx])
-                with m.Else():
-                    put(info_rom[idx])
+                m.d.comb += in_rom.eq(1)
+                put(rom_rd.data)
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(idx == Mux(rom_sel, len(self.link), len(self.info)) - 1):
                     finish(Status.OK)

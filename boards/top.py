@@ -82,6 +82,9 @@ class BoardBase:
     rx_depth = 2048              # protocol v2: RX ring bytes (two 784-pixel IMAGE frames)
     enc_inputs = 1024            # on-chip encoder: pixels per image ...
     enc_steps = 256              # ... steps per image
+    image_commands = True        # build the image runner + encoder (v2 ENCODER, IMAGE)
+    step_bits = 32               # the core's step counter (INFO reports it)
+    counter_bits = 32            # the core's hardware counters (Neurocore(counter_bits=))
     synth_opts = ""
     nextpnr_opts = "--timing-allow-fail"
     multipliers = 0              # hard multipliers of the device ...
@@ -137,8 +140,10 @@ class BoardBase:
             self.geometry, divisor=uart_divisor(self.clock_hz, self.baud),
             timeout=int(self.timeout_ms * 1e-3 * self.clock_hz),
             max_payload=DEFAULT_MAX_PAYLOAD, event_depth=self.event_depth,
-            clock_hz=int(round(self.clock_hz)), baud=self.baud, rx_depth=self.rx_depth,
-            enc_inputs=min(self.enc_inputs, self.geometry.n_axons), enc_steps=self.enc_steps)
+            step_bits=self.step_bits, clock_hz=int(round(self.clock_hz)), baud=self.baud, rx_depth=self.rx_depth,
+            enc_inputs=min(self.enc_inputs, self.geometry.n_axons), enc_steps=self.enc_steps,
+            image_commands=self.image_commands,
+            core_kwargs={"counter_bits": self.counter_bits})
 
     def build(self, build_dir: Path, seed: int | None = None):
         opts = self.nextpnr_opts + (f" --seed {seed}" if seed is not None else "")

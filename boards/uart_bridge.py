@@ -68,13 +68,18 @@ class HostBridge(wiring.Component):
         Bytes of the RX ring (power of two); a v2 payload may hold ``rx_depth - V2_OVERHEAD``.
     enc_inputs, enc_steps, enc_classes : int
         Encoder sizes (v2 IMAGE): pixels per image, steps per image, classes reported.
+    image_commands : bool
+        Build the image runner and its encoder (v2 ENCODER, IMAGE).  Without them (a device
+        without the logic to spare: the iCEBreaker) ENCODER and IMAGE answer ``UNKNOWN_CMD``
+        and LINK reports encoder sizes 0.
     """
 
     def __init__(self, geometry: CoreGeometry, *, divisor: int, timeout: int,
                  max_payload: int = DEFAULT_MAX_PAYLOAD, event_depth: int = 256,
                  step_bits: int = 32, input_depth: int | None = None, clock_hz: int = 0,
                  baud: int = 0, rx_depth: int = 2048, enc_inputs: int | None = None,
-                 enc_steps: int = 256, enc_classes: int | None = None):
+                 enc_steps: int = 256, enc_classes: int | None = None,
+                 image_commands: bool = True):
         check_divisor(divisor)
         g = self.geometry = geometry
         if not isinstance(timeout, int) or timeout < 2 * divisor:
@@ -94,10 +99,13 @@ class HostBridge(wiring.Component):
         self.event_depth, self.step_bits = event_depth, step_bits
         self.out_bits = bits_for(g.n_outputs)
         self.rx_depth = rx_depth
+        self.image_commands = image_commands
+        on = int(image_commands)
         self.link = LinkInfo(rx_depth=rx_depth, max_frame=rx_depth - V2_OVERHEAD,
-                             enc_inputs=enc_inputs or min(g.n_axons, 1024),
-                             enc_steps=enc_steps,
-                             enc_classes=enc_classes or min(g.n_outputs, 16), enc_clocks=3)
+                             enc_inputs=on * (enc_inputs or min(g.n_axons, 1024)),
+                             enc_steps=on * enc_steps,
+                             enc_classes=on * (enc_classes or min(g.n_outputs, 16)),
+                             enc_clocks=on * 3)
         if IMAGE_REPLY_HEAD - 1 + CLASS_BYTES * self.link.enc_classes > max_payload:
             raise ValueError(f"{self.link.enc_classes} classes do not fit an IMAGE reply of "
                              f"max_payload {max_payload} bytes")
@@ -201,8 +209,11 @@ class HostBridge(wiring.Component):
                         m.d.comb += rep.start.eq(1)
                         m.next = "REPLY"
                     with m.Case(Cmd.ENCODER, Cmd.IMAGE):
-                        m.d.comb += runner.start.eq(1)
-                        m.next = "RUNNER"
+                        if runner is None:
+                            respond(Status.UNKNOWN_CMD)
+                        else:
+                            m.d.comb += runner.start.eq(1)
+                            m.next = "RUNNER"
                     with m.Case(Cmd.CLEAR):
                         with m.If(e_len > 1):
                             respond(Status.BAD_LENGTH)
@@ -226,14 +237,15 @@ class HostBridge(wiring.Component):
                     respond(mem.status, mem.count)
 
             # -- ENCODER / IMAGE (protocol v2): the runner owns the core and the reply buffer
-            with m.State("RUNNER"):
-                m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
-                             txw.en.eq(runner.tx_en), txw.addr.eq(runner.tx_addr),
-                             txw.data.eq(runner.tx_data), ctrl.clear.eq(runner.clear),
-                             ctrl.start.eq(runner.run), self.inp.valid.eq(runner.inp.valid),
-                             self.inp.payload.eq(runner.inp.payload)]
-                with m.If(runner.done):
-                    respond(runner.status, runner.count)
+            if runner is not None:
+                with m.State("RUNNER"):
+                    m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
+                                 txw.en.eq(runner.tx_en), txw.addr.eq(runner.tx_addr),
+                                 txw.data.eq(runner.tx_data), ctrl.clear.eq(runner.clear),
+                                 ctrl.start.eq(runner.run), self.inp.valid.eq(runner.inp.valid),
+                                 self.inp.payload.eq(runner.inp.payload)]
+                    with m.If(runner.done):
+                        respond(runner.status, runner.count)
 
             # -- SPIKES / STEP / RUN: the spike executor owns the core's inp and start
             with m.State("SPIKES"):
@@ -282,14 +294,18 @@ class HostBridge(wiring.Component):
         max_ev = max_events(mp)
         ctrl = self.ctrl
         L = self.link
-        m.submodules.runner = runner = ImageRunner(
-            max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
-            axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
-            max_clocks=L.enc_clocks)
-        m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length), runner.tag.eq(lr.tag),
-                     runner.pl_data.eq(lr.pl_data), runner.busy.eq(ctrl.busy),
-                     runner.step.eq(ctrl.step), runner.inp.ready.eq(self.inp.ready),
-                     runner.out.payload.eq(self.out.payload)]
+        runner = None
+        if self.image_commands:
+            m.submodules.runner = runner = ImageRunner(
+                max_inputs=L.enc_inputs, max_steps=L.enc_steps, max_classes=L.enc_classes,
+                axon_bits=g.axon_bits, out_bits=self.out_bits, step_bits=self.step_bits,
+                max_clocks=L.enc_clocks)
+            m.d.comb += [runner.cmd.eq(lr.cmd), runner.length.eq(lr.length),
+                         runner.tag.eq(lr.tag), runner.pl_data.eq(lr.pl_data),
+                         runner.busy.eq(ctrl.busy), runner.step.eq(ctrl.step),
+                         runner.inp.ready.eq(self.inp.ready),
+                         runner.out.payload.eq(self.out.payload),
+                         runner.out.valid.eq(self.out.valid & self._in_runner)]
         m.submodules.spike_exec = spk = SpikeExec(n_axons=g.n_axons, axon_bits=g.axon_bits,
                                                   step_bits=self.step_bits)
         m.d.comb += [spk.cmd.eq(lr.cmd), spk.length.eq(lr.length[:8]), spk.hdr0.eq(lr.hdr[0]),
@@ -301,8 +317,7 @@ class HostBridge(wiring.Component):
         m.d.comb += [mem.cmd.eq(lr.cmd), mem.length.eq(lr.length[:8]),
                      mem.pl_data.eq(lr.pl_data), mem.core_busy.eq(ctrl.busy),
                      *(mem.hdr[i].eq(lr.hdr[i]) for i in range(8))]
-        m.d.comb += [runner.out.valid.eq(self.out.valid & self._in_runner),
-                     spk.events.eq(level16)]
+        m.d.comb += spk.events.eq(level16)
         m.submodules.reply_exec = rep = ReplyExec(
             info=self.info, link=encode_link(self.link), out_bits=self.out_bits,
             step_bits=self.step_bits, max_events=max_ev)
@@ -311,7 +326,7 @@ class HostBridge(wiring.Component):
                      rep.step.eq(ctrl.step), rep.ev_rdy.eq(fifo.r_rdy),
                      fifo.r_en.eq(rep.ev_en), rep.ev_data.eq(fifo.r_data),
                      rep.ev_level.eq(level16)]
-        return runner, spk, mem, rep
+        return runner, spk, mem, rep   # runner: None without image commands
 
 
 class NeurocoreSystem(wiring.Component):

@@ -27,7 +27,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, Phase
+from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS, Phase
 from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
@@ -75,6 +75,9 @@ class Neurocore(wiring.Component):
     ``ctrl``, ``inp`` (host spikes for the next step, queued ``input_depth`` deep), ``out``
     (output events of OUTPUT routes, during the step's SPIKE phase).
 
+    ``counter_bits``: width of the hardware counters (at most ``REGISTER_BITS``, read
+    zero-extended; they wrap at ``2**counter_bits``); a board short of logic cells narrows them.
+
     ``fault`` (tests only, :class:`~neurocore.rtl.fault.Fault`): corrupt one bit of one
     internal signal of one lane; ``None`` (default) adds nothing to the design.
 
@@ -90,7 +93,7 @@ class Neurocore(wiring.Component):
 
     def __init__(self, geometry: CoreGeometry, *, step_bits: int = 32,
                  input_depth: int | None = None, fault: Fault | None = None, index: int = 0,
-                 flit_depth: int = FLIT_IN_DEPTH):
+                 flit_depth: int = FLIT_IN_DEPTH, counter_bits: int = REGISTER_BITS):
         problems = []
         if not isinstance(geometry, CoreGeometry):
             problems.append(TypeError(f"geometry must be a CoreGeometry, not {geometry!r}"))
@@ -113,6 +116,9 @@ class Neurocore(wiring.Component):
         if not problems and (not isinstance(flit_depth, int) or flit_depth < 1):
             problems.append(ValueError(f"flit_depth must be a positive integer, not "
                                        f"{flit_depth!r}"))
+        if not (isinstance(counter_bits, int) and 1 <= counter_bits <= REGISTER_BITS):
+            problems.append(ValueError(f"counter_bits must be an integer in 1..{REGISTER_BITS}, "
+                                       f"not {counter_bits!r}"))
         if problems:
             self._MustUse__silence = True
             raise problems[0]
@@ -122,6 +128,7 @@ class Neurocore(wiring.Component):
         self.step_bits = step_bits
         self.index = index
         self.flit_depth = flit_depth
+        self.counter_bits = counter_bits
         chip = {}
         if g.n_cores > 1:
             chip = {"flit_out": Out(stream.Signature(flit_layout(g))),
@@ -143,7 +150,8 @@ class Neurocore(wiring.Component):
         spikes = m.submodules.spike_queue = SpikeQueue(g)
         routes = m.submodules.route_reader = RouteReader(g, self.index)
         walker = m.submodules.walker = SynapseWalker(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
-        counters = m.submodules.counters = Counters(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
+        counters = m.submodules.counters = Counters(g, fault=f and f.applies_to(CORE_SIGNALS, 0),
+                                                      width=self.counter_bits)
         skip = m.submodules.idle_skip = IdleSkip(g, fault=f and f.applies_to(CORE_SIGNALS, 0))
         lanes = [UpdateLane(g, i, fault=f and f.applies_to(DATAPATH_SIGNALS, i))
                  for i in range(g.k_u)]

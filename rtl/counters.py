@@ -36,10 +36,13 @@ def increment_bits(name: str) -> int:
 
 class Counters(wiring.Component):
     """Members: ``cfg``/``rdata`` (``registers``), ``n_active`` (register 0), and one
-    increment input per counter, ``inc_<name>``."""
+    increment input per counter, ``inc_<name>``.  ``width``: bits of each counter (at most
+    ``REGISTER_BITS``; read zero-extended, wrapping at ``2**width``)."""
 
-    def __init__(self, geometry: CoreGeometry, *, fault: Fault | None = None):
+    def __init__(self, geometry: CoreGeometry, *, fault: Fault | None = None,
+                 width: int = REGISTER_BITS):
         self.geometry = geometry
+        self.width = width
         self.fault = fault
         super().__init__({
             "cfg": In(ConfigBus(geometry)),
@@ -50,7 +53,8 @@ class Counters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        regs = [Signal(REGISTER_BITS, name=name) for name in REGISTERS]
+        regs = [Signal(REGISTER_BITS if name == "n_active" else self.width, name=name)
+                for name in REGISTERS]
         m.d.comb += self.n_active.eq(regs[0])
         reader = ConfigReader(m, self.cfg, self.rdata, ("registers",))
         addr_q = Signal.like(self.cfg.addr)
@@ -64,7 +68,7 @@ class Counters(wiring.Component):
             else:
                 inc = inject(m, self.fault, "counter_inc", getattr(self, f"inc_{name}")) \
                     if name == "sops" else getattr(self, f"inc_{name}")
-                inc_q = Signal(increment_bits(name), name=f"{name}_inc")
+                inc_q = Signal(min(increment_bits(name), self.width), name=f"{name}_inc")
                 m.d.sync += [inc_q.eq(inc), reg.eq(Mux(hit, 0, reg + inc_q))]
             with m.If(addr_q == i):
                 reader.drive("registers", reg)

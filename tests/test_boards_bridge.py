@@ -350,3 +350,22 @@ def test_conv_network_loads_through_the_bridge_and_runs_like_golden(seed):
     r = simulate_host(NeurocoreSystem(g, divisor=DIV, timeout=TIMEOUT), host, divisor=DIV)
     assert np.array_equal(r.outputs, gold)
     assert r.status.core_errors == 0 and r.status.bridge_flags == 0
+
+
+def test_bridge_without_image_commands_refuses_encoder_and_image():
+    """image_commands=False (the iCEBreaker bitstream): no image runner is built, ENCODER and
+    IMAGE answer UNKNOWN_CMD (v1 frames, one response each), LINK reports encoder sizes 0,
+    and the other commands still work."""
+    def host(t):
+        link = BoardLink(t, timeout=None)
+        results = {cmd: exchange(t, encode_frame(cmd, b"\x00\x00\x00"))
+                   for cmd in (Cmd.ENCODER, Cmd.IMAGE)}
+        return results, link.link_info(), link.run(1)
+
+    sys_ = system(image_commands=False)
+    assert not sys_.bridge.image_commands
+    results, info, after = simulate_host(sys_, host, divisor=DIV)
+    for cmd, frames in results.items():
+        assert len(frames) == 1 and frames[0].status == Status.UNKNOWN_CMD, (cmd, frames)
+    assert (info.enc_inputs, info.enc_steps, info.enc_classes) == (0, 0, 0)
+    assert after == (1, 0)

@@ -434,3 +434,25 @@ def test_periodic_reset_logic_only_with_reset_bits():
         lane = UpdateLane(g, 0)
         assert ("due" in lane.signature.members) == has
         Fragment.get(lane, None)          # elaborates (the reset select only with reset_bits)
+
+
+def test_narrow_counters_wrap_at_their_width():
+    """counter_bits=4: every counter reads its 32-bit value modulo 16 (n_active stays whole);
+    an invalid width is refused naming the value."""
+    cfg = hand_network()
+    words = cfg.to_words()
+
+    async def tb(drv):
+        await drv.load(words)
+        for i, name in enumerate(REGISTERS):
+            await drv.write("registers", i, 0 if name != "n_active" else 37)
+        await drv.run_step()
+        await drv.run_step()
+        return await drv.read_many("registers", range(len(REGISTERS)))
+
+    wide = simulate(Neurocore(TINY), tb)
+    narrow = simulate(Neurocore(TINY, counter_bits=4), tb)
+    assert narrow[0] == wide[0] == 37
+    assert narrow[1:] == [v % 16 for v in wide[1:]] and wide[2] >= 16    # cycles wrapped
+    with pytest.raises(ValueError, match="counter_bits must be an integer in 1..32, not 40"):
+        Neurocore(TINY, counter_bits=40)
