@@ -60,7 +60,8 @@ class ImageRunner(wiring.Component):
         best, best_t = Signal(8), Signal(STEP_BITS)
         lost = Signal()
         tptr = Signal(8)
-        m.d.comb += [self.pl_index.eq(idx), enc.step.eq(t), enc.pixels.payload.eq(self.pl_data),
+        run = Signal()
+        m.d.comb += [self.run.eq(run), self.pl_index.eq(idx), enc.step.eq(t), enc.pixels.payload.eq(self.pl_data),
                      enc.wr_table.eq(table), enc.wr_addr.eq(addr), enc.wr_data.eq(word),
                      self.inp.payload.eq(enc.spikes.payload), self.count.eq(tptr)]
 
@@ -169,8 +170,11 @@ class ImageRunner(wiring.Component):
                 with m.If(enc.spikes.valid & ~self.inp.ready):
                     m.d.sync += lost.eq(1)
                 with m.If(enc.ready):
-                    m.d.comb += self.run.eq(1)
-                    m.next = "RUN"
+                    m.d.sync += run.eq(1)            # a register (timing), high in RUN_GO
+                    m.next = "RUN_GO"
+            with m.State("RUN_GO"):
+                m.d.sync += run.eq(0)
+                m.next = "RUN"
             with m.State("RUN"):
                 with m.If(~self.busy):
                     m.d.sync += t.eq(t + 1)

@@ -25,7 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .protocol import CRC_INIT, SYNC_REQUEST, SYNC_REQUEST_V2, Status
+from .protocol import CRC_INIT, SYNC_REQUEST, SYNC_REQUEST_V2, V1_HEADER, V2_HEADER, Status
 from .uart import crc16_byte
 
 __all__ = ["LinkReceiver"]
@@ -59,15 +59,22 @@ class LinkReceiver(wiring.Component):
         ring = m.submodules.ring = Memory(shape=8, depth=d, init=[])
         wp = ring.write_port()
         rp = ring.read_port(transparent_for=(wp,))
-        pp = ring.read_port(transparent_for=(wp,))
+        pp = ring.read_port()                # a held frame is never written while read
         wr, rd, commit, start = (Signal(pw + 1, name=n) for n in ("wr", "rd", "commit", "start"))
         rd_nxt = Signal(pw + 1)
         full = (wr - commit) == d
+        # Timing: both read addresses come from registers, and the parser decides on a
+        # registered byte.  The ring is read at `rd`; its data is valid when the ring was not
+        # empty and `rd` had not just moved (`moved`); that byte is registered (`byte`, `ok`)
+        # and parsed a cycle later if `rd` still points at it: one byte per three cycles, far
+        # above any baud rate.  Payload byte i lies at `pl_base + i`.
+        moved = Signal()
+        pl_base = Signal(pw + 1)
         m.d.comb += [wp.addr.eq(wr), wp.data.eq(self.rx_data), self.level.eq(wr - commit),
-                     rp.addr.eq(rd_nxt), rd_nxt.eq(rd), pp.addr.eq(start + 1 + self.pl_index
-                                                              + Mux(self.v2, 6, 2)),
+                     rp.addr.eq(rd), rd_nxt.eq(rd), pp.addr.eq(pl_base + self.pl_index[:pw]),
                      self.pl_data.eq(pp.data)]
-        m.d.sync += rd.eq(rd_nxt)
+        m.d.sync += [rd.eq(rd_nxt), moved.eq(0),
+                     pl_base.eq(start + Mux(self.v2, V2_HEADER, V1_HEADER))]
         with m.If(self.rx_valid):
             with m.If(full):
                 m.d.comb += self.overrun.eq(1)
@@ -84,26 +91,32 @@ class LinkReceiver(wiring.Component):
         with m.If(quiet == self.timeout):
             m.d.sync += mode2.eq(0)
         timer = Signal(range(self.timeout + 1))
-        avail = (wr != rd) & ~self.hold
+        byte, ok = Signal(8), Signal()
+        m.d.sync += [byte.eq(rp.data), ok.eq((wr != rd) & ~moved)]
         got = Signal()
-        byte = rp.data
-        m.d.comb += got.eq(avail)
+        m.d.comb += got.eq(ok & ~moved & ~self.hold)
         m.d.sync += timer.eq(Mux(got, 0, Mux(timer == self.timeout, timer, timer + 1)))
         expired = ~got & (timer == self.timeout)
 
         crc = Signal(16)
         crc_hi = Signal(8)
         idx = Signal(16)
+        pl_end = Signal()                    # PAYLOAD: idx == length (registered)
         hdr = Array(self.hdr)
         v2 = self.v2
 
         def consume():
             m.d.comb += rd_nxt.eq(rd + 1)
+            m.d.sync += moved.eq(1)
+
+        def rewind_to_start():
+            m.d.comb += rd_nxt.eq(start + 1)
+            m.d.sync += moved.eq(1)
 
         def fail(status, rewind):
             m.d.sync += self.status.eq(status)
             with m.If(rewind):
-                m.d.comb += rd_nxt.eq(start + 1)
+                rewind_to_start()
             m.next = "PENDING"
 
         def field(state, nxt, target, *, crc_it=True):
@@ -151,6 +164,7 @@ class LinkReceiver(wiring.Component):
                         m.d.sync += self.status.eq(Status.BAD_LENGTH)
                         m.next = "DISCARD"
                     with m.Else():
+                        m.d.sync += pl_end.eq(byte == 0)
                         m.next = "PAYLOAD"
                 with m.Elif(expired):
                     fail(Status.TIMEOUT, v2)
@@ -160,24 +174,26 @@ class LinkReceiver(wiring.Component):
                 with m.If(got):
                     consume()
                     with m.If(Cat(byte, crc_hi) != crc):           # untrusted header: skip it
-                        m.d.comb += [self.skipped.eq(1), rd_nxt.eq(start + 1)]
+                        m.d.comb += self.skipped.eq(1)
+                        rewind_to_start()
                         m.next = "HUNT"
                     with m.Elif(self.length > self.max_frame):
                         m.d.sync += mode2.eq(1)
                         fail(Status.BAD_LENGTH, 0)
                     with m.Else():
-                        m.d.sync += [mode2.eq(1), crc.eq(CRC_INIT)]
+                        m.d.sync += [mode2.eq(1), crc.eq(CRC_INIT), pl_end.eq(self.length == 0)]
                         m.next = "PAYLOAD"
                 with m.Elif(expired):
                     fail(Status.TIMEOUT, 1)
             with m.State("PAYLOAD"):
-                with m.If(idx == self.length):
+                with m.If(pl_end):
                     m.next = "CRC_HI"
                 with m.Elif(got):
                     consume()
                     with m.If(idx < 8):
                         m.d.sync += hdr[idx[:3]].eq(byte)
-                    m.d.sync += [idx.eq(idx + 1), crc.eq(crc16_byte(crc, byte))]
+                    m.d.sync += [idx.eq(idx + 1), crc.eq(crc16_byte(crc, byte)),
+                                 pl_end.eq(idx + 1 == self.length)]
                 with m.Elif(expired):
                     fail(Status.TIMEOUT, v2)
             field("CRC_HI", "CRC_LO", crc_hi, crc_it=False)

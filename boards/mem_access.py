@@ -54,9 +54,10 @@ class MemoryAccess(wiring.Component):
         e_cmd, e_len = self.cmd, self.length
         mem_sel, addr, remain = Signal(8), Signal(25), Signal(24)
         wbyte, word = Signal(3), Signal(64)
-        tptr, rptr, rptr_nxt = Signal(8), Signal(8), Signal(8)
+        tptr, rptr, rptr_nxt, first_byte = Signal(8), Signal(8), Signal(8), Signal(8)
         end = Signal(25)                     # first address after the access
         bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
+        need = Signal(16)                    # payload bytes the header asks for
         cfg = self.cfg
         m.d.comb += [rptr_nxt.eq(rptr), self.pl_index.eq(rptr_nxt), self.count.eq(tptr),
                      cfg.mem.eq(mem_sel), cfg.addr.eq(addr), cfg.wdata.eq(word)]
@@ -84,19 +85,27 @@ class MemoryAccess(wiring.Component):
         with m.FSM(name="mem_access"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    # The checks are registered here and decided in ACCESS (timing).
+                    # The checks are registered here and in CHECK, and decided in ACCESS
+                    # (timing: the payload length a header needs is one register stage).
                     count = Mux(is_fill, hdr_count24, hdr_count8)
-                    need = Mux(is_fill, FILL_HEADER + wb_h,
-                               Mux(is_read, WRITE_HEADER, WRITE_HEADER + payload_h))
                     m.d.sync += [mem_sel.eq(hdr_mem), addr.eq(hdr_addr), remain.eq(count),
                                  wbyte.eq(0), word.eq(0), end.eq(hdr_addr + count), tptr.eq(0),
                                  bad_short.eq(e_len < WRITE_HEADER),
                                  bad_mem.eq((hdr_mem >= len(MEMORY_INDEX))
                                             | ~PRESENT[hdr_mem[:sel_bits]]),
-                                 bad_len.eq((e_len != need) | (~is_fill & (hdr_count8 == 0)) |
+                                 need.eq(Mux(is_fill, FILL_HEADER + wb_h,
+                                             Mux(is_read, WRITE_HEADER,
+                                                 WRITE_HEADER + payload_h))),
+                                 bad_len.eq((~is_fill & (hdr_count8 == 0)) |
                                             (is_read & (hdr_count8 > MAXREAD[hdr_mem[:sel_bits]])))]
-                    m.d.comb += rptr_nxt.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
-                    m.next = "ACCESS"
+                    m.next = "CHECK"
+                # the payload's first word byte, whether or not `start` (timing: registered
+                # from the pending frame's command, which holds still until `start`)
+                m.d.sync += first_byte.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
+                m.d.comb += rptr_nxt.eq(first_byte)
+            with m.State("CHECK"):
+                m.d.sync += bad_len.eq(bad_len | (e_len != need))
+                m.next = "ACCESS"
             with m.State("ACCESS"):              # the header checks, in order of precedence
                 with m.If(bad_short):
                     finish(Status.BAD_LENGTH)

@@ -27,6 +27,7 @@ __all__ = ["PROTOCOL_VERSION", "SYNC_REQUEST", "SYNC_RESPONSE", "DEFAULT_MAX_PAY
            "crc16", "crc16_update", "encode_frame", "FrameParser", "Frame", "word_bytes",
            "BoardInfo", "encode_info", "decode_info", "GEOMETRY_FIELDS", "max_read_words",
            "max_events", "max_spikes", "max_write_words", "SYNC_REQUEST_V2", "V2_OVERHEAD",
+           "V1_HEADER", "V2_HEADER",
            "encode_frame_v2", "LinkInfo", "encode_link", "decode_link", "BAUD_OPTIONS",
            "ENCODER_TABLES", "ENCODER_PARAMS", "image_reply_bytes", "CLASS_BYTES",
            "IMAGE_REPLY_HEAD"]
@@ -38,6 +39,8 @@ SYNC_RESPONSE = 0x5A
 SYNC_REQUEST_V2 = 0xA6
 #: Bytes a v2 request frame adds to its payload: sync, cmd, tag, len u16, header CRC, CRC.
 V2_OVERHEAD = 9
+#: Bytes before a request's payload: v1 sync, cmd, len; v2 sync, cmd, tag, len u16, header CRC.
+V1_HEADER, V2_HEADER = 3, 7
 #: Bytes a v1 frame occupies at most (sync, cmd, len, 255 payload bytes, CRC).
 V1_MAX_FRAME = 5 + 255
 #: Bytes of an IMAGE reply before the per-class fields: status, tag, class.

@@ -48,6 +48,7 @@ class ReplyExec(wiring.Component):
         ev_left = Signal(8)
         ev = Signal(len(self.ev_data))
         rom_sel = Signal()                   # 0: INFO, 1: LINK
+        is_events, is_status, bad_len = Signal(), Signal(), Signal()
         step32, ev_id, ev_step = Signal(32), Signal(16), Signal(32)
         m.d.comb += [self.count.eq(tptr), step32.eq(self.step), ev_id.eq(ev[:self.out_bits]),
                      ev_step.eq(ev[self.out_bits:])]
@@ -66,22 +67,25 @@ class ReplyExec(wiring.Component):
         finish, put = reply_writers(m, self, tptr)
 
         with m.FSM(name="reply_exec"):
+            # The command is decoded into registers here and dispatched in DECODE (timing).
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [tptr.eq(0), idx.eq(0), rom_sel.eq(self.cmd == Cmd.LINK)]
-                    with m.If(self.cmd == Cmd.EVENTS):
-                        limit = Mux((e_len == 1) & (self.hdr0 < max_ev), self.hdr0, max_ev)
-                        m.d.sync += ev_left.eq(Mux(level < limit, level, limit))
-                        with m.If(e_len > 1):
-                            finish(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "EV_COUNT"
-                    with m.Elif(e_len != 0):
-                        finish(Status.BAD_LENGTH)
-                    with m.Elif(self.cmd == Cmd.STATUS):
-                        m.next = "STATUS"
-                    with m.Else():
-                        m.next = "ROM_WAIT"
+                    limit = Mux((e_len == 1) & (self.hdr0 < max_ev), self.hdr0, max_ev)
+                    m.d.sync += [tptr.eq(0), idx.eq(0), rom_sel.eq(self.cmd == Cmd.LINK),
+                                 is_events.eq(self.cmd == Cmd.EVENTS),
+                                 is_status.eq(self.cmd == Cmd.STATUS),
+                                 bad_len.eq(Mux(self.cmd == Cmd.EVENTS, e_len > 1, e_len != 0)),
+                                 ev_left.eq(Mux(level < limit, level, limit))]
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                with m.If(bad_len):
+                    finish(Status.BAD_LENGTH)
+                with m.Elif(is_events):
+                    m.next = "EV_COUNT"
+                with m.Elif(is_status):
+                    m.next = "STATUS"
+                with m.Else():
+                    m.next = "ROM_WAIT"
             with m.State("ROM_WAIT"):            # the ROM reads byte 0
                 m.next = "ROM"
             with m.State("ROM"):                 # INFO / LINK: copy the constant bytes

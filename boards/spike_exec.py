@@ -42,13 +42,15 @@ class SpikeExec(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         tptr, rptr, rptr_nxt = Signal(8), Signal(8), Signal(8)
-        spike_lo, spike_cnt = Signal(8), Signal(8)
+        spike_lo, spike_hi, spike_cnt = Signal(8), Signal(8), Signal(8)
         nsteps = Signal(16)
         emit_idx = Signal(3)
         step32 = Signal(32)
         e_len = self.length
+        run = Signal()
         m.d.comb += [rptr_nxt.eq(rptr), self.pl_index.eq(rptr_nxt), self.count.eq(tptr),
-                     step32.eq(self.step), self.inp.payload.eq(Cat(spike_lo, self.pl_data))]
+                     step32.eq(self.step), self.inp.payload.eq(Cat(spike_lo, spike_hi)),
+                     self.run.eq(run)]
         m.d.sync += rptr.eq(rptr_nxt)
         run_bytes = Array([*(step32.word_select(i, 8) for i in range(4)), self.events[:8],
                            self.events[8:]])
@@ -57,8 +59,8 @@ class SpikeExec(wiring.Component):
 
         with m.FSM(name="spike_exec"):
             with m.State("IDLE"):
+                m.d.comb += rptr_nxt.eq(0)           # whether or not `start` (timing)
                 with m.If(self.start):
-                    m.d.comb += rptr_nxt.eq(0)
                     m.d.sync += [tptr.eq(0), spike_cnt.eq(0), nsteps.eq(1)]
                     with m.If(self.cmd == Cmd.RUN):
                         m.d.sync += nsteps.eq(Cat(self.hdr0, self.hdr1))
@@ -97,23 +99,30 @@ class SpikeExec(wiring.Component):
                     m.d.sync += spike_lo.eq(self.pl_data)
                     m.next = "PUSH_HI"
             with m.State("PUSH_HI"):
+                m.d.comb += rptr_nxt.eq(rptr + 1)
+                m.d.sync += spike_hi.eq(self.pl_data)
+                m.next = "PUSH"
+            # the payload read address does not follow the core's ready (timing)
+            with m.State("PUSH"):
                 m.d.comb += [self.inp.valid.eq(1)]
                 with m.If(self.inp.ready):
-                    m.d.comb += rptr_nxt.eq(rptr + 1)
                     m.d.sync += spike_cnt.eq(spike_cnt + 1)
                     m.next = "PUSH_LO"
                 with m.Else():                   # the core is idle: the buffer is full
                     put(spike_cnt)
                     finish(Status.INPUT_FULL)
             # -- RUN / STEP: nsteps steps, then step counter and events pending
+            # `run` is a register (timing: the core's start logic follows it), high in RUN_GO
             with m.State("RUN_NEXT"):
                 with m.If(nsteps == 0):
                     m.d.sync += emit_idx.eq(0)
                     m.next = "EMIT"
                 with m.Elif(~self.busy):
-                    m.d.comb += self.run.eq(1)
-                    m.d.sync += nsteps.eq(nsteps - 1)
-                    m.next = "RUN_WAIT"
+                    m.d.sync += [run.eq(1), nsteps.eq(nsteps - 1)]
+                    m.next = "RUN_GO"
+            with m.State("RUN_GO"):
+                m.d.sync += run.eq(0)
+                m.next = "RUN_WAIT"
             with m.State("RUN_WAIT"):
                 with m.If(~self.busy):
                     m.next = "RUN_NEXT"

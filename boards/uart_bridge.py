@@ -24,7 +24,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Module, Mux, ResetInserter, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
@@ -43,6 +43,26 @@ from .protocol import (CLASS_BYTES, DEFAULT_MAX_PAYLOAD, IMAGE_REPLY_HEAD,
 from .uart import MIN_DIVISOR, UARTRx, UARTTx, check_divisor, crc16_byte
 
 __all__ = ["UARTRx", "UARTTx", "HostBridge", "NeurocoreSystem", "crc16_byte", "MIN_DIVISOR"]
+
+
+class Target(enum.Enum, shape=3):
+    """The executor a command goes to (:data:`TARGET_CMDS`); NONE: ``UNKNOWN_CMD``."""
+    NONE = 0
+    REPLY = 1
+    RUNNER = 2
+    CLEAR = 3
+    MEMORY = 4
+    SPIKES = 5
+
+
+#: The commands each executor runs.
+TARGET_CMDS = {
+    Target.REPLY: (Cmd.INFO, Cmd.LINK, Cmd.STATUS, Cmd.EVENTS),
+    Target.RUNNER: (Cmd.ENCODER, Cmd.IMAGE),
+    Target.CLEAR: (Cmd.CLEAR,),
+    Target.MEMORY: (Cmd.WRITE, Cmd.READ, Cmd.FILL),
+    Target.SPIKES: (Cmd.SPIKES, Cmd.STEP, Cmd.RUN),
+}
 
 
 class HostBridge(wiring.Component):
@@ -189,6 +209,16 @@ class HostBridge(wiring.Component):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
             m.next = "RESPOND"
 
+        target = Signal(Target)
+        with m.Switch(r_cmd):
+            for t, cmds in TARGET_CMDS.items():
+                if t is Target.RUNNER and runner is None:
+                    continue                     # ENCODER / IMAGE: UNKNOWN_CMD
+                with m.Case(*cmds):
+                    m.d.sync += target.eq(t)
+            with m.Default():
+                m.d.sync += target.eq(Target.NONE)
+
         with m.FSM(name="executor") as executor:
             with m.State("IDLE"):
                 with m.If(pending & ~tx_busy & ~tx_start):
@@ -203,27 +233,27 @@ class HostBridge(wiring.Component):
                         respond(Status.BAD_LENGTH)
                     with m.Else():
                         m.next = "DISPATCH"
+            # The command's executor is decoded into a register (`target`, from the pending
+            # frame's command, which holds still) and started in DISPATCH (timing).
             with m.State("DISPATCH"):
-                with m.Switch(e_cmd):
-                    with m.Case(Cmd.INFO, Cmd.LINK, Cmd.STATUS, Cmd.EVENTS):
+                with m.Switch(target):
+                    with m.Case(Target.REPLY):
                         m.d.comb += rep.start.eq(1)
                         m.next = "REPLY"
-                    with m.Case(Cmd.ENCODER, Cmd.IMAGE):
-                        if runner is None:
-                            respond(Status.UNKNOWN_CMD)
-                        else:
+                    if runner is not None:
+                        with m.Case(Target.RUNNER):
                             m.d.comb += runner.start.eq(1)
                             m.next = "RUNNER"
-                    with m.Case(Cmd.CLEAR):
+                    with m.Case(Target.CLEAR):
                         with m.If(e_len > 1):
                             respond(Status.BAD_LENGTH)
                         with m.Else():
                             m.d.sync += mask.eq(Mux(e_len == 1, hdr[0][:3], ClearMask.ALL))
                             m.next = "CLEAR_CORE"
-                    with m.Case(Cmd.WRITE, Cmd.READ, Cmd.FILL):
+                    with m.Case(Target.MEMORY):
                         m.d.comb += mem.start.eq(1)
                         m.next = "MEMORY"
-                    with m.Case(Cmd.SPIKES, Cmd.STEP, Cmd.RUN):
+                    with m.Case(Target.SPIKES):
                         m.d.comb += spk.start.eq(1)
                         m.next = "SPIKES"
                     with m.Default():
