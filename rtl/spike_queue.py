@@ -1,14 +1,15 @@
 """Spike queue: the route lists of the compartments that spiked in this step's UPDATE.
 
 One :class:`amaranth.lib.fifo.SyncFIFOBuffered` per update lane (a whole bank fits, so a
-push never waits).  ``out`` offers the lowest-numbered lane that holds an entry, so the
-lists leave lane by lane, each lane in compartment order (docs/rtl.md §2).  ``empty`` is
-exact one cycle after the last push.
+push never waits), behind one register stage (timing: the update lane's spike compare does
+not reach the FIFO's pointers).  ``out`` offers the lowest-numbered lane that holds an entry,
+so the lists leave lane by lane, each lane in compartment order (docs/rtl.md §2).  ``empty``
+is exact one cycle after the last push (a push still in the register counts).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module
+from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -40,8 +41,10 @@ class SpikeQueue(wiring.Component):
         empty = 1
         for i, f in enumerate(fifos):
             m.submodules[f"lane{i}"] = f
-            m.d.comb += [f.w_en.eq(self.push_valid[i]), f.w_data.eq(self.push[i])]
-            empty = empty & (f.level == 0)
+            valid, word = Signal(name=f"push_valid{i}"), Signal(width, name=f"push{i}")
+            m.d.sync += [valid.eq(self.push_valid[i]), word.eq(self.push[i])]
+            m.d.comb += [f.w_en.eq(valid), f.w_data.eq(word)]
+            empty = empty & (f.level == 0) & ~valid
         m.d.comb += self.empty.eq(empty)
         lower_ready = Const(0, 1)             # the lowest ready lane wins
         for f in fifos:

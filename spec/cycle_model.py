@@ -11,7 +11,7 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
   is needed unless all its compartments were quiet after the last step (``u = 0``,
   ``bias_mant = 0``, ``v = 0`` or ``dv = 0`` with no periodic reset in the profile) and no
   synapse input lands on it now; in the
-  first step after ``ctrl.clear`` every group is needed; DRAIN takes ``UPDATE_DRAIN``;
+  first step after ``ctrl.clear`` every group is needed; DRAIN takes ``DRAIN_CYCLES``;
 - HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
   last one left (at least one cycle);
 - an axon offered to the walker (by the host queue, the route reader or the chip's flit
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .schedule import AXON_PIPE_DEPTH, COUNTERS, SKIP_WINDOW, UPDATE_DRAIN
+from .schedule import AXON_PIPE_DEPTH, COUNTERS, DRAIN_CYCLES, SKIP_WINDOW
 
 __all__ = ["StepSchedule", "CoreStep", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
 
@@ -182,7 +182,7 @@ class CoreStep:
         need = np.ones(g.bank_depth, dtype=bool) if need is None else need
         scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
         self.updates = sum(min(g.k_u, n_active - r * g.k_u) for r in issued)
-        self.update = scan + UPDATE_DRAIN
+        self.update = scan + DRAIN_CYCLES
         self.n_active = n_active
         self.host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
         fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))

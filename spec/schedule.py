@@ -13,7 +13,8 @@ from enum import Enum
 
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
-           "UPDATE_DRAIN", "FIXED_CYCLES", "SYNAPSE_STAGES", "AXON_PIPE_DEPTH", "SKIP_WINDOW",
+           "UPDATE_DRAIN", "SPIKE_QUEUE_STAGES", "DRAIN_CYCLES", "FIXED_CYCLES", "SYNAPSE_STAGES",
+           "AXON_PIPE_DEPTH", "SKIP_WINDOW",
            "register_index", "write_cycle", "port_targets", "FLIT_IN_DEPTH", "ROUTER_FIFO_DEPTH"]
 
 #: Memory select value of each memory on the configuration port, in order.  ``registers`` is
@@ -72,6 +73,11 @@ DATAPATH_LATENCY = 5
 UPDATE_READ_STAGES = 2
 #: Cycles after the last group's issue until its state is written back.
 UPDATE_DRAIN = UPDATE_READ_STAGES + DATAPATH_LATENCY
+#: Register stages between an update lane's spike and the spike queue's FIFOs
+#: (rtl/spike_queue.py): the threshold compare does not reach the FIFO pointers (timing).
+SPIKE_QUEUE_STAGES = 1
+#: Cycles of the DRAIN phase: the last group's write-back, then its spike into the queue.
+DRAIN_CYCLES = UPDATE_DRAIN + SPIKE_QUEUE_STAGES
 #: Start cycle + DONE cycle.
 FIXED_CYCLES = 2
 #: Update groups the idle-skip scanner examines per UPDATE cycle (an aligned window; at most

@@ -24,7 +24,8 @@ from neurocore.sim.check import counter_mismatch, step_mismatch
 from neurocore.sim.pysim import run_rtl, simulate
 from neurocore.spec.cycle_model import counter_totals
 from neurocore.spec.geometry import PRESETS, ConfigError, CoreGeometry
-from neurocore.spec.schedule import COUNTERS, MEMORY_INDEX, REGISTERS, UPDATE_DRAIN, register_index
+from neurocore.spec.schedule import (COUNTERS, DRAIN_CYCLES, MEMORY_INDEX, REGISTERS,
+                                     register_index)
 from neurocore.spec.words import memories
 
 TINY = CoreGeometry.preset("tiny")
@@ -195,7 +196,7 @@ def test_full_fanout_axon_k_s_synapses_per_cycle(k_s):
     # start + UPDATE + DRAIN, HOST (pop, then empty), the walker's input FIFO, the walk, S1,
     # S2, idle check, DONE
     walk = g.max_fanout // k_s
-    assert rtl.steps[0].cycles == 1 + g.n_compartments + UPDATE_DRAIN + 2 + 1 + walk + 4
+    assert rtl.steps[0].cycles == 1 + g.n_compartments + DRAIN_CYCLES + 2 + 1 + walk + 4
 
 
 def test_forwarding_back_to_back_and_gaps():
