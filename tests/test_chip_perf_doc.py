@@ -15,7 +15,7 @@ def result(cycles: float) -> dict:
             "flit_waits_mean": 9.0, "sops_per_core": [100.0, 300.0],
             "update_cycles_per_core": [cycles / 4, cycles / 2], "host_cycles_per_core": [1, 1],
             "clock_mhz": 100.0, "ms_per_image": cycles / 1e5, "images_per_s": 1e8 / cycles,
-            "accuracy": 95.0, "opt": "fast"}
+            "accuracy": 95.0, "opt": "fast", "k_u": 2, "k_s": 1}
 
 
 def test_section_states_the_figures_the_clock_and_the_verdict():
@@ -25,6 +25,11 @@ def test_section_states_the_figures_the_clock_and_the_verdict():
     assert "4.91 ms/image, ~204 images/s" in slow
     assert "missed by 4.5× (2.26 ms)" in slow
     assert "1: 300 SOPs (75 %)" in slow and "Core 1, the busiest, does 75 %" in slow
+    # the lanes come from the result (the chip's geometry), not from the text
+    assert "issues 2 compartments per cycle" in slow and "one synapse per cycle" in slow
+    assert "so the others wait for it" in slow
+    even = chip_perf.markdown(dict(result(40_000), sops_per_core=[200.0, 210.0], k_s=2))
+    assert "2 synapses per cycle" in even and "wait for it" not in even
     fast = chip_perf.markdown(result(40_000))
     assert "| target ≤ 0.5 ms, ≥ 2000 images/s | met |" in fast
 

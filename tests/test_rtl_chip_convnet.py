@@ -1,9 +1,10 @@
-"""The paper's MNIST ConvNet (``mnist_convnet_digits``) on the ULX3S RTL chip (7 cores) in the
-C++ harness: every output event, the flits of every step and u/v after every image equal
-GoldenChip, and the chip cycle model equals the RTL's chip and per-core counters on the first
-image.  Marker ``chip_long`` (``make chip-long``): the 7-core Verilator build alone takes
-minutes, beyond the suite's budget.  ``NEUROCORE_CHIP_IMAGES`` images (default 2; ``make
-chip-long`` runs 20); ``make bench-chip`` records the 20-image figures.
+"""The paper's MNIST ConvNet (``mnist_convnet_digits``) on the ULX3S RTL chip
+(``CHIP_PRESETS["ulx3s"]``) in the C++ harness: every output event, the flits of every step and
+u/v after every image equal GoldenChip, and the chip cycle model equals the RTL's chip and
+per-core counters on the first image.  Marker ``chip_long`` (``make chip-long``): the chip's
+Verilator build alone takes minutes, beyond the suite's budget.  ``NEUROCORE_CHIP_IMAGES``
+images (default 2; ``make chip-long`` runs 20); ``make bench-chip`` records the 20-image
+figures.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from neurocore.bench.chip_perf import convnet_chip
 from neurocore.sim.chipfast import check_chip_fast
 from neurocore.spec.chip_cycle_model import chip_schedule, chip_totals
+from neurocore.spec.geometry import CHIP_PRESETS
 
 IMAGES = int(os.environ.get("NEUROCORE_CHIP_IMAGES", "2"))
 
@@ -22,7 +24,7 @@ IMAGES = int(os.environ.get("NEUROCORE_CHIP_IMAGES", "2"))
 @pytest.mark.chip_long
 def test_paper_convnet_on_the_ulx3s_rtl_chip_equals_golden_chip():
     program, chip, data = convnet_chip()
-    assert chip.chip.name == "ulx3s" and len(chip.cores) == 7
+    assert chip.chip is CHIP_PRESETS["ulx3s"] and len(chip.cores) == CHIP_PRESETS["ulx3s"].n_cores
     x = program.encode(data.x_test[:IMAGES])
     assert x.shape[0] == IMAGES, f"only {x.shape[0]} test images"
     run, gold, problem = check_chip_fast(chip, x, label=f"ConvNet, {IMAGES} images",
