@@ -338,12 +338,19 @@ class ChipGeometry:
 
     @classmethod
     def preset(cls, name: str) -> "ChipGeometry":
-        """Return the named chip preset (see :data:`CHIP_PRESETS`)."""
+        """Return the named chip preset (see :data:`CHIP_PRESETS`), or its periodic-reset
+        variant ``"<preset>-reset"``: every core with ``reset_bits = RESET_VARIANT_BITS``
+        (spec §11), as :meth:`CoreGeometry.preset`."""
+        base = name[:-len(RESET_SUFFIX)] if name.endswith(RESET_SUFFIX) else None
+        if base in CHIP_PRESETS:
+            chip = CHIP_PRESETS[base]
+            return dataclasses.replace(chip, name=name, core=chip.core.replace(
+                name=chip.core.name + RESET_SUFFIX, reset_bits=RESET_VARIANT_BITS))
         try:
             return CHIP_PRESETS[name]
         except KeyError:
-            raise KeyError(f"unknown chip preset {name!r}; known: {sorted(CHIP_PRESETS)}"
-                           ) from None
+            raise KeyError(f"unknown chip preset {name!r}; known: {sorted(CHIP_PRESETS)} "
+                           f"and each with {RESET_SUFFIX!r}") from None
 
 
 #: ULX3S chip budget (the "ulx3s" chip preset's comment): the ECP5-85F's DP16KD EBR blocks,
