@@ -32,6 +32,20 @@ def test_section_states_the_figures_the_clock_and_the_verdict():
     assert "2 synapses per cycle" in even and "wait for it" not in even
     fast = chip_perf.markdown(result(40_000))
     assert "| target ≤ 0.5 ms, ≥ 2000 images/s | met |" in fast
+    assert "pipelined" not in fast   # a result without the pipelined stream has no such rows
+
+
+def test_pipelined_rows_state_the_model_and_the_verdict():
+    piped = {"geometry": "ulx3s-reset", "stream_period": 64, "stream_images": 8,
+             "cycles_per_image": 73_500.0, "period_cycles_min": 73_000,
+             "period_cycles_max": 74_000, "images_per_s": 1e8 / 73_500, "identical": True}
+    text = chip_perf.markdown(dict(result(85_000), pipelined=piped))
+    assert "pipelined on `ulx3s-reset` (a new image every 64 steps; chip cycle model" in text
+    assert "not run on the RTL" in text and "73,500 cycles per image (73,000–74,000)" in text
+    assert "1,361 images/s" in text and "missed by 3.7× (1,361 images/s)" in text
+    fast = chip_perf.markdown(dict(result(85_000), pipelined=dict(
+        piped, cycles_per_image=19_000.0, images_per_s=1e8 / 19_000)))
+    assert "| target ≥ 5,000 images/s pipelined | met |" in fast
 
 
 def test_boards_report_keeps_the_chip_section(tmp_path, monkeypatch):
