@@ -182,7 +182,7 @@ def markdown(r: dict) -> str:
         f"Why: every step is as long as its slowest core. Every core's UPDATE pass issues "
         f"{lanes(r['k_u'], 'compartment')} per cycle over all its compartments in every one of "
         f"the {r['steps']} steps (Quartz neurons keep u ≠ 0 after spiking, so the idle skip "
-        f"rarely applies): {100 * upd.max() / cyc:.0f} % of the cycles on the busiest core. "
+        f"rarely applies): up to {100 * upd.max() / cyc:.0f} % of a core's cycles. "
         f"Core {heavy}, the busiest, does {100 * sops[heavy] / sops.sum():.0f} % of the SOPs "
         f"(an even share: {100 / sops.size:.0f} %"
         + (", so the others wait for it" if sops[heavy] > 1.25 * sops.mean() else "")
