@@ -40,8 +40,8 @@ def test_pipelined_rows_state_the_model_and_the_verdict():
              "cycles_per_image": 73_500.0, "period_cycles_min": 73_000,
              "period_cycles_max": 74_000, "images_per_s": 1e8 / 73_500, "identical": True}
     text = chip_perf.markdown(dict(result(85_000), pipelined=piped))
-    assert "pipelined on `ulx3s-reset` (a new image every 64 steps; chip cycle model" in text
-    assert "not run on the RTL" in text and "73,500 cycles per image (73,000–74,000)" in text
+    assert "pipelined on `ulx3s-reset` (a new image every 64 steps; RTL `cycles`" in text
+    assert "a stream of 8 images" in text and "73,500 cycles per image (73,000–74,000)" in text
     assert "1,361 images/s" in text and "missed by 3.7× (1,361 images/s)" in text
     fast = chip_perf.markdown(dict(result(85_000), pipelined=dict(
         piped, cycles_per_image=19_000.0, images_per_s=1e8 / 19_000)))
