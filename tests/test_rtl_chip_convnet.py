@@ -1,7 +1,8 @@
 """The paper's MNIST ConvNet (``mnist_convnet_digits``) on the ULX3S RTL chip
 (``CHIP_PRESETS["ulx3s"]``) in the C++ harness: every output event, the flits of every step and
 u/v after every image equal GoldenChip, and the chip cycle model equals the RTL's chip and
-per-core counters on the first image.  Marker ``chip_long`` (``make chip-long``): the chip's
+per-core counters on the first image; the same ConvNet pipelined on the '-reset' variant as
+one stream of those images, likewise.  Marker ``chip_long`` (``make chip-long``): the chip's
 Verilator build alone takes minutes, beyond the suite's budget.  ``NEUROCORE_CHIP_IMAGES``
 images (default 2; ``make chip-long`` runs 20); ``make bench-chip`` records the 20-image
 figures.
