@@ -94,10 +94,10 @@ sim: install  ## RTL only: Amaranth-sim tests, cocotb/Verilator regression (all 
 .PHONY: bench-chip chip-long
 CHIP_IMAGES ?= 20
 CHIP_OPT ?= fast
-bench-chip: install  ## MNIST ConvNet on the 7-core ULX3S RTL chip (C++ harness, fast profile): RTL counters vs GoldenChip + chip cycle model, into docs/boards.md and docs/performance.md (CHIP_OPT=quick: the -O0 build; the counters are the same)
+bench-chip: install  ## MNIST ConvNet on the ULX3S RTL chip preset (C++ harness, fast profile): RTL counters vs GoldenChip + chip cycle model, into docs/boards.md and docs/performance.md (CHIP_OPT=quick: the -O0 build; the counters are the same)
 	$(BIN)/python -m neurocore.bench.chip_perf --images $(CHIP_IMAGES) --opt $(CHIP_OPT) --update-docs
 
-chip-long: install  ## the ConvNet on the ULX3S RTL chip == GoldenChip on CHIP_IMAGES (default 20) images, marker chip_long (minutes: a 7-core Verilator build)
+chip-long: install  ## the ConvNet on the ULX3S RTL chip == GoldenChip on CHIP_IMAGES (default 20) images, unpipelined and pipelined on ulx3s-reset, marker chip_long (minutes: a multi-core Verilator build)
 	NEUROCORE_CHIP_IMAGES=$(CHIP_IMAGES) $(BIN)/python -m pytest tests/test_rtl_chip_convnet.py -m chip_long -q -s
 
 .PHONY: bitstream boards-report

@@ -338,12 +338,19 @@ class ChipGeometry:
 
     @classmethod
     def preset(cls, name: str) -> "ChipGeometry":
-        """Return the named chip preset (see :data:`CHIP_PRESETS`)."""
+        """Return the named chip preset (see :data:`CHIP_PRESETS`), or its periodic-reset
+        variant ``"<preset>-reset"``: every core with ``reset_bits = RESET_VARIANT_BITS``
+        (spec §11), as :meth:`CoreGeometry.preset`."""
+        base = name[:-len(RESET_SUFFIX)] if name.endswith(RESET_SUFFIX) else None
+        if base in CHIP_PRESETS:
+            chip = CHIP_PRESETS[base]
+            return dataclasses.replace(chip, name=name, core=chip.core.replace(
+                name=chip.core.name + RESET_SUFFIX, reset_bits=RESET_VARIANT_BITS))
         try:
             return CHIP_PRESETS[name]
         except KeyError:
-            raise KeyError(f"unknown chip preset {name!r}; known: {sorted(CHIP_PRESETS)}"
-                           ) from None
+            raise KeyError(f"unknown chip preset {name!r}; known: {sorted(CHIP_PRESETS)} "
+                           f"and each with {RESET_SUFFIX!r}") from None
 
 
 #: ULX3S chip budget (the "ulx3s" chip preset's comment): the ECP5-85F's DP16KD EBR blocks,
@@ -351,7 +358,7 @@ class ChipGeometry:
 #: and the estimated blocks of one chip core's and of one board core's memories
 #: (tests/test_chip_convert.py, ``ebr_estimate``, checks the estimates).
 ULX3S_EBR, ULX3S_EBR_SPARE = 208, 12
-ULX3S_CHIP_CORE_EBR, ULX3S_BOARD_CORE_EBR = 28, 120
+ULX3S_CHIP_CORE_EBR, ULX3S_BOARD_CORE_EBR = 30, 120
 
 CHIP_PRESETS: dict[str, ChipGeometry] = {
     # Unit tests: four tiny cores on a 2 x 2 mesh.
@@ -361,20 +368,30 @@ CHIP_PRESETS: dict[str, ChipGeometry] = {
     # board core (the "ulx3s" preset) keeps 8 update and 4 synapse lanes, each synapse lane
     # with its own accumulators: its memories take an estimated ULX3S_BOARD_CORE_EBR
     # (tests/test_chip_convert.py, ebr_estimate, computes the estimate: per memory the best
-    # DP16KD shape, per bank), so two do not fit.  A chip core drops the lanes (1 and 1) and
-    # keeps 2 delay slots (the Quartz compiler uses delays 0 and 1): 1024 compartments, 2048
+    # DP16KD shape, per bank), so two do not fit.  A chip core keeps 2 delay slots (the
+    # Quartz compiler uses delays 0 and 1) and is sized for the paper's ConvNet, whose steps
+    # are as long as the slowest core's UPDATE pass plus its synapse work (chip cycle model,
+    # spec/chip_cycle_model.py): 2 update lanes (k_u = 2: the pass over ~900 compartments
+    # takes ~450 cycles in every one of the 96 steps; Quartz neurons keep u != 0 after
+    # spiking, so the idle skip rarely applies), 1 synapse lane, 1024 compartments, 3072
     # axons (a Quartz neuron's own axon carries its self-inhibition, so a core needs its
-    # compartments' axons plus its inputs'), 8192 synapse words: an estimated
-    # ULX3S_CHIP_CORE_EBR per core, so 7 cores fit the ULX3S_EBR blocks and leave at least
-    # ULX3S_EBR_SPARE for the UART bridge, the spike buffers and the router FIFOs (the single
-    # board core measures about 9 EBR above its memories' estimate); 8 cores would not fit.
+    # compartments' axons plus its inputs': a core with a conv1 channel holds 784 input and
+    # about 720 own axons, and with 3072 it also takes a copy of pool1's 864 axons and so
+    # some of conv2's channels, which spreads conv2's synapse work over every core), 6144
+    # synapse words: an estimated ULX3S_CHIP_CORE_EBR per core, so 6 cores fit the ULX3S_EBR
+    # blocks and leave at least ULX3S_EBR_SPARE for the UART bridge, the spike buffers and
+    # the router FIFOs (the single board core measures about 9 EBR above its memories'
+    # estimate); 7 would not.  Measured alternatives (chip cycle model, ConvNet test image 0):
+    # 7 cores with k_u = k_s = 1 and 2048 axons (28 EBR each; conv2 then sits on one core)
+    # took 226k cycles per image; 7 with k_u = 1 and 3072 axons 121k; these 6 cores 85k.
+    # k_s = 2 or k_u = 4 on top (35 and 40 EBR each) would not fit 6 cores.
     # Logic and multipliers are not the bound: one board core uses 6 % of the LUT4 and 4 of
     # the 156 multipliers (docs/boards.md).
     # Estimates, not a place-and-route result: there is no place-and-route of the chip yet.
-    "ulx3s": ChipGeometry(name="ulx3s", n_cores=7, mesh=(4, 2), core=CoreGeometry(
-        name="ulx3s-chip-core", n_compartments=1024, n_axons=2048, n_synapses=8192,
+    "ulx3s": ChipGeometry(name="ulx3s", n_cores=6, mesh=(3, 2), core=CoreGeometry(
+        name="ulx3s-chip-core", n_compartments=1024, n_axons=3072, n_synapses=6144,
         n_routes=2048, n_profiles=16, n_delay_slots=2, n_outputs=256, max_fanout=1024,
-        max_routes=16, k_u=1, k_s=1, n_conv=16, n_cores=7)),
+        max_routes=16, k_u=2, k_s=1, n_conv=16, n_cores=6)),
     # iCEBreaker (iCE40UP5K): one core already uses 83 % of the 5280 logic cells and 28 of the
     # 30 EBR (docs/boards.md), so the chip is that one core: a network it cannot hold gets a
     # fit report naming the layer that overflows.

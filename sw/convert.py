@@ -107,7 +107,10 @@ def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
     if isinstance(geometry, ChipGeometry):
         return None, geometry
     if isinstance(geometry, str):
-        chip = CHIP_PRESETS.get(geometry)
+        try:
+            chip = ChipGeometry.preset(geometry)
+        except KeyError:
+            chip = None
         try:
             core = CoreGeometry.preset(geometry)
         except KeyError:
@@ -122,10 +125,10 @@ def _core_and_chip(geometry) -> tuple[CoreGeometry | None, ChipGeometry | None]:
 
 def _chip_logical(stages, conv: bool, chip: ChipGeometry) -> CoreGeometry:
     """The provisional logical geometry of a chip program: as deep as :func:`_unbounded`, with
-    the chip core's arithmetic, delay ring, output ids and conv fields."""
+    the chip core's arithmetic, delay ring, output ids, conv fields and reset fields."""
     cg = chip.core
     keep = {f: getattr(cg, f) for f in ARITHMETIC_FIELDS + (
-        "n_delay_slots", "conv_channel_bits", "conv_side_bits", "n_outputs")}
+        "n_delay_slots", "conv_channel_bits", "conv_side_bits", "n_outputs", "reset_bits")}
     g = _unbounded(stages, conv and cg.n_conv > 0).replace(name=f"{chip.name}-logical", **keep)
     return g if cg.n_conv else g.replace(n_conv=0)
 
@@ -225,7 +228,8 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     ``pipelined=True`` gives every stage a periodic reset (spec §11) so that images can run
     back to back, a new one every ``program.stream_period`` steps
     (:meth:`~neurocore.sw.compiler.QuartzProgram.run_stream`; docs/quartz.md §3.6); it
-    needs a single core whose geometry has ``reset_bits`` (``geometry=None`` fits them).
+    needs a core geometry with ``reset_bits`` (``geometry=None`` fits them) or a chip whose
+    cores have them (``"ulx3s-reset"``: the board's reset core, else its reset chip).
     """
     if coding not in CODINGS:
         raise ValueError(f"coding {coding!r} is not one of {CODINGS}")
@@ -253,15 +257,17 @@ def from_model(model: nn.Module, t_max: int = 16, sample_data: torch.Tensor | No
     compile_ = functools.partial(compile_stages, conv=conv, pipelined=pipelined)
     if pipelined and coding == "rate":
         raise ValueError(f"pipelined=True needs coding='quartz', not coding={coding!r}")
-    if pipelined and chip is not None:
+    if pipelined and chip is not None and not chip.core.reset_bits:
         if isinstance(requested, str) and geometry is not None:
             raise ValueError(
-                f"pipelined=True runs on one core, but geometry {requested!r} names a board, "
-                f"which also allows its chip {chip.name!r}: pass a core geometry with "
-                f"reset_bits (e.g. CoreGeometry.preset({requested!r}).replace(reset_bits=...)) "
-                "or geometry=None")
-        raise ValueError(f"pipelined=True runs on one core, not on chip {chip.name!r}: pass a "
-                         "core geometry with reset_bits or geometry=None")
+                f"pipelined=True needs reset fields, but geometry {requested!r} names a board, "
+                f"which also allows its chip {chip.name!r}, whose cores have none: pass "
+                f"{requested + RESET_SUFFIX!r} (its core and chip with reset fields), a core "
+                "geometry with reset_bits or geometry=None")
+        raise ValueError(f"pipelined=True needs reset fields, but the cores of chip "
+                         f"{chip.name!r} have none (reset_bits=0): pass a chip whose cores "
+                         "have reset_bits (a chip preset's '-reset' variant), a core geometry "
+                         "with reset_bits or geometry=None")
     if coding == "rate":
         compile_ = functools.partial(compile_rate, input_coding=input_coding)
         conv = False

@@ -35,7 +35,7 @@ __all__ = ["place", "chip_load", "SOP_SLACKS"]
 
 #: A core may take this many times an even share of the network's static SOP estimate: the
 #: first that lets the pieces pack is used (then none).
-SOP_SLACKS = (1.25, 1.5, 2.0, 3.0)
+SOP_SLACKS = (1.05, 1.1, 1.25, 1.5, 2.0, 3.0)
 
 
 class _Costs:

@@ -141,8 +141,8 @@ def test_stream_errors(digits_program_t16, pipelined_digits, digits):
     with pytest.raises(ValueError, match="pipelined=True needs coding='quartz'"):
         from_model(model, T, digits.x_train, pipelined=True, coding="rate")
     with pytest.raises(ValueError, match="geometry 'ulx3s' names a board, which also allows "
-                                         "its chip 'ulx3s': pass a core geometry with "
-                                         "reset_bits"):
+                                         "its chip 'ulx3s', whose cores have none: pass "
+                                         "'ulx3s-reset'"):
         from_model(model, T, digits.x_train[:16], pipelined=True, geometry="ulx3s")
 
 
