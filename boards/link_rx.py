@@ -96,7 +96,10 @@ class LinkReceiver(wiring.Component):
         got = Signal()
         m.d.comb += got.eq(ok & ~moved & ~self.hold)
         m.d.sync += timer.eq(Mux(got, 0, Mux(timer == self.timeout, timer, timer + 1)))
-        expired = ~got & (timer == self.timeout)
+        # `timeout` cycles without a byte (registered: one cycle later; timing)
+        hit = Signal()
+        m.d.sync += hit.eq((timer == self.timeout) & ~got)
+        expired = ~got & hit
 
         crc = Signal(16)
         crc_hi = Signal(8)
