@@ -58,7 +58,12 @@ class Board(BoardBase):
     board = "icebreaker"
     device = "iCE40UP5K-SG48"
     bitstream_suffix = "bin"
-    default_clock_hz = 18e6          # the lane core closes at 20 MHz post-route (docs/boards.md)
+    #: 30 MHz (the PLL gives 30.02): the core with the registered bridge closes there with
+    #: nextpnr placement seed 6.  Seeds 2-6 of this design at this constraint gave 28.39,
+    #: 30.02, 28.55, 28.91 and 30.07 MHz; nextpnr is deterministic for one netlist, seed and
+    #: version, and the design key (boards/build.py) covers all three.
+    default_clock_hz = 30e6
+    nextpnr_opts = BoardBase.nextpnr_opts + " --seed 6"
     event_depth = 128
     synth_opts = "-dsp"
     multipliers = 8              # SB_MAC16
