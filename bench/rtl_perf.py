@@ -40,14 +40,22 @@ ROOT = Path(__file__).resolve().parent.parent
 MAPPINGS = ("dense", "conv")
 
 
-def bitstream_fmax(board: str, build_dir=None) -> float | None:
-    """Post-route Fmax (MHz) of ``board``'s last bitstream build
-    (``build/<board>/<board>.report.json``), or None if none was built."""
-    from ..boards.build import load_report
+def bitstream_fmax(board: str, build_dir=None) -> tuple[float, str] | tuple[None, None]:
+    """(post-route Fmax in MHz, where it comes from) of ``board``'s last bitstream build:
+    ``build/<board>/<board>.report.json`` (``make bitstream``), else the stored report of
+    ``make boards-report`` (``boards/reports/<board>.json``); (None, None) without either."""
+    from ..boards.build import REPORTS, load_report
     try:
-        return float(load_report(board, build_dir)["fmax_mhz"])
+        return float(load_report(board, build_dir)["fmax_mhz"]), \
+            f"build/{board}/{board}.report.json"
     except FileNotFoundError:
-        return None
+        pass
+    stored = REPORTS / f"{board}.json"
+    if stored.exists():
+        r = json.loads(stored.read_text())
+        return float(r["fmax_mhz"]), (f"boards/reports/{board}.json, design key "
+                                      f"{r['design_key'][:12]}")
+    return None, None
 
 
 def fmax_row(f: dict) -> str:
@@ -58,7 +66,8 @@ def fmax_row(f: dict) -> str:
                 f"so no time is given |")
     us = f["us_per_inference_at_fmax"]
     return (f"| time per inference at the {board} bitstream's post-route Fmax "
-            f"({f['fmax_mhz']:.2f} MHz, build/{board}/{board}.report.json) | {us:,.0f} µs "
+            f"({f['fmax_mhz']:.2f} MHz, {f.get('fmax_source') or 'build/' + board}) | "
+            f"{us:,.0f} µs "
             f"({1e6 / us:,.0f} inferences/s core-bound) |")
 
 
@@ -131,7 +140,7 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
     run_cycles = sum(s["run_cycles"] for s in samples)
     run_wall = sum(s["run_wall_s"] for s in samples)
     mean = float(np.mean(per_image)) if per_image else 0.0
-    fmax = bitstream_fmax(geometry) if isinstance(geometry, str) else None
+    fmax, fmax_source = bitstream_fmax(geometry) if isinstance(geometry, str) else (None, None)
     return {
         "network": f"digits CNN, T={t_max}, {steps} steps per inference, "
                    f"{used} compartments used of {g.n_compartments} (n_active "
@@ -157,6 +166,7 @@ def measure(images: int, t_max: int, cache=None, *, program=None, data=None,
         "cycles_per_inference_min": min(per_image, default=0),
         "cycles_per_inference_max": max(per_image, default=0),
         "fmax_mhz": fmax,
+        "fmax_source": fmax_source,
         "us_per_inference_at_fmax": mean / fmax if fmax else None,
         "sops_per_inference": sops / B, "events_per_inference":
             sum(s["events"] for s in samples) / B,

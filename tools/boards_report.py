@@ -6,9 +6,13 @@ the geometry from ``boards/presets.py``, and digits throughput from the cycle mo
 (``spec/cycle_model.py``, cycle-exact against the RTL) on a digits network converted for the
 board's geometry, at the board's clock.
 
-    python tools/boards_report.py [--skip-build] [--samples N]
+    python tools/boards_report.py [--rebuild | --skip-build] [--samples N]
 
-``--skip-build`` reuses ``build/<board>/<board>.report.json`` from an earlier build.
+A board whose design key (``boards/build.py``: netlist, scripts, constraints, tool versions)
+equals that of its stored report (``boards/reports/<board>.json``, committed) is not built
+again: the page takes that report and says so.  Otherwise the board is built and its report
+stored.  ``--rebuild`` builds every board; ``--skip-build`` takes
+``build/<board>/<board>.report.json`` from an earlier ``make bitstream`` whatever its design.
 """
 
 from __future__ import annotations
@@ -133,8 +137,15 @@ def tool_versions() -> dict:
     return out
 
 
+#: How a report reached the page (tools/boards_report.py main): built now, reused from
+#: boards/reports/ for an unchanged design key, or taken from build/ (--skip-build).
+SOURCES = {"built": "built by this run", "stored": "stored report, same design key",
+           "skip": "build/ report (--skip-build)"}
+
+
 def render(reports: dict, throughput: dict, versions: dict, seconds: float,
-           rebuilt: bool = True) -> str:
+           sources: dict | None = None) -> str:
+    sources = sources or {b: "built" for b in reports}
     L = []
     add = L.append
     add("# Boards: bitstreams and their figures")
@@ -145,9 +156,12 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
         "(`boards/presets.py`) behind the UART bridge of [protocol.md](protocol.md); "
         "`make bitstream BOARD=<board>` builds one, `make boards-report` builds both and "
         "rewrites this page. Tools: " + "; ".join(f"`{k}`: {v}" for k, v in versions.items())
-        + f". Machine: {platform.machine()}, {os.cpu_count()} cores; "
-        + (f"the builds and this report took {seconds:.0f} s." if rebuilt else
-           f"this report ({seconds:.0f} s) reused the last builds' reports."))
+        + f". This report took {seconds:.0f} s on {platform.machine()}, {os.cpu_count()} "
+        "cores. A board whose design key (a SHA-256 of the netlist, the scripts, the "
+        "constraints and the tool versions: `boards/build.py`) equals that of its stored "
+        "report (`boards/reports/`) is not placed and routed again; the *report* row says "
+        "which figures were built by this run and which come from the stored report of the "
+        "identical design.")
     add("")
     names = [b for b in BOARDS if b in reports]
     head = "| | " + " | ".join(names) + " |"
@@ -188,7 +202,10 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
     row("synthesis options", lambda r, b: f"`{r['synth_opts']}`" if r["synth_opts"] else "—")
     row("memory overrides", lambda r, b: (
         ", ".join(f"`{m}` in SPRAM" for m in r["memories"]["override"]) or "none (block RAM)"))
-    row("build time", lambda r, b: f"{r['build_seconds']:.0f} s")
+    row("build time", lambda r, b: f"{r['build_seconds']:.0f} s on {r.get('host_cores', '?')} "
+                                   f"cores")
+    row("report", lambda r, b: f"{SOURCES[sources[b]]}: design key `{r.get('design_key', '?')[:12]}`"
+                               f", built {r.get('built_utc', '?')} UTC")
     add("")
     add("## Geometry that fits")
     add("")
@@ -201,9 +218,9 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
     add("## Digits inference")
     add("")
     add("The first N images of the digits test split, converted for each board's geometry "
-        "(`sw.convert.from_model(..., geometry=board)`); cycles per inference from the cycle "
-        "model on the golden run (every step: one UPDATE pass over all compartments plus "
-        "DELIVER). *Core-bound* is clock / cycles (host spikes supplied as fast as the core "
+        "(`sw.convert.from_model(..., geometry=board)`, dense synapse lists); cycles per "
+        "inference from the cycle model (`spec/cycle_model.py`, which the RTL tests hold "
+        "equal to the core's own counters) on the golden run. *Core-bound* is clock / cycles (host spikes supplied as fast as the core "
         "takes them); *over the UART* adds the protocol bytes of `NeurocoreHost.infer` "
         "(CLEAR, one STEP frame and its reply per step, EVENTS, STATUS) at 10 bits per byte "
         "at the bitstream's baud rate (USB latency per frame not included).")
@@ -244,9 +261,10 @@ def render(reports: dict, throughput: dict, versions: dict, seconds: float,
         "full-system test (`tests/test_boards_system.py`) runs the iCEBreaker design with a "
         "behavioural SPRAM model and the host driver, and checks digits inference against "
         "the golden model.")
-    add("* Every step's UPDATE pass visits all `n_compartments` compartments, so the largest "
-        "geometry is not the fastest for a small network: the row *fitted to the network* "
-        "gives the cycles on the power-of-two geometry `sw.convert.from_model` sizes to it.")
+    add("* A step's UPDATE pass visits the compartments below `n_active`, `k_u` per cycle, "
+        "and skips groups that are idle (docs/spec.md §2.5); the row *fitted to the "
+        "network* gives the cycles on the power-of-two geometry `sw.convert.from_model` "
+        "sizes to it (one lane).")
     add("* SPRAM and block RAM contents are not reset with the core: the host driver fills "
         "every configuration memory before it loads an image.")
     add("")
@@ -273,21 +291,37 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "tools"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--skip-build", action="store_true")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--skip-build", action="store_true")
+    how.add_argument("--rebuild", action="store_true")
     ap.add_argument("--samples", type=int, default=100)
     a = ap.parse_args(argv)
-    from neurocore.boards.build import build_board, load_report, summary
+    from neurocore.boards.build import (build_board, design_key, load_report, store_report,
+                                        stored_report, summary)
 
     t0 = time.perf_counter()
-    reports = {}
+    reports, sources = {}, {}
     for board in BOARDS:
-        reports[board] = load_report(board) if a.skip_build else build_board(board)
+        if a.skip_build:
+            reports[board], sources[board] = load_report(board), "skip"
+        else:
+            key = design_key(board)
+            stored = None if a.rebuild else stored_report(board, key)
+            if stored is not None:
+                reports[board], sources[board] = stored, "stored"
+                print(f"{board}: design key {key[:12]} unchanged since the build of "
+                      f"{stored['built_utc']} UTC: its report is reused", flush=True)
+            else:
+                print(f"{board}: design key {key[:12]}: building (ULX3S: about 40 min)",
+                      flush=True)
+                reports[board], sources[board] = build_board(board), "built"
+                store_report(reports[board])
         print(summary(reports[board]), flush=True)
     throughput = {b: digits_throughput(b, reports[b]["clock_hz"], reports[b]["baud"],
                                        a.samples) for b in BOARDS}
     old = DOC.read_text() if DOC.exists() else ""
     DOC.write_text(render(reports, throughput, tool_versions(), time.perf_counter() - t0,
-                          rebuilt=not a.skip_build))
+                          sources=sources))
     from link_report import update as update_link_section   # tools/link_report.py
     update_link_section(DOC)
     keep_chip_section(old)
