@@ -178,9 +178,13 @@ def stored_report(board: str, key: str) -> dict | None:
 
 
 def store_report(report: dict) -> Path:
-    """Keep ``report`` as its board's stored report (:data:`REPORTS`)."""
+    """Keep ``report`` as its board's stored report (:data:`REPORTS`); a bitstream built
+    outside the repository is named by its file name only (no machine paths)."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     path = REPORTS / f"{report['board']}.json"
+    bitstream = Path(report["bitstream"])
+    if bitstream.is_absolute():
+        report = dict(report, bitstream=bitstream.name)
     path.write_text(json.dumps(report, indent=1) + "\n")
     return path
 

@@ -61,7 +61,8 @@ class ImageRunner(wiring.Component):
         lost = Signal()
         tptr = Signal(8)
         run = Signal()
-        m.d.comb += [self.run.eq(run), self.pl_index.eq(idx), enc.step.eq(t), enc.pixels.payload.eq(self.pl_data),
+        m.d.comb += [self.run.eq(run), self.pl_index.eq(idx), enc.step.eq(t),
+                     enc.pixels.payload.eq(self.pl_data),
                      enc.wr_table.eq(table), enc.wr_addr.eq(addr), enc.wr_data.eq(word),
                      self.inp.payload.eq(enc.spikes.payload), self.count.eq(tptr)]
 

@@ -14,11 +14,11 @@ def plan(**files):
     return SimpleNamespace(files=files)
 
 
-IL = 'module \\top\n  attribute \\src "/work/a/rtl/core.py:10"\n  wire \\x\nend\n'
+IL = 'module \\top\n  attribute \\src "a/rtl/core.py:10"\n  wire \\x\nend\n'
 
 
 def test_key_ignores_source_locations_but_not_the_netlist():
-    moved = IL.replace("/work/a/rtl/core.py:10", "/tmp/clone/rtl/core.py:12")
+    moved = IL.replace("a/rtl/core.py:10", "clone/rtl/core.py:12")
     other = IL.replace("wire \\x", "wire width 2 \\x")
     base = build._key("icebreaker", plan(**{"top.il": IL, "top.pcf": "set_io clk 35\n"}))
     assert build._key("icebreaker", plan(**{"top.il": moved, "top.pcf": "set_io clk 35\n"})) \
@@ -49,8 +49,10 @@ def test_icebreaker_key_follows_clock_and_baud():
 def test_stored_report_only_for_its_design(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "REPORTS", tmp_path)
     assert build.stored_report("icebreaker", "k1") is None
-    report = {"board": "icebreaker", "design_key": "k1", "fmax_mhz": 31.0}
+    report = {"board": "icebreaker", "design_key": "k1", "fmax_mhz": 31.0,
+              "bitstream": str(tmp_path / "run" / "neurocore.bin")}
     path = build.store_report(report)
+    report = dict(report, bitstream="neurocore.bin")        # no machine path is kept
     assert json.loads(path.read_text()) == report
     assert build.stored_report("icebreaker", "k1") == report
     assert build.stored_report("icebreaker", "k2") is None
