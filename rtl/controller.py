@@ -6,7 +6,7 @@ One step, from the cycle in which ``ctrl.start`` is accepted (the start cycle, i
 - UPDATE: the idle-skip scanner (``rtl/idle_skip.py``) issues one needed group per cycle
   (or moves past a window without one) until it passes ``groups = ceil(n_active / k_u)``;
   at least one cycle;
-- DRAIN: ``DRAIN_CYCLES`` cycles, until the last write-back and its spike in the queue;
+- DRAIN: ``drain_cycles(geometry)`` cycles, until the last write-back and its spike in the queue;
 - HOST: until the step's host spikes have left the host queue (at least one cycle);
 - SPIKE: until the spike queue is empty and the route reader, the walker and the synapse
   lanes are idle (at least one cycle);
@@ -25,7 +25,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
-from ..spec.schedule import DRAIN_CYCLES, Phase
+from ..spec.schedule import Phase, drain_cycles
 
 __all__ = ["StepController", "ControlSignature", "ErrorFlags"]
 
@@ -98,7 +98,8 @@ class StepController(wiring.Component):
             m.d.sync += error.eq(raised)
         with m.Else():
             m.d.sync += error.eq(error.as_value() | raised.as_value())
-        drain = Signal(range(DRAIN_CYCLES))
+        drain_last = drain_cycles(self.geometry) - 1
+        drain = Signal(range(drain_last + 1))
 
         def enter(phase: Phase):
             m.d.sync += self.phase.eq(phase.value)
@@ -129,7 +130,7 @@ class StepController(wiring.Component):
             with m.State(Phase.DRAIN.name):
                 m.d.comb += [self.running.eq(1), self.step_cycle.eq(1)]
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == DRAIN_CYCLES - 1):
+                with m.If(drain == drain_last):
                     enter(Phase.HOST)
             with m.State(Phase.HOST.name):
                 m.d.comb += [self.running.eq(1), self.step_cycle.eq(1)]

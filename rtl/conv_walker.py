@@ -39,6 +39,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
+from ..spec.schedule import CONV_SETUP
 from ..spec.words import CONV_KERNEL_BITS, ConvKind, conv_layout, synapse_map_layout
 from .config_bus import ConfigBus, ConfigReader
 from .fault import Fault, inject
@@ -87,41 +88,54 @@ class ConvWalker(wiring.Component):
         rd, wr = mem.read_port(), mem.write_port()
         w, d = self.word, rd.data
 
-        # ---- setup: age, descriptor read, P1 ------------------------------------------------
-        age = Signal(2)
-        m.d.sync += age.eq(Mux(self.new, 0, Mux(age == 2, 2, age + 1)))
+        # ---- setup: age, descriptor read, P1 … P4 (one register stage each) -------------------
+        age = Signal(range(CONV_SETUP + 1))
+        m.d.sync += age.eq(Mux(self.new, 0, Mux(age == CONV_SETUP, CONV_SETUP, age + 1)))
         conv_field = w.conv != 0
-        m.d.comb += self.ready.eq(~conv_field | (age == 2))
+        m.d.comb += self.ready.eq(~conv_field | (age == CONV_SETUP))
         conv_k, dw_k = d.kind == ConvKind.CONV, d.kind == ConvKind.DEPTHWISE
         bc_k = d.kind == ConvKind.BROADCAST
-        p = {n: Signal(S + 1, name=f"p1_{n}") for n in ("y_lo", "ny", "x_lo", "nx")}
-        p.update({n: Signal(CONV_KERNEL_BITS, name=f"p1_{n}") for n in ("ky0", "kx0")})
+        wq = Signal.like(w)                  # P0: the map word (block-RAM data) registered
+        m.d.sync += wq.eq(w)
+        p = {n: Signal(S + 1, name=f"p2_{n}") for n in ("y_lo", "ny", "x_lo", "nx")}
+        p.update({n: Signal(CONV_KERNEL_BITS, name=f"p2_{n}") for n in ("ky0", "kx0")})
         empty = Signal()
-        for ax, i, size, k in (("y", w.iy, d.out_h, d.kernel_h), ("x", w.ix, d.out_w, d.kernel_w)):
-            a = Signal(S + 1, name=f"a{ax}")                  # iy + pad
+        for ax, i, size, k in (("y", wq.iy, d.out_h, d.kernel_h),
+                               ("x", wq.ix, d.out_w, d.kernel_w)):
+            a, a1 = Signal(S + 1, name=f"a{ax}"), Signal(S + 1, name=f"p1_a{ax}")  # iy + pad
             lo_num = Signal(range(-16, 1 << (S + 1)), name=f"lo_num_{ax}")
             lo, hi = Signal(S + 1, name=f"{ax}_lo"), Signal(S + 1, name=f"{ax}_hi")
+            lo1, hi1 = Signal(S + 1, name=f"p1_{ax}_lo"), Signal(S + 1, name=f"p1_{ax}_hi")
             m.d.comb += [a.eq(i + d.pad), lo_num.eq(a + 1 - k),
                          lo.eq(Mux(lo_num <= 0, 0, (lo_num + (Const(1, 4) << d.stride_shift) - 1)
                                    >> d.stride_shift)),
                          hi.eq(Mux((a >> d.stride_shift) > size - 1, size - 1,
                                    a >> d.stride_shift))]
-            with m.If(bc_k):
+            m.d.sync += [a1.eq(a), lo1.eq(lo), hi1.eq(hi)]           # P1
+            with m.If(bc_k):                                           # P2
                 m.d.sync += [p[f"{ax}_lo"].eq(0), p[f"n{ax}"].eq(size), p[f"k{ax}0"].eq(0)]
             with m.Else():
-                m.d.sync += [p[f"{ax}_lo"].eq(lo), p[f"n{ax}"].eq(hi - lo + 1),
-                             p[f"k{ax}0"].eq(a - (lo << d.stride_shift))]
-            with m.If(~bc_k & (lo > hi)):
+                m.d.sync += [p[f"{ax}_lo"].eq(lo1), p[f"n{ax}"].eq(hi1 - lo1 + 1),
+                             p[f"k{ax}0"].eq(a1 - (lo1 << d.stride_shift))]
+            with m.If(~bc_k & (lo1 > hi1)):
                 m.d.comb += empty.eq(1)
         p_empty, hw, kwc = Signal(), Signal(2 * S), Signal(CONV_KERNEL_BITS + C)
         ckkh, co_h = Signal(C + CONV_KERNEL_BITS), Signal(C + S)
         co_start, c_eff, nk = Signal(C), Signal(C + 1), Signal(2 * CONV_KERNEL_BITS)
         m.d.sync += [p_empty.eq(empty), hw.eq(d.out_h * d.out_w), kwc.eq(d.kernel_w * d.out_c),
-                     ckkh.eq(Mux(conv_k, w.ci * d.kernel_h, 0)),
-                     co_h.eq(Mux(dw_k, w.ci * d.out_h, 0)), co_start.eq(Mux(dw_k, w.ci, 0)),
+                     ckkh.eq(Mux(conv_k, wq.ci * d.kernel_h, 0)),
+                     co_h.eq(Mux(dw_k, wq.ci * d.out_h, 0)), co_start.eq(Mux(dw_k, wq.ci, 0)),
                      c_eff.eq(Mux(dw_k, 1, d.out_c)),
                      nk.eq(Mux(bc_k, d.kernel_h * d.kernel_w, 1))]
         m.d.comb += self.has_conv.eq(conv_field & ~p_empty)
+        # P3: the products of the first kernel word and target; P4: their sums
+        A_, T_ = 2 * A, 2 * T
+        k_row, k_col, t_row = Signal(A_), Signal(A_), Signal(T_)
+        m.d.sync += [k_row.eq((ckkh + p["ky0"]) * kwc), k_col.eq(p["kx0"] * d.out_c),
+                     t_row.eq((co_h + p["y_lo"]) * d.out_w)]
+        kstart, tstart = Signal(A), Signal(T)
+        m.d.sync += [kstart.eq(d.kernel_base + k_row + k_col + co_start),
+                     tstart.eq(d.out_base + t_row + p["x_lo"])]
 
         # ---- generator ------------------------------------------------------------------------
         valid = Signal()
@@ -155,8 +169,6 @@ class ConvWalker(wiring.Component):
                 with m.Else():
                     m.d.sync += valid.eq(0)
         with m.If(self.load):
-            kstart = (d.kernel_base + (ckkh + p["ky0"]) * kwc + p["kx0"] * d.out_c + co_start)
-            tstart = d.out_base + (co_h + p["y_lo"]) * d.out_w + p["x_lo"]
             m.d.sync += [valid.eq(1), c_rem.eq(c_eff), g_ceff.eq(c_eff), k_rem.eq(nk),
                          g_nk.eq(nk), x_rem.eq(p["nx"]), g_nx.eq(p["nx"]), y_rem.eq(p["ny"]),
                          dkx.eq(Mux(bc_k, 0, d.out_c << d.stride_shift)),

@@ -27,7 +27,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry, bits_for
-from ..spec.schedule import CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS, Phase
+from ..spec.schedule import (CONFIG_DATA_BITS, FLIT_IN_DEPTH, MEMORY_INDEX, REGISTER_BITS,
+                              Phase, issue_stages)
 from ..spec.words import flit_layout
 from .config_bus import ConfigBus, config_addr_bits, memory_depths
 from .controller import ControlSignature, ErrorFlags, StepController
@@ -205,13 +206,15 @@ class Neurocore(wiring.Component):
         # ---- UPDATE: the scanner picks groups, lanes in lockstep, accumulator rows read in
         # U0 and cleared in U1 ------------------------------------------------------------
         self._idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus)
+        issue, group = self._issue_stages(m, g, ctl.issue, skip.group)
+        m.d.comb += [skip.issue.eq(issue), skip.issued.eq(group)]
         upd_row = Signal(range(g.bank_depth * g.n_delay_slots))
-        m.d.comb += upd_row.eq(ctl.slot * g.bank_depth + skip.group)
+        m.d.comb += upd_row.eq(ctl.slot * g.bank_depth + group)
         u1_row, u1_issue = Signal.like(upd_row), Signal()
-        m.d.sync += [u1_row.eq(upd_row), u1_issue.eq(ctl.issue)]
+        m.d.sync += [u1_row.eq(upd_row), u1_issue.eq(issue)]
         for c in lanes:
-            m.d.comb += [c.n_active.eq(counters.n_active), c.issue.eq(ctl.issue),
-                         c.group.eq(skip.group),
+            m.d.comb += [c.n_active.eq(counters.n_active), c.issue.eq(issue),
+                         c.group.eq(group),
                          c.clr_en.eq(ctl.clearing & (ctl.sweep < g.bank_depth)),
                          c.clr_row.eq(ctl.sweep)]
             for j, d in enumerate(dendrites):
@@ -272,6 +275,16 @@ class Neurocore(wiring.Component):
                      self.out_done.eq(in_spike & spikes.empty & ~routes.busy)]
 
     @staticmethod
+    def _issue_stages(m, g, issue, group):
+        """The scanner's choice through ``issue_stages(g)`` registers: the update pipeline's
+        addresses (every lane's banks, the accumulator rows) come from a register."""
+        for k in range(issue_stages(g)):
+            q_issue, q_group = Signal(name=f"issue_q{k}"), Signal.like(group, name=f"group_q{k}")
+            m.d.sync += [q_issue.eq(issue), q_group.eq(group)]
+            issue, group = q_issue, q_group
+        return issue, group
+
+    @staticmethod
     def _idle_skip(m, g, ctl, skip, counters, lanes, dendrites, bus):
         """Wire the idle-skip flags and scanner; count the compartments it skipped."""
         shift = (g.k_u - 1).bit_length()
@@ -279,12 +292,14 @@ class Neurocore(wiring.Component):
         wanted = (counters.n_active + g.k_u - 1) >> shift
         # registered: n_active changes only through the configuration port, which is closed
         # in the start cycle, so the first UPDATE cycle already sees the new value
-        m.d.sync += groups.eq(Mux(wanted > g.bank_depth, g.bank_depth, wanted))
+        groups_next = Mux(wanted > g.bank_depth, g.bank_depth, wanted)
+        m.d.sync += groups.eq(groups_next)
         touch = bus.valid & bus.write
         m.d.comb += [
-            skip.slot.eq(ctl.slot), skip.groups.eq(groups), skip.pos.eq(ctl.pos),
+            skip.slot.eq(ctl.slot), skip.groups.eq(groups), skip.groups_next.eq(groups_next),
+            skip.pos.eq(ctl.pos),
             ctl.groups.eq(groups), ctl.found.eq(skip.found), ctl.next_pos.eq(skip.next_pos),
-            skip.issue.eq(ctl.issue), skip.clear.eq(ctl.clearing),
+            skip.clear.eq(ctl.clearing),
             skip.touch.eq(touch & ((bus.mem == MEMORY_INDEX["state"])
                                    | (bus.mem == MEMORY_INDEX["compartments"])
                                    | (bus.mem == MEMORY_INDEX["profiles"]))),
@@ -297,7 +312,8 @@ class Neurocore(wiring.Component):
                          skip.deliver_row[j].eq(d.sop_group)]
         # skipped = min(n_active, n) - compartments updated in this step, added at DONE
         step_updates = Signal(range(g.n_compartments + 1))
-        issued = sum(c.updated for c in lanes)
+        issued = Signal(range(g.k_u + 1))           # registered: the adder starts from it
+        m.d.sync += issued.eq(sum(c.updated for c in lanes))
         with m.If(ctl.started):
             m.d.sync += step_updates.eq(0)
         with m.Else():

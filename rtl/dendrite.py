@@ -6,8 +6,9 @@ bank ``j`` only, so two lanes never write one entry; a compartment's input is th
 entries over the lanes (wrapped to ``acc_bits``, exactly the spec's single accumulator because
 addition modulo ``2**acc_bits`` does not depend on the order).
 
-Timing (docs/rtl.md §2): S1 (``syn_valid``) has the synapse word, computes the entry
-``((t+1+delay) mod D, target)`` and reads it; S2 adds ``weight << weight_exp`` and writes it
+Timing (docs/rtl.md §2): the walker's synapse word (``syn_valid``/``syn``, block-RAM data)
+goes through ``read_regs`` registers (S0, ``synapse_stages``); S1 computes the entry
+``((t+1+delay) mod D, target)`` from the registered word and reads it; S2 adds ``weight << weight_exp`` and writes it
 back.  A write to the entry written in the cycle before is forwarded (the read was stale).
 During UPDATE the update lanes read row ``upd_row`` of every bank (data on ``upd_data`` the
 next cycle) and clear it with ``clr_en``/``clr_row``; the CLEAR sweep uses the same port.
@@ -15,12 +16,13 @@ next cycle) and clear it with ``clr_en``/``clr_row``; the CLEAR sweep uses the s
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
+from ..spec.schedule import SYNAPSE_STAGES, synapse_stages
 from ..spec.words import SignMode, accumulator_layout, synapse_layout
 from .config_bus import ConfigBus, ConfigReader, bank_split
 from .fault import Fault, inject
@@ -39,10 +41,10 @@ class DendriteLane(wiring.Component):
     Members: ``cfg`` (configuration bus; a read of ``accumulators`` puts this lane's entry on
     ``cfg_data`` the next cycle, a write stores ``wdata`` in lane 0 and 0 in the others),
     ``running`` (the core is not idle: memories follow the pipeline, not the bus), ``slot``
-    (``t mod D``), ``syn_valid``/``syn`` (S1: the synapse word of this lane), ``upd_row`` /
+    (``t mod D``), ``syn_valid``/``syn`` (the synapse word of this lane, registered in S0), ``upd_row`` /
     ``upd_data`` (update read, one entry per bank, one cycle later), ``clr_en``/``clr_row``
     (write 0 into that row of every bank), ``sop`` (a read-modify-write in S2 this cycle),
-    ``sop_slot``/``sop_group`` (its entry's slot and row in the bank), ``busy`` (S2 holds a
+    ``sop_slot``/``sop_group`` (its entry's slot and row in the bank), ``busy`` (S0, S1 or S2 holds a
     synapse), ``list_range`` (a synapse's target is ``>= n``: skipped).
     """
 
@@ -81,8 +83,15 @@ class DendriteLane(wiring.Component):
         rd = [b.read_port() for b in banks]
         wr = [b.write_port() for b in banks]
 
+        # ---- S0: the synapse word into registers ---------------------------------------
+        syn, syn_valid, held = self.syn, self.syn_valid, []
+        for k in range(synapse_stages(g) - SYNAPSE_STAGES):
+            r_syn, r_valid = Signal.like(syn, name=f"s0_{k}_syn"), Signal(name=f"s0_{k}_valid")
+            m.d.sync += [r_syn.eq(syn), r_valid.eq(syn_valid)]
+            syn, syn_valid = r_syn, r_valid
+            held.append(r_valid)
+
         # ---- S1: entry address, contribution -------------------------------------------
-        syn = self.syn
         delay_sum = Signal(range(2 * D))
         s1_slot = Signal(range(D))
         m.d.comb += [delay_sum.eq(self.slot + 1 + syn.delay),
@@ -99,14 +108,14 @@ class DendriteLane(wiring.Component):
             with m.Default():             # MIXED (and unused patterns, as the golden model)
                 m.d.comb += weight.eq(syn.weight.as_signed() << 1)
         target_ok = (syn.target < n) if n < (1 << g.cx_bits) else Const(1)
-        m.d.comb += self.list_range.eq(self.syn_valid & ~target_ok)
+        m.d.comb += self.list_range.eq(syn_valid & ~target_ok)
 
         # ---- S2: add and write back, forwarding the previous write ----------------------
         p2_valid = Signal()
         p2_bank = Signal(range(k_u))
         p2_row = Signal(range(self.rows))
         contrib = Signal(signed(len(weight) + (1 << g.weight_exp_bits) - 1))
-        m.d.sync += [p2_valid.eq(self.syn_valid & target_ok), p2_bank.eq(s1_bank),
+        m.d.sync += [p2_valid.eq(syn_valid & target_ok), p2_bank.eq(s1_bank),
                      p2_row.eq(s1_row), contrib.eq(weight << syn.weight_exp),
                      self.sop_slot.eq(s1_slot), self.sop_group.eq(s1_hi)]
         fwd_valid, fwd_bank = Signal(), Signal(range(k_u))
@@ -124,7 +133,7 @@ class DendriteLane(wiring.Component):
         new = inject(m, f, "acc_new", new)
         m.d.sync += [fwd_valid.eq(p2_valid), fwd_bank.eq(p2_bank), fwd_row.eq(p2_row),
                      fwd_data.eq(new)]
-        m.d.comb += [self.sop.eq(p2_valid), self.busy.eq(p2_valid)]
+        m.d.comb += [self.sop.eq(p2_valid), self.busy.eq(Cat(p2_valid, *held).any())]
 
         # ---- configuration access ------------------------------------------------------
         reader = ConfigReader(m, self.cfg, self.cfg_data, ("accumulators",))
@@ -148,7 +157,7 @@ class DendriteLane(wiring.Component):
         cfg_write = reader.write("accumulators")
         for i in range(k_u):
             m.d.comb += rd[i].addr.eq(Mux(~self.running, c_row,
-                                          Mux(self.syn_valid, s1_row, self.upd_row)))
+                                          Mux(syn_valid, s1_row, self.upd_row)))
             m.d.comb += self.upd_data[i].eq(rd[i].data)
             with m.If(self.clr_en):
                 m.d.comb += [wr[i].en.eq(1), wr[i].addr.eq(self.clr_row), wr[i].data.eq(0)]

@@ -33,9 +33,11 @@ __all__ = ["IdleSkip"]
 
 
 class IdleSkip(wiring.Component):
-    """Members: ``slot``, ``groups`` (``ceil(n_active / k_u)``), ``pos`` (first group the
+    """Members: ``slot``, ``groups`` (``ceil(n_active / k_u)``, a register) and
+    ``groups_next`` (its value next cycle), ``pos`` (first group the
     scanner may issue), ``found``/``group`` (a needed group in the window), ``next_pos``
-    (where the scanner goes on), ``issue`` (U0 issues ``group``: clear its pending bit),
+    (where the scanner goes on), ``issue``/``issued`` (group ``issued`` went into the update
+    pipeline, a cycle after the scanner found it: clear its pending bit),
     ``wb_valid``/``wb_group``/``wb_quiet`` (write-back), ``deliver_valid``/``deliver_slot``/
     ``deliver_row`` (per synapse lane, stage S2), ``clear``, ``touch``, ``touch_acc``."""
 
@@ -47,9 +49,10 @@ class IdleSkip(wiring.Component):
         super().__init__({
             "slot": In(range(g.n_delay_slots)),
             "groups": In(range(g.bank_depth + 1)),
+            "groups_next": In(range(g.bank_depth + 1)),
             "pos": In(range(g.bank_depth + 1)),
             "found": Out(1), "group": Out(rows), "next_pos": Out(range(g.bank_depth + 1)),
-            "issue": In(1),
+            "issue": In(1), "issued": In(rows),
             "wb_valid": In(1), "wb_group": In(rows), "wb_quiet": In(1),
             "deliver_valid": In(g.k_s),
             "deliver_slot": In(data.ArrayLayout(range(g.n_delay_slots), g.k_s)),
@@ -69,26 +72,31 @@ class IdleSkip(wiring.Component):
         pending = [Signal(n, name=f"pending{s}") for s in range(D)]
 
         # ---- scanner: lowest needed group in [pos, window end) ------------------------
+        # The need vector and the range mask are registers (a cycle behind the flags and
+        # ``groups_next``): no flag changes between a step's start cycle and its UPDATE for
+        # a group the scanner has not passed, and the configuration port (``n_active``) is
+        # closed in the start cycle.  The path from ``pos`` is then a window select, a mask
+        # and a priority encoder; the group is ``pos``'s window with the encoder's index.
         shift = (W - 1).bit_length()
-        base = (self.pos >> shift) << shift
-        end = Signal(range(n + W + 1))
-        m.d.comb += end.eq(base + W)
         need = Signal(n)
         with m.Switch(self.slot):
             for s in range(D):
                 with m.Case(s):
-                    m.d.comb += need.eq(~quiet | pending[s])
-        need = inject(m, self.fault, "skip_need", need)
+                    m.d.sync += need.eq(~quiet | pending[s])
+        in_range = Signal(n)
+        m.d.sync += in_range.eq(Cat(self.groups_next > r for r in range(n)))
+        need = inject(m, self.fault, "skip_need", need & in_range)
         padded = Cat(need, Const(0, -n % W))        # whole windows
         window = Signal(W)
         m.d.comb += window.eq(padded.word_select(self.pos >> shift, W) if n > W else need)
+        low = self.pos[:shift]
+        hi = self.pos >> shift
         for i in reversed(range(W)):
-            idx = base + i
-            with m.If(window[i] & (idx >= self.pos) & (idx < self.groups)):
-                m.d.comb += [self.found.eq(1), self.group.eq(idx)]
+            with m.If(window[i] & (low <= i)):
+                m.d.comb += [self.found.eq(1), self.group.eq(Cat(Const(i, shift), hi))]
         m.d.comb += self.next_pos.eq(self.group + 1)
         with m.If(~self.found):
-            m.d.comb += self.next_pos.eq(end)
+            m.d.comb += self.next_pos.eq((hi + 1) << shift)
 
         # ---- flags ----------------------------------------------------------------------
         with m.If(self.clear | self.touch):
@@ -102,7 +110,7 @@ class IdleSkip(wiring.Component):
                 m.d.sync += p.eq((1 << n) - 1)
             with m.Else():
                 with m.If(self.issue & (self.slot == s)):
-                    m.d.sync += p.bit_select(self.group, 1).eq(0)
+                    m.d.sync += p.bit_select(self.issued, 1).eq(0)
                 for j in range(g.k_s):
                     with m.If(self.deliver_valid[j] & (self.deliver_slot[j] == s)):
                         m.d.sync += p.bit_select(self.deliver_row[j], 1).eq(1)

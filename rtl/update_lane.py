@@ -14,6 +14,10 @@ issues group ``r`` (compartments ``r·k_u … r·k_u + k_u - 1``) to every lane 
 
 A lane whose compartment is ``>= n_active`` stays idle for that group (spec §2.5).
 
+With ``geometry.read_regs`` a stage U1r follows U1: the words and entries go into registers
+first (block-RAM data feeds no logic in its read cycle), and the profile read and the sum move
+to U1r (spec/schedule.py ``update_read_stages``).
+
 Periodic reset (``reset_bits > 0``, spec §11): in U2 the lane selects its compartment's
 profile bit of ``due`` (rtl/reset_phase.py) with the registered profile index and feeds the
 datapath ``u = v = 0`` instead of the stored state, so it updates from the reset state.  With
@@ -90,23 +94,39 @@ class UpdateLane(wiring.Component):
         rd = {name: mem.read_port() for name, mem in mems.items()}
         wr = {name: mem.write_port() for name, mem in mems.items()}
 
-        # ---- U0 -> U1 -> U2 ------------------------------------------------------------
-        cx = self.group * g.k_u + self.lane
-        m.d.comb += self.updated.eq(self.issue & (cx < self.n_active))
-        u1_valid, u1_group = Signal(), Signal.like(self.group)
-        m.d.sync += [u1_valid.eq(self.updated), u1_group.eq(self.group)]
-        acc_sum = Signal(accumulator_layout(g))
-        m.d.comb += acc_sum.acc.eq(sum(self.acc[j].acc for j in range(g.k_s)))
+        # ---- U0 -> U1 (-> U1r) -> U2 -----------------------------------------------------
+        # this lane's compartment of group r is below n_active iff r < limit (a register:
+        # n_active changes only while the core is idle, through the configuration port)
+        limit = Signal(range(g.bank_depth + 1))
+        wanted = (self.n_active + (g.k_u - 1 - self.lane)) >> (g.k_u - 1).bit_length()
+        m.d.sync += limit.eq(Mux(wanted > g.bank_depth, g.bank_depth, wanted))
+        m.d.comb += self.updated.eq(self.issue & (self.group < limit))
+        valid, group = Signal(), Signal.like(self.group)
+        m.d.sync += [valid.eq(self.updated), group.eq(self.group)]
+        # U1 has the block-RAM words and the synapse lanes' accumulator entries; with
+        # read_regs they go into registers first (U1r), the profile is read at the registered
+        # word's index and the entries are summed a cycle later
+        words = {name: rd[name].data for name in _BANKED}
+        entries = [self.acc[j].acc for j in range(g.k_s)]
+        for k in range(g.read_regs):
+            r_words = {name: Signal(layouts[name], name=f"u1r{k}_{name}") for name in _BANKED}
+            r_entries = [Signal.like(e, name=f"u1r{k}_acc{j}") for j, e in enumerate(entries)]
+            r_valid, r_group = Signal(name=f"u1r{k}_valid"), Signal.like(group)
+            m.d.sync += [r_valid.eq(valid), r_group.eq(group)]
+            m.d.sync += [r_words[name].eq(words[name]) for name in _BANKED]
+            m.d.sync += [r.eq(e) for r, e in zip(r_entries, entries)]
+            words, entries, valid, group = r_words, r_entries, r_valid, r_group
+        profile_index = words["compartments"].profile
         u2_valid, u2_group = Signal(), Signal.like(self.group)
         u2 = {name: Signal(layouts[name], name=f"u2_{name}") for name in _BANKED}
         u2_acc = Signal(accumulator_layout(g))
-        m.d.sync += [u2_valid.eq(u1_valid), u2_group.eq(u1_group), u2_acc.eq(acc_sum)]
-        m.d.sync += [u2[name].eq(rd[name].data) for name in _BANKED]
+        m.d.sync += [u2_valid.eq(valid), u2_group.eq(group), u2_acc.acc.eq(sum(entries))]
+        m.d.sync += [u2[name].eq(words[name]) for name in _BANKED]
         dp = m.submodules.datapath = CompartmentUpdate(g, latency=DATAPATH_LATENCY,
                                                        fault=self.fault)
         state = u2["state"]
         if g.reset_bits:    # periodic reset: the update starts from u = v = 0 (registers only
-            reset = Signal()  # before the select, not the compartment BRAM's output)
+            reset = Signal()  # before the select)
             m.d.comb += reset.eq(self.due.bit_select(u2["compartments"].profile, 1))
             state = Mux(reset, 0, u2["state"])
         m.d.comb += [dp.acc.eq(u2_acc.acc), dp.state.eq(state),
@@ -149,8 +169,7 @@ class UpdateLane(wiring.Component):
         if self.lane == 0:
             reader.drive("profiles", rd["profiles"].data)
         m.d.comb += [
-            rd["profiles"].addr.eq(Mux(self.running, rd["compartments"].data.profile,
-                                       self.cfg.addr)),
+            rd["profiles"].addr.eq(Mux(self.running, profile_index, self.cfg.addr)),
             wr["profiles"].addr.eq(self.cfg.addr),
             wr["profiles"].data.eq(self.cfg.wdata[:lane_profile.size]),
             wr["profiles"].en.eq(reader.write("profiles")),

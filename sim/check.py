@@ -26,7 +26,7 @@ def _tail(seed, waves) -> str:
         (f"; waves {waves}" if waves else "; waves: rerun with WAVES=1")
 
 
-def _state(t, exp_u, exp_v, got_u, got_v, where, tail, k_u=1) -> str | None:
+def _state(t, exp_u, exp_v, got_u, got_v, where, tail, geometry=None) -> str | None:
     """First compartment (in index order; u before v) whose state differs, or None."""
     e_u, a_u, e_v, a_v = (np.asarray(z, dtype=np.int64) for z in (exp_u, got_u, exp_v, got_v))
     bad = (e_u != a_u) | (e_v != a_v)
@@ -34,7 +34,8 @@ def _state(t, exp_u, exp_v, got_u, got_v, where, tail, k_u=1) -> str | None:
         return None
     cx = int(np.flatnonzero(bad)[0])
     name, e, a = ("u", e_u, a_u) if e_u[cx] != a_u[cx] else ("v", e_v, a_v)
-    return (f"step {t}, {where(write_cycle(cx, k_u))}, compartment {cx}, "
+    at = where(write_cycle(cx, geometry)) if geometry is not None else "its write-back"
+    return (f"step {t}, {at}, compartment {cx}, "
             f"field {name}: expected {int(e[cx])}, actual {int(a[cx])}{tail}")
 
 
@@ -49,17 +50,17 @@ def _where(start_cycle: int, ns_per_cycle: float | None):
 def state_mismatch(t: int, exp_u: np.ndarray, exp_v: np.ndarray, got_u: np.ndarray,
                    got_v: np.ndarray, *, start_cycle: int = 0, seed=None,
                    waves: str | None = None, ns_per_cycle: float | None = None,
-                   k_u: int = 1) -> str | None:
+                   geometry=None) -> str | None:
     """Compare u and v of every compartment after step ``t`` (read back after the step)."""
     return _state(t, exp_u, exp_v, got_u, got_v, _where(start_cycle, ns_per_cycle),
-                  _tail(seed, waves), k_u)
+                  _tail(seed, waves), geometry)
 
 
 def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
                   sched: StepSchedule, got: StepResult, got_u: np.ndarray | None,
                   got_v: np.ndarray | None, *, start_cycle: int = 0, seed=None,
                   waves: str | None = None, ns_per_cycle: float | None = None,
-                  k_u: int = 1) -> str | None:
+                  geometry=None) -> str | None:
     """Compare step ``t``; ``start_cycle`` is the absolute simulation cycle of its start.
 
     With ``exp_u = None`` the state is not compared (only events and the step length).
@@ -69,7 +70,7 @@ def step_mismatch(t: int, exp_u: np.ndarray | None, exp_v: np.ndarray | None,
     where = _where(start_cycle, ns_per_cycle)
     tail = _tail(seed, waves)
     if exp_u is not None:
-        msg = _state(t, exp_u, exp_v, got_u, got_v, where, tail, k_u)
+        msg = _state(t, exp_u, exp_v, got_u, got_v, where, tail, geometry)
         if msg:
             return msg
     for k in range(max(len(sched.events), len(got.events))):

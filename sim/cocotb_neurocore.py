@@ -171,7 +171,7 @@ async def run_network(drv: CoreDriver, g: CoreGeometry, entry: dict, previous, w
         results.append(res)
         first = step_mismatch(t, gold.u[t], gold.v[t], sched[t], res, u, v,
                               start_cycle=drv.start_cycle, seed=seed, waves=waves,
-                              ns_per_cycle=CLOCK_NS, k_u=g.k_u)
+                              ns_per_cycle=CLOCK_NS, geometry=g)
         if first:
             break
     counters = await drv.read_counters()

@@ -147,7 +147,7 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
             kept += [[t, e[0]] for e in res.events if e[0] < run.keep_outputs]
             first = step_mismatch(t, None, None, sched[t], res, None, None,
                                   start_cycle=rec.start_cycle, seed=tag, waves=waves,
-                                  ns_per_cycle=CLOCK_NS, k_u=g.k_u)
+                                  ns_per_cycle=CLOCK_NS, geometry=g)
             read = next(reads, None) if _state_read(t, steps, run.state_every) else None
             for mem, a, n in run.reads_after(b, t):
                 got = next(reads, None)
@@ -159,7 +159,7 @@ def stored_report(run: StoredRun, records: list[Record], loaded: list[int], *,
                 state_checks += 1
                 first = state_mismatch(t, gold.u[b, t], gold.v[b, t], u, v,
                                        start_cycle=rec.start_cycle, seed=tag, waves=waves,
-                                       ns_per_cycle=CLOCK_NS, k_u=g.k_u)
+                                       ns_per_cycle=CLOCK_NS, geometry=g)
             if first:
                 break
         got = next(reads, None)

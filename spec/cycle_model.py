@@ -11,7 +11,7 @@ spike comes from the golden model.  Cycles of a step count from the cycle in whi
   is needed unless all its compartments were quiet after the last step (``u = 0``,
   ``bias_mant = 0``, ``v = 0`` or ``dv = 0`` with no periodic reset in the profile) and no
   synapse input lands on it now; in the
-  first step after ``ctrl.clear`` every group is needed; DRAIN takes ``DRAIN_CYCLES``;
+  first step after ``ctrl.clear`` every group is needed; DRAIN takes ``drain_cycles(g)``;
 - HOST feeds one host spike per cycle while the walker accepts, and ends one cycle after the
   last one left (at least one cycle);
 - an axon offered to the walker (by the host queue, the route reader or the chip's flit
@@ -46,13 +46,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .schedule import AXON_PIPE_DEPTH, COUNTERS, DRAIN_CYCLES, SKIP_WINDOW
+from .schedule import (AXON_PIPE_DEPTH, CONV_SETUP, COUNTERS, SKIP_WINDOW, drain_cycles,
+                       synapse_stages)
 
 __all__ = ["StepSchedule", "CoreStep", "step_schedule", "schedule", "counter_totals", "conv_cycles"]
 
-#: Cycles from an axon's lookup (its first cycle in the map register) to the earliest hand-over
-#: of a conv axon: the descriptor read and the window setup (rtl/conv_walker.py).
-CONV_SETUP = 2
 
 OUTPUT_KIND = 1   # RouteKind.OUTPUT (spec/words.py)
 CONV, DEPTHWISE, BROADCAST = 0, 1, 2   # ConvKind (spec/words.py)
@@ -182,7 +180,7 @@ class CoreStep:
         need = np.ones(g.bank_depth, dtype=bool) if need is None else need
         scan, issued = update_scan(need, groups, min(SKIP_WINDOW, g.bank_depth))
         self.updates = sum(min(g.k_u, n_active - r * g.k_u) for r in issued)
-        self.update = scan + DRAIN_CYCLES
+        self.update = scan + drain_cycles(g)
         self.n_active = n_active
         self.host = deque(int(a) for a in host_axons if 0 <= int(a) < g.n_axons)
         fired = np.flatnonzero(np.asarray(spikes, dtype=bool)[:n] & (L.rlen[:n] > 0))
@@ -196,7 +194,8 @@ class CoreStep:
         self.pipe: deque = deque()
         self.m_axon, self.m_age, self.l_ptr, self.l_rem = None, 0, 0, 0
         self.scatter: deque = deque()
-        self.s1: list = []
+        # the synapse pipeline: the walker's words, S0 … S1 (entry read), S2 (write)
+        self.s_pipe: deque = deque([[] for _ in range(synapse_stages(g) - 1)])
         self.s2: list = []
         self.prev_written: dict[int, tuple] = {}
         self.forwards = 0
@@ -208,7 +207,7 @@ class CoreStep:
         """SPIKE with nothing left to deliver (a chip core: no remote flit queued either)."""
         return (self.phase == "SPIKE" and not self.queue and not self.r_route
                 and not self.pipe and self.m_axon is None and self.l_rem == 0 and not self.scatter
-                and not self.s1 and not self.s2)
+                and not any(self.s_pipe) and not self.s2)
 
     def out_done(self) -> bool:
         """SPIKE, spike queue empty and route reader idle: the last output event has left."""
@@ -277,7 +276,7 @@ class CoreStep:
         self.counts["host_cycles" if self.phase == "HOST" else "spike_cycles"] += 1
         self.counts["sops"] += len(self.s2)
         # ---- registers ----------------------------------------------------------------
-        s2_next = self.s1
+        s2_next = self.s_pipe.popleft()
         for lane, entry in self.s2:
             if self.prev_written.get(lane) == entry:
                 self.forwards += 1
@@ -290,7 +289,8 @@ class CoreStep:
                         for a, target in self.scatter.popleft())
         for _, (s_x, target) in s1:
             self.landings.add((self.step + 1 + (s_x - slot - 1) % D, target // g.k_u))
-        self.s1, self.s2 = s1, s2_next
+        self.s_pipe.append(s1)
+        self.s2 = s2_next
         if l_rem:
             self.l_ptr, self.l_rem = l_ptr + k_s, max(l_rem - k_s, 0)
         if m_consume and m_len:

@@ -85,6 +85,13 @@ class CoreGeometry:
     ``n_cores > 1`` every route word has a ``core`` field (the destination core of an AXON
     route), with 1 (a single core) it has none and AXON means "this core".
 
+    Timing (docs/rtl.md §2.1): ``read_regs`` (0 or 1) registers block-RAM data before any
+    logic uses it, in the update pipeline and the synapse pipeline, and the idle-skip
+    scanner's choice before it addresses the banks (spec/schedule.py, ``issue_stages`` and
+    the others): 1 for ECP5 at 100 MHz; 0 spares the flip-flops on the iCE40UP5K, whose
+    30 MHz does not need them.  It changes the schedule (two UPDATE cycles and one SPIKE
+    cycle per step), never a result.
+
     Periodic reset (spec §11): ``reset_bits`` is the width of a profile's ``reset_interval``
     and ``reset_offset`` fields (0: the profile word has neither, and no compartment is ever
     reset).  Intervals and offsets up to ``2**reset_bits − 1``.
@@ -124,12 +131,14 @@ class CoreGeometry:
 
     reset_bits: int = 0
 
+    read_regs: int = 0
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "name":
                 continue
-            least = 0 if f.name in ("idle_skip", "n_conv", "reset_bits") else 1
+            least = 0 if f.name in ("idle_skip", "n_conv", "reset_bits", "read_regs") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"CoreGeometry.{f.name} must be a positive integer, not {value!r}")
             limit = MAX_FIELD.get(f.name, MAX_DEPTH)
@@ -147,6 +156,9 @@ class CoreGeometry:
             raise ValueError(f"max_fanout={self.max_fanout} exceeds n_synapses={self.n_synapses}")
         if self.max_routes > self.n_routes:
             raise ValueError(f"max_routes={self.max_routes} exceeds n_routes={self.n_routes}")
+        if self.read_regs not in (0, 1):
+            raise ConfigError(f"CoreGeometry.read_regs={self.read_regs} must be 0 (block-RAM "
+                              "data used in its read cycle) or 1 (registered first)")
         if self.idle_skip not in (0, 1):
             raise ConfigError(f"CoreGeometry.idle_skip={self.idle_skip} must be 0 (update every "
                               f"compartment below n_active) or 1 (skip idle ones)")
@@ -272,15 +284,15 @@ PRESETS: dict[str, CoreGeometry] = {
     # Unit tests and the RTL regression: small enough for fast Verilator builds.
     "tiny": CoreGeometry(name="tiny", n_compartments=64, n_axons=128, n_synapses=2048,
                          n_routes=256, n_profiles=4, n_delay_slots=8, n_outputs=64,
-                         max_fanout=256, max_routes=8, n_conv=8),
+                         max_fanout=256, max_routes=8, n_conv=8, read_regs=1),
     # Golden/Lava cross-checks: up to 256 compartments.
     "small": CoreGeometry(name="small", n_compartments=256, n_axons=512, n_synapses=8192,
                           n_routes=1024, n_profiles=8, n_delay_slots=16, n_outputs=256,
-                          max_fanout=1024, max_routes=16, n_conv=8),
+                          max_fanout=1024, max_routes=16, n_conv=8, read_regs=1),
     # Loihi 1 core proportions: 1024 compartments, 4096 axons, 16k synapse words.
     "loihi": CoreGeometry(name="loihi", n_compartments=1024, n_axons=4096, n_synapses=16384,
                           n_routes=4096, n_profiles=32, n_delay_slots=8, n_outputs=1024,
-                          max_fanout=1024, max_routes=64, n_conv=16),
+                          max_fanout=1024, max_routes=64, n_conv=16, read_regs=1),
     # The largest cores that fit the open FPGA boards (rationale: boards/presets.py,
     # resource use and timing: docs/boards.md).
     "icebreaker": CoreGeometry(name="icebreaker", n_compartments=128, n_axons=256,
@@ -288,11 +300,12 @@ PRESETS: dict[str, CoreGeometry] = {
                                n_outputs=128, max_fanout=256, max_routes=4, idle_skip=0),
     "ulx3s": CoreGeometry(name="ulx3s", n_compartments=2048, n_axons=2048, n_synapses=32768,
                           n_routes=2048, n_profiles=16, n_delay_slots=4, n_outputs=1024,
-                          max_fanout=1024, max_routes=16, k_u=8, k_s=4, n_conv=16),
+                          max_fanout=1024, max_routes=16, k_u=8, k_s=4, n_conv=16,
+                          read_regs=1),
     # Golden-model benchmark: 1024 compartments with dense fan-out from 1000 inputs.
     "bench": CoreGeometry(name="bench", n_compartments=1024, n_axons=1024, n_synapses=1 << 20,
                           n_routes=1024, n_profiles=8, n_delay_slots=8, n_outputs=1024,
-                          max_fanout=1024, max_routes=4),
+                          max_fanout=1024, max_routes=4, read_regs=1),
 }
 
 
@@ -391,7 +404,7 @@ CHIP_PRESETS: dict[str, ChipGeometry] = {
     "ulx3s": ChipGeometry(name="ulx3s", n_cores=6, mesh=(3, 2), core=CoreGeometry(
         name="ulx3s-chip-core", n_compartments=1024, n_axons=3072, n_synapses=6144,
         n_routes=2048, n_profiles=16, n_delay_slots=2, n_outputs=256, max_fanout=1024,
-        max_routes=16, k_u=2, k_s=1, n_conv=16, n_cores=6)),
+        max_routes=16, k_u=2, k_s=1, n_conv=16, n_cores=6, read_regs=1)),
     # iCEBreaker (iCE40UP5K): one core already uses 83 % of the 5280 logic cells and 28 of the
     # 30 EBR (docs/boards.md), so the chip is that one core: a network it cannot hold gets a
     # fit report naming the layer that overflows.

@@ -13,7 +13,8 @@ from enum import Enum
 
 __all__ = ["MEMORY_ORDER", "MEMORY_INDEX", "REGISTERS", "COUNTERS", "REGISTER_BITS",
            "CONFIG_DATA_BITS", "Phase", "DATAPATH_LATENCY", "UPDATE_READ_STAGES",
-           "UPDATE_DRAIN", "SPIKE_QUEUE_STAGES", "DRAIN_CYCLES", "FIXED_CYCLES", "SYNAPSE_STAGES",
+           "SPIKE_QUEUE_STAGES", "FIXED_CYCLES", "SYNAPSE_STAGES", "CONV_SETUP", "issue_stages",
+           "update_read_stages", "update_drain", "drain_cycles", "synapse_stages",
            "AXON_PIPE_DEPTH", "SKIP_WINDOW",
            "register_index", "write_cycle", "port_targets", "FLIT_IN_DEPTH", "ROUTER_FIFO_DEPTH"]
 
@@ -68,24 +69,26 @@ class Phase(Enum):
 #: Register stages of the compartment datapath (``CompartmentUpdate``, its ``STAGES``: DSP
 #: operands, DSP products, decays, u', v' before saturation).
 DATAPATH_LATENCY = 5
-#: Update pipeline before the datapath: U0 issues the addresses, U1 has the compartment words
-#: (and reads the profile), U2 has the profile and feeds the datapath.
+#: Update pipeline before the datapath without read registers: U0 issues the addresses, U1
+#: has the compartment words (and reads the profile), U2 has the profile and feeds the
+#: datapath.
 UPDATE_READ_STAGES = 2
-#: Cycles after the last group's issue until its state is written back.
-UPDATE_DRAIN = UPDATE_READ_STAGES + DATAPATH_LATENCY
 #: Register stages between an update lane's spike and the spike queue's FIFOs
 #: (rtl/spike_queue.py): the threshold compare does not reach the FIFO pointers (timing).
 SPIKE_QUEUE_STAGES = 1
-#: Cycles of the DRAIN phase: the last group's write-back, then its spike into the queue.
-DRAIN_CYCLES = UPDATE_DRAIN + SPIKE_QUEUE_STAGES
 #: Start cycle + DONE cycle.
 FIXED_CYCLES = 2
 #: Update groups the idle-skip scanner examines per UPDATE cycle (an aligned window; at most
 #: ``bank_depth``): a window with no group to update costs one cycle.
 SKIP_WINDOW = 32
-#: Synapse pipeline after the walker's issue: S1 has the synapse word and reads the
-#: accumulator, S2 adds and writes back.
+#: Synapse pipeline after the walker's issue without read registers: S1 has the synapse word
+#: and reads the accumulator, S2 adds and writes back.
 SYNAPSE_STAGES = 2
+#: Cycles from an axon's lookup (its first cycle in the synapse walker's map register) to the
+#: earliest hand-over of a conv axon (rtl/conv_walker.py): the descriptor read with the map
+#: word into a register (P0), the window bounds (P1), the window and first kernel row (P2),
+#: the products of the first kernel word and target (P3), their sums (P4).
+CONV_SETUP = 5
 #: Entries of the synapse walker's input FIFO (rtl/synapse_walker.py): axons from the host
 #: queue, the route reader or the chip's flit queue enter it one cycle before the walker can
 #: look them up.  Its ``ready`` is a register, so the walker's map lookup never lies on the
@@ -99,9 +102,41 @@ FLIT_IN_DEPTH = 4
 ROUTER_FIFO_DEPTH = 4
 
 
-def write_cycle(cx: int, k_u: int) -> int:
-    """Cycle of a step (start cycle = 0) in which compartment ``cx``'s state is written."""
-    return 1 + cx // k_u + UPDATE_DRAIN
+def issue_stages(g) -> int:
+    """Registers between the idle-skip scanner's choice of a group and its issue (U0) on a
+    core of geometry ``g``: with ``read_regs`` the banks' addresses come from a register, not
+    from the scanner's priority encoder."""
+    return g.read_regs
+
+
+def update_read_stages(g) -> int:
+    """Update pipeline stages before the datapath: :data:`UPDATE_READ_STAGES`, and with
+    ``read_regs`` one more (U1 registers the block-RAM words and accumulator entries, U2
+    reads the profile at the registered word's index and sums the entries)."""
+    return UPDATE_READ_STAGES + g.read_regs
+
+
+def update_drain(g) -> int:
+    """Cycles after the scanner's last choice until that group's state is written back."""
+    return issue_stages(g) + update_read_stages(g) + DATAPATH_LATENCY
+
+
+def drain_cycles(g) -> int:
+    """Cycles of the DRAIN phase: the last group's issue and write-back, then its spike into
+    the spike queue."""
+    return update_drain(g) + SPIKE_QUEUE_STAGES
+
+
+def synapse_stages(g) -> int:
+    """Synapse pipeline stages after the walker's issue: :data:`SYNAPSE_STAGES`, and with
+    ``read_regs`` a register (S0) for the walker's synapse word (block-RAM data) first."""
+    return SYNAPSE_STAGES + g.read_regs
+
+
+def write_cycle(cx: int, g) -> int:
+    """Cycle of a step (start cycle = 0) in which compartment ``cx``'s state is written when
+    no group is skipped."""
+    return 1 + cx // g.k_u + update_drain(g)
 
 
 def port_targets(g) -> dict[str, tuple[int, int]]:

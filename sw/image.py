@@ -1,6 +1,6 @@
 """Core images: every configuration memory of one neurocore in one checksummed file.
 
-An image file (format version 4, docs/image_format.md) is, in this order:
+An image file (format version 5, docs/image_format.md) is, in this order:
 
 =========  ==================  ===========================================================
 offset     size (bytes)        content
@@ -42,6 +42,11 @@ between images) and ``stream_readout`` (first step of an image's output window),
 unpipelined.  Version 1–3 images are read with ``reset_bits = 0``; a hex manifest that lacks
 ``n_cores`` or ``reset_bits`` is read the same way.
 
+Version 5 came with the read registers (docs/rtl.md §2.1): the geometry has the field
+``read_regs`` (its words are version 4's; it changes the core's schedule, not a result).
+Version 1–4 images, and hex manifests without the field, are read with ``read_regs = 0``, the
+pipeline the cores had when they were written.
+
 :func:`load_config` and :func:`load_program` reject any file they cannot read exactly with an
 :class:`ImageFormatError` that names the file and the bad value; nothing is repaired or guessed.
 
@@ -76,10 +81,10 @@ __all__ = ["ImageFormatError", "save_config", "load_config", "save_program", "lo
 #: First 8 bytes of every image file.
 MAGIC = b"NCIMAGE\x00"
 #: The image format version this build writes.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: The format versions this build reads (:data:`V1_GEOMETRY_DEFAULTS`,
-#: :data:`V2_GEOMETRY_DEFAULTS`, :data:`V3_GEOMETRY_DEFAULTS`).
-READ_VERSIONS = (1, 2, 3, 4)
+#: :data:`V2_GEOMETRY_DEFAULTS`, :data:`V3_GEOMETRY_DEFAULTS`, :data:`V4_GEOMETRY_DEFAULTS`).
+READ_VERSIONS = (1, 2, 3, 4, 5)
 #: Geometry fields that a version-1 image does not have (it predates conv descriptors, spec
 #: §3.5), and the values it is read with: no conv memory, version 1's memories and words.
 V1_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
@@ -92,6 +97,10 @@ V2_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeomet
 #: §11), and the values they are read with: profile words without reset fields.
 V3_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
                         if f.name == "reset_bits"}
+#: Geometry fields that version 1–4 images do not have (they predate the read registers,
+#: docs/rtl.md §2.1), and the values they are read with: the pipeline without them.
+V4_GEOMETRY_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CoreGeometry)
+                        if f.name == "read_regs"}
 #: Fixed header: magic, format version (uint32 LE), metadata length in bytes (uint32 LE).
 HEADER = struct.Struct("<8sII")
 #: Storage type of one memory word in the payload.
@@ -161,6 +170,8 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
         raw = {**raw, **V2_GEOMETRY_DEFAULTS}      # a geometry from before chips
     if version <= 3 and isinstance(raw, dict) and not set(V3_GEOMETRY_DEFAULTS) & set(raw):
         raw = {**raw, **V3_GEOMETRY_DEFAULTS}      # a geometry from before periodic reset
+    if version <= 4 and isinstance(raw, dict) and not set(V4_GEOMETRY_DEFAULTS) & set(raw):
+        raw = {**raw, **V4_GEOMETRY_DEFAULTS}      # a geometry from before read registers
     if not isinstance(raw, dict) or sorted(raw) != sorted(names):
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise _fail(where, f"metadata geometry {keys!r} does not have exactly the fields "
@@ -173,7 +184,7 @@ def _geometry_from_metadata(where, raw, version: int = FORMAT_VERSION) -> CoreGe
 
 def _check_hex_geometry(where, recorded, geometry: CoreGeometry) -> None:
     wanted = dataclasses.asdict(geometry)
-    for defaults in (V2_GEOMETRY_DEFAULTS, V3_GEOMETRY_DEFAULTS):
+    for defaults in (V2_GEOMETRY_DEFAULTS, V3_GEOMETRY_DEFAULTS, V4_GEOMETRY_DEFAULTS):
         if isinstance(recorded, dict) and not set(defaults) & set(recorded):
             recorded = {**recorded, **defaults}   # a manifest from before n_cores / reset_bits
     if recorded != wanted:

@@ -37,7 +37,7 @@ def split(data: bytes):
             data[-DOC_DIGEST_BYTES:])
 
 
-def reseal(meta_bytes: bytes, payload: bytes, version: int = 4) -> bytes:
+def reseal(meta_bytes: bytes, payload: bytes, version: int = 5) -> bytes:
     """An image with a correct checksum around arbitrary metadata and payload."""
     body = struct.pack(DOC_HEADER, DOC_MAGIC, version, len(meta_bytes)) + meta_bytes + payload
     return body + hashlib.sha256(body).digest()

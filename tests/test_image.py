@@ -74,7 +74,7 @@ def test_config_round_trip(tmp_path, config):
 def test_file_layout_matches_the_documented_byte_table(image, config):
     _, data = image
     magic, version, meta, payload, digest = split(data)
-    assert (magic, version) == (DOC_MAGIC, 4)
+    assert (magic, version) == (DOC_MAGIC, 5)
     assert digest == hashlib.sha256(data[:-DOC_DIGEST_BYTES]).digest()
     assert meta["geometry"] == dataclasses.asdict(config.geometry)
     assert "program" not in meta
@@ -156,7 +156,7 @@ def test_conv_config_round_trip(tmp_path, seed):
     assert config.summary()["conv_descriptors_used"] >= 2
     path = save_config(tmp_path / "conv.ncimg", config)
     _, version, meta, _, _ = split(path.read_bytes())
-    assert version == FORMAT_VERSION == 4
+    assert version == FORMAT_VERSION == 5
     entries = {m["name"]: m for m in meta["memories"]}
     mems = memories(config.geometry)
     assert entries["conv"]["depth"] == config.geometry.n_conv
@@ -242,6 +242,25 @@ def test_version_2_images_are_read_as_one_core(tmp_path, seed):
     """A version-2 image (before chips and periodic reset: no n_cores, no reset_bits) is read
     with n_cores = 1 and reset_bits = 0."""
     _reads_without(tmp_path, seed, 2)
+
+
+def test_version_4_images_are_read_without_read_registers(tmp_path, seed):
+    """A version-4 image (before the read registers: no read_regs) is read with read_regs =
+    0, the pipeline its core had; a current image without the field is refused."""
+    from neurocore.sw.image import V4_GEOMETRY_DEFAULTS
+    g = CoreGeometry.preset("small").replace(read_regs=0)
+    config = random_network(seed, g).config
+    path = save_config(tmp_path / "current.ncimg", config)
+    _, _, meta, payload, _ = split(path.read_bytes())
+    assert meta["geometry"]["read_regs"] == 0 == V4_GEOMETRY_DEFAULTS["read_regs"]
+    del meta["geometry"]["read_regs"]
+    old = tmp_path / "v4.ncimg"
+    old.write_bytes(reseal(json.dumps(meta).encode(), payload, version=4))
+    loaded = load_config(old)
+    assert loaded.geometry == g
+    assert_same_config(config, loaded)
+    rejected(path, reseal(json.dumps(meta).encode(), payload), "metadata geometry",
+             "does not have exactly the fields")
 
 
 def test_version_3_images_are_read_without_reset(tmp_path, seed):

@@ -24,8 +24,8 @@ from neurocore.sim.check import counter_mismatch, step_mismatch
 from neurocore.sim.pysim import run_rtl, simulate
 from neurocore.spec.cycle_model import counter_totals
 from neurocore.spec.geometry import PRESETS, ConfigError, CoreGeometry
-from neurocore.spec.schedule import (COUNTERS, DRAIN_CYCLES, MEMORY_INDEX, REGISTERS,
-                                     register_index)
+from neurocore.spec.schedule import (COUNTERS, MEMORY_INDEX, REGISTERS, drain_cycles,
+                                     register_index, synapse_stages)
 from neurocore.spec.words import memories
 
 TINY = CoreGeometry.preset("tiny")
@@ -46,7 +46,7 @@ def run_and_check(config, inputs, seed=None, **kw):
     rtl = run_rtl(config, inputs, **kw)
     for t in range(inputs.shape[0]):
         msg = step_mismatch(t, gold.u[t], gold.v[t], sched[t], rtl.steps[t], rtl.u[t],
-                            rtl.v[t], seed=seed, k_u=config.geometry.k_u)
+                            rtl.v[t], seed=seed, geometry=config.geometry)
         assert msg is None, msg
     msg = counter_mismatch(counter_totals(sched), rtl.counters, what="after the run", seed=seed)
     assert msg is None, msg
@@ -193,10 +193,11 @@ def test_full_fanout_axon_k_s_synapses_per_cycle(k_s):
     gold, sched, rtl = run_and_check(cfg, inputs_for(g.n_delay_slots + 1, g, {0: [0]}))
     assert sched[0].sops == g.max_fanout
     assert rtl.counters["sops"] == sum(s.sops for s in sched)
-    # start + UPDATE + DRAIN, HOST (pop, then empty), the walker's input FIFO, the walk, S1,
-    # S2, idle check, DONE
+    # start + UPDATE + DRAIN, HOST (pop, then empty), the walker's input FIFO, the walk, the
+    # synapse stages (S0 … S2), idle check, DONE
     walk = g.max_fanout // k_s
-    assert rtl.steps[0].cycles == 1 + g.n_compartments + DRAIN_CYCLES + 2 + 1 + walk + 4
+    assert rtl.steps[0].cycles == (1 + g.n_compartments + drain_cycles(g) + 2 + 1 + walk
+                                   + synapse_stages(g) + 2)
 
 
 def test_forwarding_back_to_back_and_gaps():
