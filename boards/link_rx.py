@@ -93,6 +93,14 @@ class LinkReceiver(wiring.Component):
         timer = Signal(range(self.timeout + 1))
         byte, ok = Signal(8), Signal()
         m.d.sync += [byte.eq(rp.data), ok.eq((wr != rd) & ~moved)]
+        # compares of the byte with the CRC and length limits, registered beside it (crc,
+        # crc_hi and length do not change between the byte's read and its parse)
+        crc = Signal(16)
+        crc_hi = Signal(8)
+        crc_match, long_frame, long_v1 = Signal(), Signal(), Signal()
+        m.d.sync += [crc_match.eq(Cat(rp.data, crc_hi) == crc),
+                     long_frame.eq(self.length > self.max_frame),
+                     long_v1.eq(rp.data > self.max_payload)]
         got = Signal()
         m.d.comb += got.eq(ok & ~moved & ~self.hold)
         m.d.sync += timer.eq(Mux(got, 0, Mux(timer == self.timeout, timer, timer + 1)))
@@ -101,8 +109,6 @@ class LinkReceiver(wiring.Component):
         m.d.sync += hit.eq((timer == self.timeout) & ~got)
         expired = ~got & hit
 
-        crc = Signal(16)
-        crc_hi = Signal(8)
         idx = Signal(16)
         pl_end = Signal()                    # PAYLOAD: idx == length (registered)
         hdr = Array(self.hdr)
@@ -163,7 +169,7 @@ class LinkReceiver(wiring.Component):
                     m.d.sync += [self.length.eq(byte), crc.eq(crc16_byte(crc, byte))]
                     with m.If(v2):
                         m.next = "LEN_HI"
-                    with m.Elif(byte > self.max_payload):
+                    with m.Elif(long_v1):
                         m.d.sync += self.status.eq(Status.BAD_LENGTH)
                         m.next = "DISCARD"
                     with m.Else():
@@ -176,11 +182,11 @@ class LinkReceiver(wiring.Component):
             with m.State("HCRC_LO"):
                 with m.If(got):
                     consume()
-                    with m.If(Cat(byte, crc_hi) != crc):           # untrusted header: skip it
+                    with m.If(~crc_match):                        # untrusted header: skip it
                         m.d.comb += self.skipped.eq(1)
                         rewind_to_start()
                         m.next = "HUNT"
-                    with m.Elif(self.length > self.max_frame):
+                    with m.Elif(long_frame):
                         m.d.sync += mode2.eq(1)
                         fail(Status.BAD_LENGTH, 0)
                     with m.Else():
@@ -203,7 +209,7 @@ class LinkReceiver(wiring.Component):
             with m.State("CRC_LO"):
                 with m.If(got):
                     consume()
-                    with m.If(Cat(byte, crc_hi) == crc):
+                    with m.If(crc_match):
                         m.d.sync += self.status.eq(Status.OK)
                         m.next = "PENDING"
                     with m.Elif(v2):

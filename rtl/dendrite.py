@@ -6,10 +6,12 @@ bank ``j`` only, so two lanes never write one entry; a compartment's input is th
 entries over the lanes (wrapped to ``acc_bits``, exactly the spec's single accumulator because
 addition modulo ``2**acc_bits`` does not depend on the order).
 
-Timing (docs/rtl.md §2): the walker's synapse word (``syn_valid``/``syn``, block-RAM data)
-goes through ``read_regs`` registers (S0, ``synapse_stages``); S1 computes the entry
-``((t+1+delay) mod D, target)`` from the registered word and reads it; S2 adds ``weight << weight_exp`` and writes it
-back.  A write to the entry written in the cycle before is forwarded (the read was stale).
+Timing (docs/rtl.md §2): S1 computes the entry ``((t+1+delay) mod D, target)`` of the synapse
+word and reads it; S2 adds ``weight << weight_exp`` and writes it back.  A write to the entry
+written in the cycle before is forwarded (the read was stale).  With ``read_regs`` (spec/
+schedule.py ``synapse_stages``) the walker's word (block-RAM data) is registered first (S0),
+and every bank's read data too (S2r, between S1 and S2): the writes of the two cycles before
+are forwarded, the latest first.
 During UPDATE the update lanes read row ``upd_row`` of every bank (data on ``upd_data`` the
 next cycle) and clear it with ``clr_en``/``clr_row``; the CLEAR sweep uses the same port.
 """
@@ -22,7 +24,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..spec.geometry import CoreGeometry
-from ..spec.schedule import SYNAPSE_STAGES, synapse_stages
 from ..spec.words import SignMode, accumulator_layout, synapse_layout
 from .config_bus import ConfigBus, ConfigReader, bank_split
 from .fault import Fault, inject
@@ -41,11 +42,11 @@ class DendriteLane(wiring.Component):
     Members: ``cfg`` (configuration bus; a read of ``accumulators`` puts this lane's entry on
     ``cfg_data`` the next cycle, a write stores ``wdata`` in lane 0 and 0 in the others),
     ``running`` (the core is not idle: memories follow the pipeline, not the bus), ``slot``
-    (``t mod D``), ``syn_valid``/``syn`` (the synapse word of this lane, registered in S0), ``upd_row`` /
+    (``t mod D``), ``syn_valid``/``syn`` (the synapse word of this lane), ``upd_row`` /
     ``upd_data`` (update read, one entry per bank, one cycle later), ``clr_en``/``clr_row``
     (write 0 into that row of every bank), ``sop`` (a read-modify-write in S2 this cycle),
-    ``sop_slot``/``sop_group`` (its entry's slot and row in the bank), ``busy`` (S0, S1 or S2 holds a
-    synapse), ``list_range`` (a synapse's target is ``>= n``: skipped).
+    ``sop_slot``/``sop_group`` (its entry's slot and row in the bank), ``busy`` (a stage holds
+    a synapse), ``list_range`` (a synapse's target is ``>= n``: skipped).
     """
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
@@ -85,7 +86,7 @@ class DendriteLane(wiring.Component):
 
         # ---- S0: the synapse word into registers ---------------------------------------
         syn, syn_valid, held = self.syn, self.syn_valid, []
-        for k in range(synapse_stages(g) - SYNAPSE_STAGES):
+        for k in range(g.read_regs):
             r_syn, r_valid = Signal.like(syn, name=f"s0_{k}_syn"), Signal(name=f"s0_{k}_valid")
             m.d.sync += [r_syn.eq(syn), r_valid.eq(syn_valid)]
             syn, syn_valid = r_syn, r_valid
@@ -110,30 +111,54 @@ class DendriteLane(wiring.Component):
         target_ok = (syn.target < n) if n < (1 << g.cx_bits) else Const(1)
         m.d.comb += self.list_range.eq(syn_valid & ~target_ok)
 
-        # ---- S2: add and write back, forwarding the previous write ----------------------
-        p2_valid = Signal()
-        p2_bank = Signal(range(k_u))
-        p2_row = Signal(range(self.rows))
+        # ---- S2 (with read_regs: S2r, then S2): add and write back, forwarding ----------
+        p_valid, p_bank = Signal(name="p2_valid"), Signal(range(k_u), name="p2_bank")
+        p_row = Signal(range(self.rows), name="p2_row")
+        p_slot, p_group = Signal.like(self.sop_slot), Signal.like(self.sop_group)
         contrib = Signal(signed(len(weight) + (1 << g.weight_exp_bits) - 1))
-        m.d.sync += [p2_valid.eq(syn_valid & target_ok), p2_bank.eq(s1_bank),
-                     p2_row.eq(s1_row), contrib.eq(weight << syn.weight_exp),
-                     self.sop_slot.eq(s1_slot), self.sop_group.eq(s1_hi)]
-        fwd_valid, fwd_bank = Signal(), Signal(range(k_u))
-        fwd_row, fwd_data = Signal(range(self.rows)), Signal(acc)
+        m.d.sync += [p_valid.eq(syn_valid & target_ok), p_bank.eq(s1_bank), p_row.eq(s1_row),
+                     contrib.eq(weight << syn.weight_exp), p_slot.eq(s1_slot),
+                     p_group.eq(s1_hi)]
+        bank_data, stages = [rd[i].data for i in range(k_u)], [p_valid]
+        for k in range(g.read_regs):      # S2r: every bank's block-RAM data into a register
+            r_data = [Signal(acc, name=f"s2r{k}_bank{i}") for i in range(k_u)]
+            m.d.sync += [r.eq(d) for r, d in zip(r_data, bank_data)]
+            r_valid, r_bank = Signal(name=f"s2r{k}_valid"), Signal.like(p_bank)
+            r_row, r_slot, r_group = Signal.like(p_row), Signal.like(p_slot), Signal.like(p_group)
+            r_contrib = Signal.like(contrib)
+            m.d.sync += [r_valid.eq(p_valid), r_bank.eq(p_bank), r_row.eq(p_row),
+                         r_slot.eq(p_slot), r_group.eq(p_group), r_contrib.eq(contrib)]
+            bank_data, p_valid, p_bank, p_row = r_data, r_valid, r_bank, r_row
+            p_slot, p_group, contrib = r_slot, r_group, r_contrib
+            stages.append(p_valid)
         stored = Signal(acc)
-        with m.Switch(p2_bank):
+        with m.Switch(p_bank):
             for i in range(k_u):
                 with m.Case(i):
-                    m.d.comb += stored.eq(rd[i].data)
-        hit = Signal()
-        m.d.comb += hit.eq(fwd_valid & (fwd_bank == p2_bank) & (fwd_row == p2_row))
-        hit = inject(m, f, "fwd_hit", hit)
+                    m.d.comb += stored.eq(bank_data[i])
+        # the read missed the writes of the 1 + read_regs cycles before: forward them, the
+        # latest first
         old, new = Signal(acc), Signal(acc)
-        m.d.comb += [old.eq(Mux(hit, fwd_data, stored)), new.acc.eq(old.acc + contrib)]
+        fwd, value = [], stored
+        for k in range(1 + g.read_regs):
+            fwd.append((Signal(name=f"fwd{k}_valid"), Signal(range(k_u), name=f"fwd{k}_bank"),
+                        Signal(range(self.rows), name=f"fwd{k}_row"),
+                        Signal(acc, name=f"fwd{k}_data")))
+        for k in reversed(range(len(fwd))):
+            f_valid, f_bank, f_row, f_data = fwd[k]
+            hit = Signal(name=f"hit{k}")
+            m.d.comb += hit.eq(f_valid & (f_bank == p_bank) & (f_row == p_row))
+            hit = inject(m, f, "fwd_hit", hit)
+            value = Mux(hit, f_data, value)
+        m.d.comb += [old.eq(value), new.acc.eq(old.acc + contrib)]
         new = inject(m, f, "acc_new", new)
-        m.d.sync += [fwd_valid.eq(p2_valid), fwd_bank.eq(p2_bank), fwd_row.eq(p2_row),
-                     fwd_data.eq(new)]
-        m.d.comb += [self.sop.eq(p2_valid), self.busy.eq(Cat(p2_valid, *held).any())]
+        m.d.sync += [fwd[0][0].eq(p_valid), fwd[0][1].eq(p_bank), fwd[0][2].eq(p_row),
+                     fwd[0][3].eq(new)]
+        for k in range(1, len(fwd)):
+            m.d.sync += [a.eq(b) for a, b in zip(fwd[k], fwd[k - 1])]
+        m.d.comb += [self.sop.eq(p_valid), self.sop_slot.eq(p_slot), self.sop_group.eq(p_group),
+                     self.busy.eq(Cat(*stages, *held).any())]
+        p2_valid, p2_bank, p2_row = p_valid, p_bank, p_row
 
         # ---- configuration access ------------------------------------------------------
         reader = ConfigReader(m, self.cfg, self.cfg_data, ("accumulators",))

@@ -197,7 +197,8 @@ class CoreStep:
         # the synapse pipeline: the walker's words, S0 … S1 (entry read), S2 (write)
         self.s_pipe: deque = deque([[] for _ in range(synapse_stages(g) - 1)])
         self.s2: list = []
-        self.prev_written: dict[int, tuple] = {}
+        # the writes of the cycles a read misses (1, and 2 with read_regs), per lane
+        self.prev_written: deque = deque(maxlen=1 + g.read_regs)
         self.forwards = 0
         self.landings: set = set()
         # route reader
@@ -278,9 +279,9 @@ class CoreStep:
         # ---- registers ----------------------------------------------------------------
         s2_next = self.s_pipe.popleft()
         for lane, entry in self.s2:
-            if self.prev_written.get(lane) == entry:
+            if any(w.get(lane) == entry for w in self.prev_written):
                 self.forwards += 1
-        self.prev_written = dict(self.s2)
+        self.prev_written.append(dict(self.s2))
         l_ptr, l_rem = self.l_ptr, self.l_rem
         s1 = [(b, _entry(L, l_ptr + ((b - l_ptr) % k_s), slot, D))
               for b in range(k_s) if l_rem and (b - l_ptr) % k_s < l_rem]

@@ -129,8 +129,9 @@ def drain_cycles(g) -> int:
 
 def synapse_stages(g) -> int:
     """Synapse pipeline stages after the walker's issue: :data:`SYNAPSE_STAGES`, and with
-    ``read_regs`` a register (S0) for the walker's synapse word (block-RAM data) first."""
-    return SYNAPSE_STAGES + g.read_regs
+    ``read_regs`` a register (S0) for the walker's synapse word (block-RAM data) before S1 and
+    one (S2r) for the accumulator banks' read data before S2."""
+    return SYNAPSE_STAGES + 2 * g.read_regs
 
 
 def write_cycle(cx: int, g) -> int:
