@@ -63,7 +63,7 @@ class Board(BoardBase):
     #: 30.02, 28.55, 28.91 and 30.07 MHz; nextpnr is deterministic for one netlist, seed and
     #: version, and the design key (boards/build.py) covers all three.
     default_clock_hz = 30e6
-    nextpnr_opts = BoardBase.nextpnr_opts + " --seed 6"
+    seed = 6
     event_depth = 128
     synth_opts = "-dsp"
     multipliers = 8              # SB_MAC16

@@ -87,6 +87,7 @@ class BoardBase:
     counter_bits = 32            # the core's hardware counters (Neurocore(counter_bits=))
     synth_opts = ""
     nextpnr_opts = "--timing-allow-fail"
+    seed = None                  # nextpnr placement seed (None: nextpnr's default)
     multipliers = 0              # hard multipliers of the device ...
     multiplier_bits = 18         # ... and their operand width
 
@@ -147,6 +148,7 @@ class BoardBase:
 
     def plan(self, seed: int | None = None):
         """Amaranth's build plan: the files the toolchain gets (netlist, scripts, constraints)."""
+        seed = self.seed if seed is None else seed       # one --seed: the caller's or ours
         opts = self.nextpnr_opts + (f" --seed {seed}" if seed is not None else "")
         return self.platform().prepare(self.top(), name=self.name,
                                        synth_opts=self.synth_opts, nextpnr_opts=opts)

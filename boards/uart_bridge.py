@@ -203,7 +203,8 @@ class HostBridge(wiring.Component):
         m.d.comb += level16.eq(fifo.r_level)
         runner, spk, mem, rep = self._executors(m, lr, fifo, flags, level16)
         # payload reads and host spikes: the spike executor's unless another executor runs
-        m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload)]
+        m.d.comb += [lr.pl_index.eq(spk.pl_index), self.inp.payload.eq(spk.inp.payload),
+                     ctrl.start.eq(spk.run if runner is None else spk.run | runner.run)]
 
         def respond(status, count=0):
             m.d.sync += [e_status.eq(status), e_count.eq(count)]
@@ -272,16 +273,17 @@ class HostBridge(wiring.Component):
                     m.d.comb += [in_runner.eq(1), lr.pl_index.eq(runner.pl_index),
                                  txw.en.eq(runner.tx_en), txw.addr.eq(runner.tx_addr),
                                  txw.data.eq(runner.tx_data), ctrl.clear.eq(runner.clear),
-                                 ctrl.start.eq(runner.run), self.inp.valid.eq(runner.inp.valid),
+                                 self.inp.valid.eq(runner.inp.valid),
                                  self.inp.payload.eq(runner.inp.payload)]
                     with m.If(runner.done):
                         respond(runner.status, runner.count)
 
-            # -- SPIKES / STEP / RUN: the spike executor owns the core's inp and start
+            # -- SPIKES / STEP / RUN: the spike executor owns the core's inp and start (`start`
+            # is the OR of the executors' `run` registers, each high only while its executor
+            # runs: no state decode in front of the core's start and configuration ready)
             with m.State("SPIKES"):
                 m.d.comb += [txw.en.eq(spk.tx_en), txw.addr.eq(spk.tx_addr),
-                             txw.data.eq(spk.tx_data), ctrl.start.eq(spk.run),
-                             self.inp.valid.eq(spk.inp.valid)]
+                             txw.data.eq(spk.tx_data), self.inp.valid.eq(spk.inp.valid)]
                 with m.If(spk.done):
                     respond(spk.status, spk.count)
 

@@ -50,8 +50,8 @@ class UpdateLane(wiring.Component):
     ``running``, ``n_active``, ``issue``/``group`` (U0), ``acc`` (U1: this compartment's
     entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
     ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
-    was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (write-back of a group, and
-    whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``
+    was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (a cycle after the write-back
+    of a group: the group, and whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``
     and, with ``reset_bits > 0``, ``reset_interval = 0``), ``due``/``active`` (``reset_bits >
     0`` only, from :class:`~neurocore.rtl.reset_phase.ResetPhases`: the profiles that reset in
     this step / that have a reset at all).  The lanes' profile copies hold the decay and
@@ -147,8 +147,10 @@ class UpdateLane(wiring.Component):
                          nh.eq(w_holds)]
             w_valid, w_group, w_axon, w_still, w_holds = nv, ng, na, ns, nh
         m.d.comb += [self.spike_valid.eq(w_valid & dp.spike & (w_axon.length != 0)),
-                     self.spike.eq(w_axon),
-                     self.wb_valid.eq(w_valid), self.wb_group.eq(w_group),
+                     self.spike.eq(w_axon)]
+        # the quiet flag leaves through a register (a cycle after the write-back: the
+        # saturated state's zero tests and the flags' row decode are timed apart)
+        m.d.sync += [self.wb_valid.eq(w_valid), self.wb_group.eq(w_group),
                      self.wb_quiet.eq(w_still & (dp.next_state.u == 0)
                                       & ((dp.next_state.v == 0) | w_holds))]
 
