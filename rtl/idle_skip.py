@@ -21,7 +21,7 @@ one per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,8 +95,13 @@ class IdleSkip(wiring.Component):
             with m.If(window[i] & (low <= i)):
                 m.d.comb += [self.found.eq(1), self.group.eq(Cat(Const(i, shift), hi))]
         m.d.comb += self.next_pos.eq(self.group + 1)
-        with m.If(~self.found):
-            m.d.comb += self.next_pos.eq((hi + 1) << shift)
+        with m.If(~self.found):                  # the next window, at most the bank's end
+            if n % (1 << shift):
+                end = Signal(range(n + (1 << shift) + 1))
+                m.d.comb += [end.eq((hi + 1) << shift),
+                             self.next_pos.eq(Mux(end > n, n, end))]
+            else:
+                m.d.comb += self.next_pos.eq((hi + 1) << shift)
 
         # ---- flags ----------------------------------------------------------------------
         with m.If(self.clear | self.touch):

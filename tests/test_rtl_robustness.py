@@ -120,3 +120,21 @@ def test_axon_route_beyond_n_axons_is_skipped_and_flagged():
     gold_u, gold_v = golden_u_v(cfg, raster(3, {}))
     assert err == LIST_RANGE
     assert (u == gold_u).all() and (v == gold_v).all() and not u[1:].any()
+
+
+def test_idle_skip_past_a_partial_last_window():
+    """40 update groups: the scanner's last window (32–63) is partial; with every group in it
+    quiet, the scanner's next position must stop at the end of the bank (a wrapped position
+    would restart the scan and never leave UPDATE)."""
+    g = CoreGeometry.preset("tiny").replace(name="partial", n_compartments=40)
+    b = NetworkBuilder(g)
+    hold = b.add_profile(du=0, du_offset=0, dv=0, vth=1000)
+    b.add_compartments(1, profile=hold, bias_mant=3)       # never quiet
+    b.add_compartments(39, profile=hold)                   # quiet from step 1 on
+    b.connect(0, [39], [5])                  # n_active = 40: axon 0 never spikes
+    cfg = b.build()
+    assert cfg.n_active() == 40
+    err, u, v = simulate(Neurocore(g), lambda drv: run_steps(drv, cfg.to_words(), {}, 3))
+    gold_u, gold_v = golden_u_v(cfg, raster(3, {}, g))
+    assert err == 0
+    assert (u == gold_u).all() and (v == gold_v).all() and v[0] != 0
