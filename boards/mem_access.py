@@ -56,7 +56,7 @@ class MemoryAccess(wiring.Component):
         wbyte, word = Signal(3), Signal(64)
         tptr, rptr, rptr_nxt, first_byte = Signal(8), Signal(8), Signal(8), Signal(8)
         end = Signal(25)                     # first address after the access
-        bad_short, bad_mem, bad_len = Signal(), Signal(), Signal()
+        bad_short, bad_mem, bad_len, bad_range = Signal(), Signal(), Signal(), Signal()
         need = Signal(16)                    # payload bytes the header asks for
         cfg = self.cfg
         m.d.comb += [rptr_nxt.eq(rptr), self.pl_index.eq(rptr_nxt), self.count.eq(tptr),
@@ -104,7 +104,8 @@ class MemoryAccess(wiring.Component):
                 m.d.sync += first_byte.eq(Mux(is_fill, FILL_HEADER, WRITE_HEADER))
                 m.d.comb += rptr_nxt.eq(first_byte)
             with m.State("CHECK"):
-                m.d.sync += bad_len.eq(bad_len | (e_len != need))
+                m.d.sync += [bad_len.eq(bad_len | (e_len != need)),
+                             bad_range.eq(end > DEPTH[mem_sel[:sel_bits]])]
                 m.next = "ACCESS"
             with m.State("ACCESS"):              # the header checks, in order of precedence
                 with m.If(bad_short):
@@ -113,7 +114,7 @@ class MemoryAccess(wiring.Component):
                     finish(Status.BAD_MEMORY)
                 with m.Elif(bad_len):
                     finish(Status.BAD_LENGTH)
-                with m.Elif(end > DEPTH[mem_sel[:sel_bits]]):
+                with m.Elif(bad_range):
                     finish(Status.RANGE)
                 with m.Elif(is_read):
                     m.next = "READ_ISSUE"
