@@ -51,10 +51,11 @@ class UpdateLane(wiring.Component):
     entry in every synapse lane), ``clr_en``/``clr_row`` (CLEAR sweep: zero a state row),
     ``spike_valid``/``spike`` (route list of a spiking compartment), ``updated`` (an update
     was issued in U0), ``wb_valid``/``wb_group``/``wb_quiet`` (a cycle after the write-back
-    of a group: the group, and whether the new state is quiet: ``u = 0``, ``bias_mant = 0``, ``v = 0`` or ``dv = 0``
-    and, with ``reset_bits > 0``, ``reset_interval = 0``), ``due``/``active`` (``reset_bits >
-    0`` only, from :class:`~neurocore.rtl.reset_phase.ResetPhases`: the profiles that reset in
-    this step / that have a reset at all).  The lanes' profile copies hold the decay and
+    of a group: the group, and whether the new state is quiet: ``u = 0``, ``bias_mant = 0``,
+    ``v = 0`` or ``dv = 0`` and, with ``reset_bits > 0``, ``reset_interval = 0``),
+    ``due``/``active`` (``reset_bits > 0`` only, from
+    :class:`~neurocore.rtl.reset_phase.ResetPhases`: the profiles that reset in this step /
+    that have a reset at all).  The lanes' profile copies hold the decay and
     threshold fields only (``profile_layout(g, reset=False)``)."""
 
     def __init__(self, geometry: CoreGeometry, lane: int, *, fault: Fault | None = None):
